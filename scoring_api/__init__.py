@@ -1,0 +1,1 @@
+"""Scoring API: online scores and clients' interests over HTTP."""

@@ -1,0 +1,50 @@
+"""python -m scoring_api --config config.ini [--port N] [--log FILE]"""
+import argparse
+import logging
+import sys
+
+from scoring_api import config, logs, server
+
+logger = logging.getLogger("scoring_api")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m scoring_api", description="Serve the Scoring API.")
+    parser.add_argument("--config", metavar="FILE",
+                        help="config.ini to read (default: built-in values)")
+    parser.add_argument("--port", metavar="N",
+                        help="port to listen on, over [server] port")
+    parser.add_argument("--log", metavar="FILE",
+                        help="log file, over [server] log_file")
+    return parser.parse_args(argv)
+
+
+def load(args):
+    """Settings from the file, the environment, then the command line."""
+    overrides = []
+    if args.port is not None:
+        overrides.append(("--port", "server", "port", args.port))
+    if args.log is not None:
+        overrides.append(("--log", "server", "log_file", args.log))
+    return config.load_settings(args.config, overrides=overrides)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        settings = load(args)
+        logs.setup_logging(settings.log_level, settings.server.log_file)
+    except (config.ConfigError, OSError) as error:
+        print("scoring_api: %s" % error, file=sys.stderr)
+        return 2
+    try:
+        return server.run(settings)
+    except OSError as error:
+        logger.error("cannot listen on %s:%d: %s", settings.server.host,
+                     settings.server.port, error.strerror or error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

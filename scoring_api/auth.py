@@ -1,0 +1,42 @@
+"""Tokens: who may call the API (SPEC 3.2)."""
+import datetime
+import hashlib
+import hmac
+
+
+class Authenticator:
+    """Checks request tokens against the salts from `[auth]`."""
+
+    def __init__(self, salt, admin_login, admin_salt):
+        self.salt = salt
+        self.admin_login = admin_login
+        self.admin_salt = admin_salt
+
+    @classmethod
+    def from_settings(cls, auth_settings):
+        return cls(auth_settings.salt, auth_settings.admin_login,
+                   auth_settings.admin_salt)
+
+    def is_admin(self, login):
+        return login == self.admin_login
+
+    def user_token(self, account, login):
+        return _sha512((account or "") + (login or "") + self.salt)
+
+    def admin_token(self, now=None):
+        """The admin token of the current hour, server local time."""
+        now = now or datetime.datetime.now()
+        return _sha512(now.strftime("%Y%m%d%H") + self.admin_salt)
+
+    def check(self, account, login, token, now=None):
+        """True when `token` is the right one for this account and login."""
+        if self.is_admin(login):
+            expected = self.admin_token(now)
+        else:
+            expected = self.user_token(account, login)
+        return hmac.compare_digest(
+            expected.encode(), (token or "").encode("utf-8", "replace"))
+
+
+def _sha512(text):
+    return hashlib.sha512(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,204 @@
+"""Settings: config.ini plus SCORING_<SECTION>_<KEY> environment overrides.
+
+Read once at start-up into frozen dataclasses. Every key has a default, so
+`Settings()` is a working configuration; a bad key or value raises
+`ConfigError` whose message is one line naming the key and the value.
+"""
+import configparser
+import dataclasses
+import logging
+import os
+import urllib.parse
+
+ENV_PREFIX = "SCORING_"
+
+
+class ConfigError(Exception):
+    """A config file or value that cannot be used."""
+
+
+def _integer(low, high=None):
+    def parse(text):
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            bound = "%d..%d" % (low, high) if high is not None else \
+                ">= %d" % low
+            raise ValueError("expected an integer %s" % bound)
+        return value
+    parse.expected = "an integer"
+    return parse
+
+
+def _seconds(text):
+    value = float(text)
+    if not 0 < value < 3600:
+        raise ValueError("expected seconds, more than 0 and under 3600")
+    return value
+
+
+_seconds.expected = "a number of seconds"
+
+
+def _text(text):
+    return text
+
+
+def _redis_url(text):
+    if not text:
+        return text
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://host:port/db")
+    if url.scheme != "unix":
+        url.port  # raises ValueError on a port that is not a number
+        if not url.hostname:
+            raise ValueError("expected redis://host:port/db")
+        db = url.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("expected a database number after the port")
+    return text
+
+
+def _log_level(text):
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(
+            "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _key(default, parse, doc):
+    return dataclasses.field(
+        default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    host: str = _key("127.0.0.1", _text, "address to listen on")
+    port: int = _key(8080, _integer(1, 65535), "TCP port")
+    workers: int = _key(1, _integer(1, 64), "processes serving the port")
+    max_body_bytes: int = _key(
+        65536, _integer(1), "larger request bodies get 413")
+    max_client_ids: int = _key(
+        1000, _integer(1), "most ids one clients_interests call may ask for")
+    idle_timeout: float = _key(
+        60.0, _seconds, "seconds an idle keep-alive connection stays open")
+    body_timeout: float = _key(
+        10.0, _seconds, "seconds a client may take to send its body")
+    shutdown_timeout: float = _key(
+        5.0, _seconds, "how long a stop waits for requests in flight")
+    log_file: str = _key("", _text, "log file; empty: standard error")
+    log_level: str = _key("INFO", _log_level, "DEBUG, INFO, WARNING, ...")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    salt: str = _key("Otus", _text, "salt of user tokens")
+    admin_login: str = _key("admin", _text, "the login that is the admin")
+    admin_salt: str = _key("42", _text, "salt of the hourly admin token")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    url: str = _key("redis://127.0.0.1:6379/0", _redis_url, "Redis URL")
+    connect_timeout: float = _key(0.5, _seconds, "seconds to connect")
+    timeout: float = _key(1.0, _seconds, "seconds for one command")
+    retries: int = _key(2, _integer(0, 10), "retries after a failed call")
+    backoff: float = _key(0.05, _seconds, "first pause between retries")
+    backoff_max: float = _key(0.5, _seconds, "longest pause between retries")
+    max_connections: int = _key(
+        64, _integer(1), "connections per process; more calls wait")
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheSettings(StoreSettings):
+    url: str = _key("", _redis_url, "Redis URL; empty: the [store] one")
+    connect_timeout: float = _key(0.2, _seconds, "seconds to connect")
+    timeout: float = _key(0.2, _seconds, "seconds for one command")
+    retries: int = _key(1, _integer(0, 10), "retries after a failed call")
+    backoff: float = _key(0.02, _seconds, "first pause between retries")
+    backoff_max: float = _key(0.1, _seconds, "longest pause between retries")
+    ttl: int = _key(3600, _integer(1), "seconds a score stays cached")
+    failure_threshold: int = _key(
+        3, _integer(1), "failed calls in a row that open the circuit")
+    reset_timeout: float = _key(
+        1.0, _seconds, "seconds between probes of a cache known to be down")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
+    auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    cache: CacheSettings = dataclasses.field(default_factory=CacheSettings)
+
+    @property
+    def cache_url(self):
+        return self.cache.url or self.store.url
+
+    @property
+    def log_level(self):
+        return getattr(logging, self.server.log_level)
+
+    def replace(self, **sections):
+        """A copy with some keys changed: replace(store={"retries": 0})."""
+        changed = {
+            name: dataclasses.replace(getattr(self, name), **values)
+            for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **changed)
+
+
+SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+
+
+def _parse(section, key, text, source):
+    schema = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    if key not in schema:
+        raise ConfigError("%s: unknown key [%s] %s (known: %s)" % (
+            source, section, key, ", ".join(schema)))
+    parse = schema[key].metadata["parse"]
+    try:
+        return parse(text.strip())
+    except ValueError as error:
+        reason = str(error)
+        if "invalid literal" in reason or "could not convert" in reason:
+            reason = "expected " + getattr(parse, "expected", "another value")
+        raise ConfigError("%s: [%s] %s = %r: %s" % (
+            source, section, key, text, reason)) from None
+
+
+def load_settings(path=None, environ=None, overrides=()):
+    """Settings from the file at `path` (if any), then the environment,
+    then `overrides`: (source, section, key, text) such as a command-line
+    option."""
+    environ = os.environ if environ is None else environ
+    values = {section: {} for section in SECTIONS}
+    if path is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(path, encoding="utf-8") as config_file:
+                parser.read_file(config_file)
+        except OSError as error:
+            raise ConfigError("cannot read config %s: %s" % (
+                path, error.strerror)) from None
+        except configparser.Error as error:
+            raise ConfigError("%s: %s" % (
+                path, " ".join(str(error).split()))) from None
+        for section in parser.sections():
+            if section not in SECTIONS:
+                raise ConfigError("%s: unknown section [%s] (known: %s)" % (
+                    path, section, ", ".join(SECTIONS)))
+            for key, text in parser.items(section):
+                values[section][key] = _parse(section, key, text, path)
+    for name, text in environ.items():
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        if name.startswith(ENV_PREFIX) and section in SECTIONS:
+            values[section][key] = _parse(section, key, text, name)
+    for source, section, key, text in overrides:
+        values[section][key] = _parse(section, key, text, source)
+    return Settings(**{
+        section: SECTIONS[section](**keys)
+        for section, keys in values.items()
+    })
+

@@ -1,0 +1,203 @@
+"""Declarative request fields: one small descriptor class per kind of value.
+
+A field checks the type and form of one value and raises `FieldError` with
+one of its own messages; collecting the errors of a whole request is the job
+of `scoring_api.requests`.
+"""
+import datetime
+import re
+
+EMPTY_VALUES = (None, "", [], {})
+DATE_FORMAT = "%d.%m.%Y"
+MAX_AGE_YEARS = 70
+
+_DATE_PATTERN = re.compile(r"\d{2}\.\d{2}\.\d{4}", re.ASCII)
+_PHONE_PATTERN = re.compile(r"7\d{10}", re.ASCII)
+_PHONE_MIN, _PHONE_MAX = 70000000000, 79999999999
+
+
+class FieldError(ValueError):
+    """A value that a field does not accept; the message says why."""
+
+
+def is_empty(value):
+    """True for the values a nullable field may hold: None, "", [], {}."""
+    # `in` would compare with ==, and 0 == False; only these exact kinds count.
+    return value is None or (type(value) in (str, list, dict) and not value)
+
+
+def type_name(value):
+    return "null" if value is None else type(value).__name__
+
+
+class Field:
+    """A request attribute that cleans what is assigned to it.
+
+    `required`: the key must be present; `nullable`: its value may be empty.
+    """
+
+    messages = {
+        "required": "is required",
+        "null": "may not be empty",
+    }
+
+    def __init__(self, required=False, nullable=False):
+        self.required = required
+        self.nullable = nullable
+        self.name = None
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        return instance.__dict__.get(self.name)
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.name] = self.clean(value)
+
+    def error(self, key, value=None):
+        return FieldError(self.messages[key].format(got=type_name(value)))
+
+    def clean(self, value):
+        """Return the value as the request should hold it, or raise."""
+        if is_empty(value):
+            if not self.nullable:
+                raise self.error("null")
+            return value
+        return self.validate(value)
+
+    def validate(self, value):
+        return value
+
+
+class CharField(Field):
+    messages = dict(Field.messages, type="must be a string, not {got}")
+
+    def validate(self, value):
+        if not isinstance(value, str):
+            raise self.error("type", value)
+        return value
+
+
+class ArgumentsField(Field):
+    messages = dict(Field.messages, type="must be an object, not {got}")
+
+    def validate(self, value):
+        if not isinstance(value, dict):
+            raise self.error("type", value)
+        return value
+
+
+class EmailField(CharField):
+    messages = dict(CharField.messages, form="must contain @")
+
+    def validate(self, value):
+        value = super().validate(value)
+        if "@" not in value:
+            raise self.error("form")
+        return value
+
+
+class PhoneField(Field):
+    """11 digits starting with 7, as a string or an integer; kept as given."""
+
+    messages = dict(
+        Field.messages,
+        type="must be a string or an integer, not {got}",
+        form="must be 11 digits starting with 7",
+    )
+
+    def validate(self, value):
+        if isinstance(value, str):
+            if not _PHONE_PATTERN.fullmatch(value):
+                raise self.error("form")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if not _PHONE_MIN <= value <= _PHONE_MAX:
+                raise self.error("form")
+        else:
+            raise self.error("type", value)
+        return value
+
+
+class DateField(Field):
+    """A real calendar date written DD.MM.YYYY; cleaned to a `date`."""
+
+    messages = dict(
+        Field.messages,
+        type="must be a string DD.MM.YYYY, not {got}",
+        form="must be a real date in the form DD.MM.YYYY",
+    )
+
+    def validate(self, value):
+        if not isinstance(value, str):
+            raise self.error("type", value)
+        if not _DATE_PATTERN.fullmatch(value):
+            raise self.error("form")
+        try:
+            return datetime.datetime.strptime(value, DATE_FORMAT).date()
+        except ValueError:
+            raise self.error("form") from None
+
+
+def years_before(day, years):
+    """The same day of the month `years` earlier (29 Feb becomes 28 Feb)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+class BirthDayField(DateField):
+    """A date not in the future and at most 70 years ago."""
+
+    messages = dict(
+        DateField.messages,
+        future="may not be in the future",
+        too_old="must be at most %d years ago" % MAX_AGE_YEARS,
+    )
+
+    def validate(self, value):
+        birthday = super().validate(value)
+        today = datetime.date.today()
+        if birthday > today:
+            raise self.error("future")
+        if birthday < years_before(today, MAX_AGE_YEARS):
+            raise self.error("too_old")
+        return birthday
+
+
+class GenderField(Field):
+    UNKNOWN, MALE, FEMALE = 0, 1, 2
+    messages = dict(
+        Field.messages,
+        type="must be an integer 0, 1 or 2, not {got}",
+        form="must be 0 (unknown), 1 (male) or 2 (female)",
+    )
+
+    def validate(self, value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error("type", value)
+        if value not in (self.UNKNOWN, self.MALE, self.FEMALE):
+            raise self.error("form")
+        return value
+
+
+class ClientIDsField(Field):
+    """A non-empty list of non-negative integers."""
+
+    messages = dict(
+        Field.messages,
+        type="must be a list of integers, not {got}",
+        item="must hold only non-negative integers",
+    )
+
+    def validate(self, value):
+        if not isinstance(value, list):
+            raise self.error("type", value)
+        for client_id in value:
+            if (not isinstance(client_id, int) or isinstance(client_id, bool)
+                    or client_id < 0):
+                raise self.error("item")
+        return value

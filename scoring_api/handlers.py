@@ -1,0 +1,162 @@
+"""HTTP <-> method calls: the only module that knows status lines and the
+JSON envelope of SPEC 3."""
+import json
+import logging
+import re
+import uuid
+from http import HTTPStatus
+
+from tornado import web
+
+from scoring_api import logs
+from scoring_api.methods import method_handler
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A caller's id is echoed only when it cannot forge a log line.
+_REQUEST_ID_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}", re.ASCII)
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def decode_body(body):
+    """The JSON object in `body` (bytes); ValueError says what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("body is not valid UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ValueError("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def envelope(code, response=None, error=None):
+    """The body of every answer: {"code", "response"} or {"code", "error"}."""
+    if code == HTTPStatus.OK:
+        return {"code": int(code), "response": response}
+    return {"code": int(code), "error": error}
+
+
+class RequestCounter:
+    """How many requests are being served, so a stop can wait for them."""
+
+    def __init__(self):
+        self.active = 0
+
+
+class JsonHandler(web.RequestHandler):
+    """Answers everything, errors included, with the JSON envelope and the
+    request id."""
+
+    api_method = None  # what the access log names, when a method ran
+    error_message = None
+
+    def initialize(self, **dependencies):
+        self.__dict__.update(dependencies)
+        self.application.settings["requests"].active += 1
+
+    def on_finish(self):
+        self.application.settings["requests"].active -= 1
+
+    @property
+    def request_id(self):
+        if "_request_id" not in self.__dict__:
+            given = self.request.headers.get(REQUEST_ID_HEADER, "")
+            self._request_id = (given if _REQUEST_ID_PATTERN.fullmatch(given)
+                                else uuid.uuid4().hex)
+        return self._request_id
+
+    def set_default_headers(self):
+        # Also runs on every error, after the headers were cleared.
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header(REQUEST_ID_HEADER, self.request_id)
+
+    def prepare(self):
+        logs.request_id.set(self.request_id)
+
+    def send_json(self, code, response=None, error=None):
+        self.error_message = error
+        self.set_status(int(code))
+        self.finish(json.dumps(envelope(code, response, error),
+                               ensure_ascii=False))
+
+    def write_error(self, status_code, **kwargs):
+        if status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
+        self.send_json(status_code, error=self._reason)
+
+
+class NotFoundHandler(JsonHandler):
+    def prepare(self):
+        super().prepare()
+        raise web.HTTPError(HTTPStatus.NOT_FOUND)
+
+
+class HealthHandler(JsonHandler):
+    """200 while the process lives, with the state of the store and cache."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD")
+
+    async def get(self):
+        self.send_json(HTTPStatus.OK, await self.store.health())
+
+    head = get
+
+
+@web.stream_request_body
+class MethodHandler(JsonHandler):
+    """POST /method/: one API call. Needs `store` and `config`."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def prepare(self):
+        super().prepare()
+        self.chunks = []
+        limit = self.config.server.max_body_bytes
+        # Also cuts a chunked body that grows past the limit (bare 400).
+        self.request.connection.set_max_body_size(limit)
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           error="request body is over %d bytes" % limit)
+
+    def data_received(self, chunk):
+        self.chunks.append(chunk)
+
+    async def post(self):
+        try:
+            body = decode_body(b"".join(self.chunks))
+        except ValueError as error:
+            self.send_json(HTTPStatus.BAD_REQUEST, error=str(error))
+            return
+        ctx = {"request_id": self.request_id}
+        response, code = await method_handler(
+            body, ctx, self.store, self.config)
+        self.api_method = ctx.get("method")
+        if code == HTTPStatus.OK:
+            self.send_json(code, response)
+        else:
+            self.send_json(code, error=response)
+
+
+def log_request(handler):
+    """The access log: one line per request, at WARNING from 400 up."""
+    status = handler.get_status()
+    level = (logging.INFO if status < 400 else
+             logging.WARNING if status < 500 else logging.ERROR)
+    if not logger.isEnabledFor(level):
+        return
+    request = handler.request
+    logger.log(level, "%s %s %s %d %.2fms%s", request.method, request.path,
+               getattr(handler, "api_method", None) or "-", status,
+               1000.0 * request.request_time(),
+               ": " + handler.error_message if getattr(
+                   handler, "error_message", None) else "",
+               extra={"request_id": getattr(handler, "request_id", "-")})

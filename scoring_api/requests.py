@@ -1,0 +1,94 @@
+"""The request envelope and the arguments of each method."""
+from scoring_api import fields
+from scoring_api.errors import ValidationError
+
+
+class Request:
+    """A set of fields filled from a dict; invalid input raises one error.
+
+    Every field is checked and all their errors are reported together; the
+    cross-field rules of `validate` run only when every field passed.
+    """
+
+    declared_fields = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.declared_fields = {
+            name: attr
+            for klass in reversed(cls.__mro__)
+            for name, attr in vars(klass).items()
+            if isinstance(attr, fields.Field)
+        }
+
+    def __init__(self, data):
+        if not isinstance(data, dict):
+            raise ValidationError(
+                {"arguments": "must be an object, not %s"
+                 % fields.type_name(data)})
+        errors = {}
+        for name, field in self.declared_fields.items():
+            if name not in data and field.required:
+                errors[name] = field.messages["required"]
+                continue
+            try:
+                setattr(self, name, data.get(name))
+            except fields.FieldError as error:
+                errors[name] = str(error)
+        if not errors:
+            errors = self.validate()
+        if errors:
+            raise ValidationError(errors)
+
+    def validate(self):
+        """Cross-field rules; return {name: message} for what breaks them."""
+        return {}
+
+    def present(self):
+        """Names of the fields holding a non-empty value, in field order."""
+        return [name for name in self.declared_fields
+                if not fields.is_empty(getattr(self, name))]
+
+
+class MethodRequest(Request):
+    account = fields.CharField(required=False, nullable=True)
+    login = fields.CharField(required=True, nullable=True)
+    token = fields.CharField(required=True, nullable=True)
+    arguments = fields.ArgumentsField(required=True, nullable=True)
+    method = fields.CharField(required=True, nullable=False)
+
+    is_admin = False  # set once the token has been checked
+
+
+class OnlineScoreRequest(Request):
+    PAIRS = (("phone", "email"), ("first_name", "last_name"),
+             ("gender", "birthday"))
+
+    phone = fields.PhoneField(required=False, nullable=True)
+    email = fields.EmailField(required=False, nullable=True)
+    first_name = fields.CharField(required=False, nullable=True)
+    last_name = fields.CharField(required=False, nullable=True)
+    birthday = fields.BirthDayField(required=False, nullable=True)
+    gender = fields.GenderField(required=False, nullable=True)
+
+    def validate(self):
+        present = set(self.present())
+        if any(present.issuperset(pair) for pair in self.PAIRS):
+            return {}
+        return {"arguments": "need at least one pair with values: "
+                + ", ".join(" and ".join(pair) for pair in self.PAIRS)}
+
+
+class ClientsInterestsRequest(Request):
+    client_ids = fields.ClientIDsField(required=True, nullable=False)
+    date = fields.DateField(required=False, nullable=True)
+
+    def __init__(self, data, max_client_ids=1000):
+        self.max_client_ids = max_client_ids
+        super().__init__(data)
+
+    def validate(self):
+        if len(self.client_ids) > self.max_client_ids:
+            return {"client_ids": "may hold at most %d ids"
+                    % self.max_client_ids}
+        return {}

@@ -1,0 +1,148 @@
+"""Serving: one process, or several sharing the port, and a graceful stop."""
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from scoring_api.app import make_app
+from scoring_api.store import Store
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DRAIN_POLL_SECONDS = 0.05
+MAX_WORKER_RESTARTS = 10
+
+
+def listen(settings, reuse_port=False):
+    """Sockets bound to the configured address; OSError when taken."""
+    return bind_sockets(settings.server.port, settings.server.host,
+                        family=socket.AF_INET if ":" not in
+                        settings.server.host else socket.AF_UNSPEC,
+                        reuse_port=reuse_port)
+
+
+async def serve(settings, sockets):
+    """Serve on `sockets` until SIGTERM or SIGINT, then stop gracefully:
+    stop accepting, let requests in flight finish (at most
+    `shutdown_timeout`), close the connections and the store."""
+    store = Store.from_settings(settings)
+    app = make_app(settings, store)
+    server = HTTPServer(
+        app,
+        # Above the configured limit, so that MethodHandler answers 413.
+        max_body_size=settings.server.max_body_bytes + 1,
+        idle_connection_timeout=settings.server.idle_timeout,
+        body_timeout=settings.server.body_timeout,
+    )
+    server.add_sockets(sockets)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stopping.set)
+    logger.info("serving on %s:%d (pid %d)", settings.server.host,
+                settings.server.port, os.getpid())
+    await stopping.wait()
+    logger.info("stopping: %d requests in flight",
+                app.settings["requests"].active)
+    server.stop()
+    deadline = time.monotonic() + settings.server.shutdown_timeout
+    while app.settings["requests"].active and time.monotonic() < deadline:
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
+    await server.close_all_connections()
+    await store.close()
+    logger.info("stopped")
+
+
+def run(settings):
+    """Serve with `settings.server.workers` processes; returns an exit code.
+
+    Each worker binds its own socket with SO_REUSEPORT, so the kernel
+    spreads connections evenly (a shared socket lets one process take
+    most keep-alive connections).
+    """
+    workers = settings.server.workers
+    reuse_port = workers > 1
+    # Bind once here, so a taken port fails before anything forks.
+    sockets = listen(settings, reuse_port)
+    if workers == 1:
+        asyncio.run(serve(settings, sockets))
+        return 0
+    for sock in sockets:
+        sock.close()
+    return _supervise(settings, workers)
+
+
+def _start_worker(settings):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            asyncio.run(serve(settings, listen(settings, reuse_port=True)))
+            code = 0
+        except BaseException:
+            logger.exception("worker %d failed", os.getpid())
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _supervise(settings, workers):
+    """Parent of the workers: restart one that dies, and pass a stop on."""
+    stopping = []
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: stopping.append(signum))
+    children = {_start_worker(settings) for _ in range(workers)}
+    logger.info("started %d workers: %s", workers, sorted(children))
+    restarts = 0
+    while children and not stopping:
+        try:
+            pid, status = os.wait()
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if stopping:
+            break
+        code = os.waitstatus_to_exitcode(status)
+        restarts += 1
+        if restarts > MAX_WORKER_RESTARTS:
+            logger.error("worker %d exited with %d; too many restarts",
+                         pid, code)
+            stopping.append(signal.SIGTERM)
+            break
+        logger.error("worker %d exited with %d; starting another", pid, code)
+        children.add(_start_worker(settings))
+    return _stop_workers(children, settings.server.shutdown_timeout + 2.0)
+
+
+def _stop_workers(children, timeout):
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while children and time.monotonic() < deadline:
+        for pid in list(children):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                children.discard(pid)
+        time.sleep(DRAIN_POLL_SECONDS)
+    for pid in children:
+        logger.error("worker %d did not stop in %.1fs; killing it",
+                     pid, timeout)
+        _signal(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return 0
+
+
+def _signal(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,265 @@
+"""The Redis store (SPEC 4): interests that must be read, scores that may be
+cached.
+
+Every call is bounded: each attempt by the connect and command timeouts,
+the number of attempts by `retries`, the pauses between them by
+`backoff_max`. A persistent-store call that still fails raises
+`StoreUnavailable`; a cache call that fails is reported as a miss, and a
+circuit breaker stops the cache calls while the cache is known to be down.
+"""
+import asyncio
+import contextvars
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from scoring_api.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Worth another attempt: the connection or the server may come back.
+# (redis-py's TimeoutError is not the built-in one; OSError covers both.)
+TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+OUTAGE_LOG_INTERVAL_SECONDS = 10.0
+
+
+class OutageLog:
+    """Reports a failing Redis at WARNING without flooding the log.
+
+    The first failure is logged, then at most one line per `interval` with
+    the number of failures since the last line, and one line on recovery.
+    """
+
+    def __init__(self, name, interval=OUTAGE_LOG_INTERVAL_SECONDS,
+                 clock=time.monotonic):
+        self.name = name
+        self.interval = interval
+        self.clock = clock
+        self.down = False
+        self.unreported = 0
+        self.last_report = None
+
+    def failure(self, command, error):
+        self.down = True
+        self.unreported += 1
+        now = self.clock()
+        if self.last_report is None or now - self.last_report >= self.interval:
+            logger.warning("%s: %s failed: %s (%d failed calls since the last"
+                           " report)", self.name, command,
+                           error or type(error).__name__, self.unreported)
+            self.last_report = now
+            self.unreported = 0
+
+    def success(self):
+        if self.down:
+            logger.warning("%s: answering again", self.name)
+            self.down = False
+            self.unreported = 0
+            self.last_report = None
+
+
+class RedisEndpoint:
+    """One Redis role (the store or the cache): a client and its bounds."""
+
+    def __init__(self, name, client, settings, backoff=None):
+        self.name = name
+        self.client = client
+        self.retries = settings.retries
+        # The hard bound of one attempt, whatever the client library does.
+        self.attempt_timeout = settings.connect_timeout + settings.timeout
+        self.backoff = backoff or EqualJitterBackoff(
+            cap=settings.backoff_max, base=settings.backoff)
+        self.outages = OutageLog(name)
+
+    @classmethod
+    def from_url(cls, name, url, settings):
+        """An endpoint whose client connects lazily, on its first call."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.max_connections,
+            timeout=settings.connect_timeout,
+            socket_connect_timeout=settings.connect_timeout,
+            socket_timeout=settings.timeout,
+            retry=Retry(NoBackoff(), 0),  # retries are ours, counted below
+            decode_responses=True,
+        )
+        return cls(name, aioredis.Redis.from_pool(pool), settings)
+
+    async def call(self, command, *args, retries=None):
+        """Run one command; retry transient failures, then raise
+        `StoreUnavailable`."""
+        retries = self.retries if retries is None else retries
+        failures = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.attempt_timeout):
+                    result = await self.client.execute_command(command, *args)
+            except TRANSIENT_ERRORS as error:
+                failures += 1
+                if failures > retries:
+                    self._give_up(command, error)
+                await asyncio.sleep(self.backoff.compute(failures))
+            except RedisError as error:
+                self._give_up(command, error)
+            else:
+                self.outages.success()
+                return result
+
+    def _give_up(self, command, error):
+        self.outages.failure(command, error)
+        raise StoreUnavailable("%s is unavailable" % self.name) from error
+
+    async def ping(self):
+        """True when Redis answers one PING within the timeouts."""
+        try:
+            await self.call("PING", retries=0)
+        except StoreUnavailable:
+            return False
+        return True
+
+    async def close(self):
+        await self.client.aclose()
+
+
+class CircuitBreaker:
+    """Stops calls to a dependency known to be down, and notices its return.
+
+    After `failure_threshold` failed calls in a row the circuit opens and
+    `allows()` answers False at once. While open, at most one background
+    probe runs every `reset_timeout` seconds; when one succeeds the circuit
+    closes. No caller ever waits on a probe.
+    """
+
+    def __init__(self, name, probe, failure_threshold, reset_timeout,
+                 clock=time.monotonic):
+        self.name = name
+        self.probe = probe
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self.clock = clock
+        self.failures = 0
+        self.opened_at = None
+        self.probe_task = None
+
+    @property
+    def is_open(self):
+        return self.opened_at is not None
+
+    def allows(self):
+        if self.opened_at is None:
+            return True
+        if (self.probe_task is None
+                and self.clock() - self.opened_at >= self.reset_timeout):
+            # A fresh context: the probe belongs to no request.
+            self.probe_task = asyncio.get_running_loop().create_task(
+                self._run_probe(), context=contextvars.Context())
+        return False
+
+    def record_success(self):
+        self.failures = 0
+        if self.opened_at is not None:
+            logger.warning("%s: circuit closed, calls resume", self.name)
+            self.opened_at = None
+
+    def record_failure(self):
+        self.failures += 1
+        if self.opened_at is None and self.failures >= self.failure_threshold:
+            logger.warning("%s: circuit open after %d failed calls; probing"
+                           " every %.1fs", self.name, self.failures,
+                           self.reset_timeout)
+            self.opened_at = self.clock()
+
+    async def _run_probe(self):
+        try:
+            if await self.probe():
+                self.record_success()
+            else:
+                self.opened_at = self.clock()
+        finally:
+            self.probe_task = None
+
+    async def close(self):
+        if self.probe_task is not None:
+            self.probe_task.cancel()
+            await asyncio.gather(self.probe_task, return_exceptions=True)
+
+
+class Store:
+    """The store of SPEC 4: `get` may fail loudly, the cache never fails."""
+
+    def __init__(self, store, cache, breaker):
+        self.store = store
+        self.cache = cache
+        self.breaker = breaker
+
+    @classmethod
+    def from_settings(cls, settings):
+        store = RedisEndpoint.from_url(
+            "store", settings.store.url, settings.store)
+        cache = RedisEndpoint.from_url(
+            "cache", settings.cache_url, settings.cache)
+        breaker = CircuitBreaker(
+            "cache", cache.ping, settings.cache.failure_threshold,
+            settings.cache.reset_timeout)
+        return cls(store, cache, breaker)
+
+    async def get(self, key):
+        """The value at `key` or None; raises `StoreUnavailable`."""
+        return await self.store.call("GET", key)
+
+    async def get_many(self, keys):
+        """Values at `keys` (None where missing), in one round trip."""
+        if not keys:
+            return []
+        return await self.store.call("MGET", *keys)
+
+    async def set_many(self, mapping):
+        """Write every key of `mapping` at once (MSET is atomic)."""
+        if mapping:
+            args = [part for item in mapping.items() for part in item]
+            await self.store.call("MSET", *args)
+
+    async def cache_get(self, key):
+        """The cached value at `key`, or None on a miss or any failure."""
+        return await self._cache_call("GET", key)
+
+    async def cache_set(self, key, value, ttl_seconds):
+        """Cache `value` for `ttl_seconds`; failures are ignored."""
+        await self._cache_call("SET", key, value, "EX", int(ttl_seconds))
+
+    async def _cache_call(self, command, *args):
+        if not self.breaker.allows():
+            return None
+        try:
+            result = await self.cache.call(command, *args)
+        except StoreUnavailable:
+            self.breaker.record_failure()
+            return None
+        self.breaker.record_success()
+        return result
+
+    async def health(self):
+        """{"store": "up"|"down", "cache": "up"|"down"}, bounded by the
+        timeouts."""
+        store_up, cache_up = await asyncio.gather(
+            self.store.ping(),
+            self._cache_up(),
+        )
+        return {"store": _up(store_up), "cache": _up(cache_up)}
+
+    async def _cache_up(self):
+        return not self.breaker.is_open and await self.cache.ping()
+
+    async def close(self):
+        await self.breaker.close()
+        await asyncio.gather(self.store.close(), self.cache.close())
+
+
+def _up(flag):
+    return "up" if flag else "down"
