@@ -10,7 +10,8 @@ def make_app(settings, store):
     """The application serving `settings` with `store`."""
     return web.Application(
         [
-            (r"/method/?", MethodHandler, {"store": store, "config": settings}),
+            (r"/method/?", MethodHandler,
+             {"store": store, "config": settings}),
             (r"/health", HealthHandler, {"store": store}),
         ],
         default_handler_class=NotFoundHandler,

@@ -201,4 +201,3 @@ def load_settings(path=None, environ=None, overrides=()):
         section: SECTIONS[section](**keys)
         for section, keys in values.items()
     })
-

@@ -52,15 +52,13 @@ def _authenticator(auth_settings):
     return Authenticator.from_settings(auth_settings)
 
 
-def authenticate(body, settings):
-    """The validated envelope of `body`; raises 422 or 403."""
-    request = MethodRequest(body)
+def authenticate(request, settings):
+    """Raise 403 unless the token of the envelope `request` is right."""
     authenticator = _authenticator(settings.auth)
     if not authenticator.check(request.account, request.login,
                                request.token):
         raise Forbidden()
     request.is_admin = authenticator.is_admin(request.login)
-    return request
 
 
 async def method_handler(request, ctx, store, settings=DEFAULT_SETTINGS):
@@ -72,9 +70,10 @@ async def method_handler(request, ctx, store, settings=DEFAULT_SETTINGS):
     error message with its code.
     """
     try:
-        envelope = authenticate(request, settings)
-        ctx["method"] = envelope.method
+        envelope = MethodRequest(request)
         method = METHODS.get(envelope.method)
+        ctx["method"] = envelope.method if method else "unknown"
+        authenticate(envelope, settings)
         if method is None:
             raise ValidationError({"method": "unknown method %r (known: %s)"
                                    % (envelope.method[:40],

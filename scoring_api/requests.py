@@ -75,8 +75,9 @@ class OnlineScoreRequest(Request):
         present = set(self.present())
         if any(present.issuperset(pair) for pair in self.PAIRS):
             return {}
-        return {"arguments": "need at least one pair with values: "
-                + ", ".join(" and ".join(pair) for pair in self.PAIRS)}
+        pairs = [" and ".join(pair) for pair in self.PAIRS]
+        return {"arguments": "need at least one pair with values: %s, or %s"
+                % (", ".join(pairs[:-1]), pairs[-1])}
 
 
 class ClientsInterestsRequest(Request):

@@ -193,21 +193,23 @@ class CircuitBreaker:
 class Store:
     """The store of SPEC 4: `get` may fail loudly, the cache never fails."""
 
-    def __init__(self, store, cache, breaker):
+    def __init__(self, store, cache, cache_settings):
+        """`store`, `cache`: `RedisEndpoint`s; `cache_settings`: the
+        circuit breaker's `failure_threshold` and `reset_timeout`."""
         self.store = store
         self.cache = cache
-        self.breaker = breaker
+        self.breaker = CircuitBreaker(
+            "cache", cache.ping, cache_settings.failure_threshold,
+            cache_settings.reset_timeout)
 
     @classmethod
     def from_settings(cls, settings):
-        store = RedisEndpoint.from_url(
-            "store", settings.store.url, settings.store)
-        cache = RedisEndpoint.from_url(
-            "cache", settings.cache_url, settings.cache)
-        breaker = CircuitBreaker(
-            "cache", cache.ping, settings.cache.failure_threshold,
-            settings.cache.reset_timeout)
-        return cls(store, cache, breaker)
+        return cls(
+            RedisEndpoint.from_url("store", settings.store.url,
+                                   settings.store),
+            RedisEndpoint.from_url("cache", settings.cache_url,
+                                   settings.cache),
+            settings.cache)
 
     async def get(self, key):
         """The value at `key` or None; raises `StoreUnavailable`."""

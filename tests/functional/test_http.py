@@ -1,0 +1,194 @@
+"""The HTTP layer over an in-memory store: every code of SPEC 3."""
+import json
+
+import mock
+from nose2.tools import params
+from tornado.testing import AsyncHTTPTestCase
+
+from scoring_api.app import make_app
+from scoring_api.config import Settings
+from tests.helpers import MemoryStore, api_request
+
+SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
+
+
+class HttpTestCase(AsyncHTTPTestCase):
+    settings = Settings().replace(server={"max_body_bytes": 1024})
+
+    def get_app(self):
+        self.store = MemoryStore()
+        self.store.put_interests({1: ["cars", "pets"]})
+        return make_app(self.settings, self.store)
+
+    def post(self, body, path="/method/", headers=None):
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        return self.fetch(path, method="POST", body=body,
+                          headers=headers or {})
+
+    def assert_answer(self, response, code):
+        """The status is `code`, the body is JSON and says the same."""
+        self.assertEqual(response.code, code, response.body)
+        self.assertEqual(response.headers["Content-Type"],
+                         "application/json; charset=UTF-8")
+        body = json.loads(response.body)
+        self.assertEqual(body["code"], code)
+        self.assertEqual(set(body), {"code", "response" if code == 200
+                                     else "error"})
+        return body.get("response", body.get("error"))
+
+
+class MethodEndpointTest(HttpTestCase):
+    def test_online_score_answers_200_with_the_score(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS))
+        self.assertEqual(self.assert_answer(response, 200), {"score": 3.0})
+
+    def test_clients_interests_answers_200_with_the_interests(self):
+        response = self.post(api_request(
+            "clients_interests", {"client_ids": [1, 2]}))
+        self.assertEqual(self.assert_answer(response, 200),
+                         {"1": ["cars", "pets"], "2": []})
+
+    def test_the_path_without_the_trailing_slash_works(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             path="/method")
+        self.assert_answer(response, 200)
+
+    @params(
+        (b"{not json", "body is not valid JSON"),
+        (b"", "body is not valid JSON"),
+        (b'{"a": NaN}', "body is not valid JSON"),
+        (b'{"login": "\xff"}', "body is not valid UTF-8"),
+        (b"[1, 2]", "body must be a JSON object"),
+        (b'"text"', "body must be a JSON object"),
+    )
+    def test_a_body_that_is_not_a_json_object_is_400(self, body, message):
+        self.assertEqual(self.assert_answer(self.post(body), 400), message)
+
+    def test_bad_auth_is_403(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS,
+                                         token="sdd"))
+        self.assertEqual(self.assert_answer(response, 403), "Forbidden")
+
+    def test_invalid_arguments_are_422_naming_every_field(self):
+        response = self.post(api_request("online_score", {
+            "phone": "89175002040", "email": "stupnikovotus.ru"}))
+        self.assertEqual(
+            self.assert_answer(response, 422),
+            "phone: must be 11 digits starting with 7; email: must contain @")
+
+    def test_a_body_over_the_limit_is_413(self):
+        response = self.post(b"{" + b" " * 1024 + b"}")
+        self.assertEqual(self.assert_answer(response, 413),
+                         "request body is over 1024 bytes")
+
+    def test_a_body_at_the_limit_is_read(self):
+        request = json.dumps(api_request("online_score", SCORE_ARGUMENTS))
+        response = self.post(request + " " * (1024 - len(request)))
+        self.assert_answer(response, 200)
+
+    def test_an_unexpected_error_is_500_without_a_traceback(self):
+        self.store.get_many = mock.AsyncMock(side_effect=KeyError("boom"))
+        with self.assertLogs("scoring_api.methods", "ERROR"):
+            response = self.post(api_request(
+                "clients_interests", {"client_ids": [1]}))
+        self.assertEqual(self.assert_answer(response, 500),
+                         "Internal Server Error")
+        self.assertNotIn(b"Traceback", response.body)
+        self.assertNotIn(b"boom", response.body)
+
+    def test_a_store_that_is_down_is_503(self):
+        self.store.down = True
+        response = self.post(api_request(
+            "clients_interests", {"client_ids": [1]}))
+        self.assertEqual(self.assert_answer(response, 503),
+                         "store is unavailable")
+
+    @params("GET", "PUT", "DELETE", "PATCH")
+    def test_another_verb_is_405_naming_post(self, verb):
+        response = self.fetch("/method/", method=verb,
+                              body=None if verb in ("GET", "DELETE") else "{}")
+        self.assertEqual(self.assert_answer(response, 405),
+                         "Method Not Allowed")
+        self.assertEqual(response.headers["Allow"], "POST")
+
+
+class DeepJsonTest(HttpTestCase):
+    settings = Settings().replace(server={"max_body_bytes": 300000})
+
+    def test_json_nested_past_the_recursion_limit_is_400(self):
+        body = b'{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+        self.assertEqual(self.assert_answer(self.post(body), 400),
+                         "body is not valid JSON")
+
+
+class OtherPathsTest(HttpTestCase):
+    @params("/", "/method/online_score", "/methods/", "/health/x")
+    def test_an_unknown_path_is_404(self, path):
+        self.assertEqual(self.assert_answer(self.fetch(path), 404),
+                         "Not Found")
+
+    def test_a_post_to_an_unknown_path_is_404(self):
+        self.assert_answer(self.post({}, path="/score"), 404)
+
+    def test_health_reports_store_and_cache(self):
+        self.assertEqual(self.assert_answer(self.fetch("/health"), 200),
+                         {"store": "up", "cache": "up"})
+
+    def test_health_answers_200_when_redis_is_down(self):
+        self.store.down = True
+        self.assertEqual(self.assert_answer(self.fetch("/health"), 200),
+                         {"store": "down", "cache": "down"})
+
+
+class RequestIdTest(HttpTestCase):
+    def test_a_request_id_is_generated_when_none_is_given(self):
+        first = self.post(api_request("online_score", SCORE_ARGUMENTS))
+        second = self.post(api_request("online_score", SCORE_ARGUMENTS))
+        self.assertRegex(first.headers["X-Request-Id"], r"^[0-9a-f]{32}$")
+        self.assertNotEqual(first.headers["X-Request-Id"],
+                            second.headers["X-Request-Id"])
+
+    @params("/method/", "/nowhere")
+    def test_the_callers_request_id_is_sent_back(self, path):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             path=path, headers={"X-Request-Id": "abc-123"})
+        self.assertEqual(response.headers["X-Request-Id"], "abc-123")
+
+    def test_the_request_id_comes_back_on_a_405(self):
+        response = self.fetch("/method/",
+                              headers={"X-Request-Id": "abc-405"})
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers["X-Request-Id"], "abc-405")
+
+    def test_a_request_id_that_could_forge_log_lines_is_replaced(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             headers={"X-Request-Id": "a b\tfake line"})
+        self.assertRegex(response.headers["X-Request-Id"], r"^[0-9a-f]{32}$")
+
+
+class AccessLogTest(HttpTestCase):
+    def test_one_line_per_request_with_id_method_code_and_duration(self):
+        request = api_request("online_score", SCORE_ARGUMENTS)
+        with self.assertLogs("scoring_api.handlers", "INFO") as logs:
+            self.post(request, headers={"X-Request-Id": "req-1"})
+        (record,) = logs.records
+        self.assertEqual(record.request_id, "req-1")
+        self.assertRegex(record.getMessage(),
+                         r"^POST /method/ online_score 200 \d+\.\d\dms$")
+        self.assertNotIn(request["token"], record.getMessage())
+
+    def test_a_failed_request_is_a_warning_with_its_reason(self):
+        with self.assertLogs("scoring_api.handlers", "WARNING") as logs:
+            self.post(api_request("online_score", {"phone": "1"},
+                                  token="sdd"))
+        self.assertRegex(logs.output[0],
+                         r"POST /method/ online_score 403 .*ms: Forbidden$")
+        self.assertNotIn("sdd", logs.output[0])
+
+    def test_a_store_error_logs_with_the_request_id(self):
+        self.store.down = True
+        with self.assertLogs("scoring_api.handlers", "ERROR") as logs:
+            self.post(api_request("clients_interests", {"client_ids": [1]}),
+                      headers={"X-Request-Id": "req-503"})
+        self.assertEqual(logs.records[0].request_id, "req-503")

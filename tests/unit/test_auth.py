@@ -1,0 +1,68 @@
+import datetime
+import unittest
+
+from scoring_api.auth import Authenticator
+from tests import helpers
+
+AUTH = Authenticator(salt="Otus", admin_login="admin", admin_salt="42")
+TEN_TO_NOON = datetime.datetime(2026, 11, 24, 11, 59, 59)
+NOON = datetime.datetime(2026, 11, 24, 12, 0, 0)
+
+
+class UserTokenTest(unittest.TestCase):
+    def test_the_token_is_sha512_of_account_login_and_salt(self):
+        self.assertTrue(AUTH.check("horns&hoofs", "h&f", helpers.user_token()))
+
+    def test_the_spec_example_token(self):
+        # printf '%s' 'horns&hoofsh&fOtus' | sha512sum
+        self.assertEqual(
+            AUTH.user_token("horns&hoofs", "h&f"),
+            "55cc9ce545bcd144300fe9efc28e65d415b923ebb6be1e19d2750a2c03e80dd2"
+            "09a27954dca045e5bb12418e7d89b6d718a9e35af34e14e1d5bcd5a08f21fc95")
+
+    def test_an_absent_account_counts_as_empty(self):
+        self.assertTrue(AUTH.check(None, "h&f", helpers.user_token("", "h&f")))
+
+    def test_a_wrong_or_empty_token_fails(self):
+        for token in ("", None, "sdd", helpers.user_token("other", "h&f")):
+            with self.subTest(token=token):
+                self.assertFalse(AUTH.check("horns&hoofs", "h&f", token))
+
+    def test_a_non_ascii_token_fails_without_error(self):
+        self.assertFalse(AUTH.check("horns&hoofs", "h&f", "\u0442\u043e"))
+
+    def test_salts_come_from_the_settings(self):
+        auth = Authenticator(salt="pepper", admin_login="root",
+                             admin_salt="7")
+        self.assertTrue(auth.check("a", "b", helpers.user_token(
+            "a", "b", salt="pepper")))
+        self.assertFalse(auth.check("a", "b", helpers.user_token("a", "b")))
+        self.assertTrue(auth.is_admin("root"))
+        self.assertFalse(auth.is_admin("admin"))
+
+
+class AdminTokenTest(unittest.TestCase):
+    def test_the_admin_token_is_sha512_of_the_hour_and_admin_salt(self):
+        # printf '%s' '202611241242' | sha512sum
+        self.assertEqual(
+            AUTH.admin_token(NOON),
+            "c5c0e43f78a3fe682938b74f1ef3cfca16fd6cea229eea98027c87e6c419b5f7"
+            "de64f93295c94d4a566f5c38cc1b78bf2cefedb9707993dd1cae19b859b3e55c")
+
+    def test_the_admin_token_of_the_current_hour_passes(self):
+        token = helpers.admin_token(NOON)
+        self.assertTrue(AUTH.check("horns&hoofs", "admin", token, now=NOON))
+
+    def test_the_admin_token_holds_for_the_whole_hour(self):
+        token = helpers.admin_token(NOON)
+        self.assertTrue(AUTH.check(None, "admin", token,
+                                   now=NOON.replace(minute=59, second=59)))
+
+    def test_last_hours_admin_token_fails_at_the_hour_boundary(self):
+        token = helpers.admin_token(TEN_TO_NOON)
+        self.assertTrue(AUTH.check(None, "admin", token, now=TEN_TO_NOON))
+        self.assertFalse(AUTH.check(None, "admin", token, now=NOON))
+
+    def test_a_user_token_does_not_make_an_admin(self):
+        token = helpers.user_token("horns&hoofs", "admin")
+        self.assertFalse(AUTH.check("horns&hoofs", "admin", token, now=NOON))

@@ -1,0 +1,125 @@
+import datetime
+import unittest
+
+import mock
+from redis.exceptions import ConnectionError as RedisConnectionError
+from tornado.testing import AsyncTestCase, gen_test
+
+from scoring_api import scoring
+from scoring_api.errors import StoreDataError
+from scoring_api.store import Store
+from tests.cases import cases
+from tests.helpers import mock_redis, store_over
+
+BIRTHDAY = datetime.date(2000, 1, 1)
+FULL = {"phone": "79175002040", "email": "a@b", "birthday": BIRTHDAY,
+        "gender": 1, "first_name": "a", "last_name": "b"}
+TTL = 3600
+
+
+def cache_mock(cached=None):
+    store = mock.AsyncMock(spec_set=Store)
+    store.cache_get.return_value = cached
+    return store
+
+
+class ComputeScoreTest(unittest.TestCase):
+    @cases([
+        ({}, 0.0),
+        ({"phone": "79175002040", "email": "a@b"}, 3.0),
+        ({"phone": 79175002040}, 1.5),
+        ({"birthday": BIRTHDAY, "gender": 1}, 1.5),
+        ({"birthday": BIRTHDAY, "gender": 0}, 0.0),
+        ({"first_name": "a", "last_name": "b"}, 0.5),
+        ({"first_name": "a"}, 0.0),
+        (FULL, 5.0),
+    ])
+    def test_score_adds_the_weight_of_each_present_input(self, case):
+        inputs, score = case
+        self.assertEqual(scoring.compute_score(**inputs), score)
+
+
+class ScoreKeyTest(unittest.TestCase):
+    @cases(sorted(FULL))
+    def test_every_input_changes_the_key(self, name):
+        changed = dict(FULL, **{name: {
+            "phone": "79990000000", "email": "c@d",
+            "birthday": datetime.date(2001, 1, 1), "gender": 2,
+            "first_name": "x", "last_name": "y"}[name]})
+        self.assertNotEqual(scoring.score_key(**FULL),
+                            scoring.score_key(**changed))
+
+    def test_a_phone_as_number_or_string_is_one_key(self):
+        self.assertEqual(scoring.score_key(phone=79175002040),
+                         scoring.score_key(phone="79175002040"))
+
+    def test_values_cannot_leak_into_the_next_field(self):
+        self.assertNotEqual(
+            scoring.score_key(first_name="a b", last_name="c"),
+            scoring.score_key(first_name="a", last_name="b c"))
+
+    def test_gender_0_and_no_gender_are_different_keys(self):
+        self.assertNotEqual(scoring.score_key(gender=0), scoring.score_key())
+
+
+class GetScoreTest(AsyncTestCase):
+    @gen_test
+    async def test_a_cache_hit_returns_the_cached_score_and_writes_nothing(
+            self):
+        store = cache_mock(cached="4.5")
+        self.assertEqual(await scoring.get_score(store, TTL, **FULL), 4.5)
+        store.cache_get.assert_awaited_once_with(scoring.score_key(**FULL))
+        store.cache_set.assert_not_awaited()
+
+    @gen_test
+    async def test_a_cache_miss_computes_and_caches_for_the_ttl(self):
+        store = cache_mock(cached=None)
+        self.assertEqual(await scoring.get_score(store, TTL, **FULL), 5.0)
+        store.cache_set.assert_awaited_once_with(
+            scoring.score_key(**FULL), 5.0, TTL)
+
+    @gen_test
+    async def test_a_cached_value_that_is_not_a_number_is_recomputed(self):
+        store = cache_mock(cached="garbage")
+        with self.assertLogs("scoring_api.scoring", "WARNING"):
+            self.assertEqual(await scoring.get_score(store, TTL, **FULL), 5.0)
+        store.cache_set.assert_awaited_once()
+
+    @gen_test
+    async def test_a_cache_that_raises_is_a_miss_and_the_score_is_computed(
+            self):
+        cache = mock_redis(forever=RedisConnectionError("refused"))
+        store = store_over(mock_redis(), cache)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertEqual(await scoring.get_score(store, TTL, **FULL), 5.0)
+        self.assertGreater(cache.execute_command.await_count, 0)
+
+
+class GetInterestsTest(AsyncTestCase):
+    @gen_test
+    async def test_many_ids_are_read_in_one_round_trip(self):
+        redis = mock_redis(['["cars", "pets"]', None, '[]'])
+        store = store_over(redis)
+        interests = await scoring.get_interests(store, [1, 2, 3])
+        self.assertEqual(interests, {1: ["cars", "pets"], 2: [], 3: []})
+        redis.execute_command.assert_awaited_once_with(
+            "MGET", "i:1", "i:2", "i:3")
+
+    @gen_test
+    async def test_a_repeated_id_is_read_once(self):
+        redis = mock_redis(['["cars"]'])
+        interests = await scoring.get_interests(store_over(redis), [7, 7])
+        self.assertEqual(interests, {7: ["cars"]})
+        redis.execute_command.assert_awaited_once_with("MGET", "i:7")
+
+    @cases(['{"cars": 1}', "not json", '["cars", 1]', '"cars"'])
+    @gen_test
+    async def test_a_stored_value_that_is_not_a_list_of_strings_is_an_error(
+            self, stored):
+        store = store_over(mock_redis([stored]))
+        with self.assertLogs("scoring_api.scoring", "ERROR"), \
+                self.assertRaises(StoreDataError) as raised:
+            await scoring.get_interests(store, [3])
+        self.assertEqual(
+            str(raised.exception),
+            "stored interests of client 3 are not a JSON list of strings")

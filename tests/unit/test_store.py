@@ -1,0 +1,292 @@
+"""The store's retry, timeout, backoff and circuit logic, on mocked clients."""
+import asyncio
+import time
+import unittest
+
+import mock
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tornado.testing import AsyncTestCase, gen_test
+
+from scoring_api.config import Settings
+from scoring_api.errors import StoreUnavailable
+from scoring_api.store import CircuitBreaker, OutageLog, RedisEndpoint
+from tests.cases import cases
+from tests.helpers import mock_redis, store_over
+
+FAST = Settings().replace(
+    store={"retries": 3, "backoff": 0.001, "backoff_max": 0.002,
+           "connect_timeout": 0.05, "timeout": 0.05},
+    cache={"retries": 1, "backoff": 0.001, "backoff_max": 0.002,
+           "connect_timeout": 0.05, "timeout": 0.05,
+           "failure_threshold": 2, "reset_timeout": 10.0})
+TRANSIENT = [RedisConnectionError("refused"), RedisTimeoutError("slow"),
+             ConnectionResetError("reset"), TimeoutError("timed out")]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class RecordingBackoff:
+    def __init__(self):
+        self.failures = []
+
+    def compute(self, failures):
+        self.failures.append(failures)
+        return 0
+
+
+async def hang_forever(*args):
+    await asyncio.Event().wait()
+
+
+class RetryTest(AsyncTestCase):
+    def endpoint(self, client, backoff=None):
+        return RedisEndpoint("store", client, FAST.store, backoff=backoff)
+
+    @cases(TRANSIENT)
+    @gen_test
+    async def test_a_transient_failure_is_tried_one_plus_retries_times(
+            self, error):
+        client = mock_redis(forever=error)
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "i:1")
+        self.assertEqual(client.execute_command.await_count,
+                         1 + FAST.store.retries)
+
+    @gen_test
+    async def test_a_call_that_fails_then_succeeds_returns_the_answer(self):
+        client = mock_redis(RedisConnectionError("refused"), '["cars"]')
+        self.assertEqual(await self.endpoint(client).call("GET", "i:1"),
+                         '["cars"]')
+        self.assertEqual(client.execute_command.await_count, 2)
+
+    @gen_test
+    async def test_an_error_that_retrying_cannot_fix_is_not_retried(self):
+        client = mock_redis(forever=ResponseError("WRONGTYPE"))
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "i:1")
+        self.assertEqual(client.execute_command.await_count, 1)
+
+    @gen_test
+    async def test_the_backoff_is_asked_once_per_retry_with_the_count(self):
+        backoff = RecordingBackoff()
+        client = mock_redis(forever=RedisConnectionError("refused"))
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client, backoff).call("GET", "i:1")
+        self.assertEqual(backoff.failures, [1, 2, 3])
+
+    @gen_test
+    async def test_a_client_that_never_answers_is_cut_by_the_timeout(self):
+        client = mock_redis(forever=hang_forever)
+        endpoint = self.endpoint(client)
+        started = time.monotonic()
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await endpoint.call("GET", "i:1")
+        self.assertEqual(client.execute_command.await_count,
+                         1 + FAST.store.retries)
+        # Each attempt is bounded; generous slack, this is no benchmark.
+        budget = (1 + FAST.store.retries) * endpoint.attempt_timeout
+        self.assertLess(time.monotonic() - started, budget + 1.0)
+
+    @gen_test
+    async def test_retries_zero_means_one_attempt(self):
+        client = mock_redis(forever=RedisConnectionError("refused"))
+        self.assertFalse(await self.endpoint(client).ping())
+        self.assertEqual(client.execute_command.await_count, 1)
+
+
+class BackoffPolicyTest(unittest.TestCase):
+    """The policy the store builds from `backoff` and `backoff_max`."""
+
+    def test_pauses_double_with_each_retry_and_stop_at_the_cap(self):
+        backoff = RedisEndpoint("store", None, Settings().store).backoff
+        self.assertIsInstance(backoff, EqualJitterBackoff)
+        base, cap = Settings().store.backoff, Settings().store.backoff_max
+        for failures in range(1, 8):
+            pause = backoff.compute(failures)
+            ceiling = min(cap, base * 2 ** failures)
+            with self.subTest(failures=failures, pause=pause):
+                self.assertGreaterEqual(pause, ceiling / 2)
+                self.assertLessEqual(pause, ceiling)
+
+
+class CircuitBreakerTest(AsyncTestCase):
+    def breaker(self, probe_answers=(True,)):
+        self.clock = FakeClock()
+        self.probe = mock.AsyncMock(side_effect=list(probe_answers))
+        return CircuitBreaker("cache", self.probe, failure_threshold=2,
+                              reset_timeout=5.0, clock=self.clock)
+
+    @gen_test
+    async def test_the_circuit_opens_after_the_threshold_of_failures(self):
+        breaker = self.breaker()
+        breaker.record_failure()
+        self.assertTrue(breaker.allows())
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            breaker.record_failure()
+        self.assertFalse(breaker.allows())
+
+    @gen_test
+    async def test_a_success_resets_the_count_of_failures(self):
+        breaker = self.breaker()
+        breaker.record_failure()
+        breaker.record_success()
+        breaker.record_failure()
+        self.assertTrue(breaker.allows())
+
+    @gen_test
+    async def test_no_probe_before_the_reset_timeout(self):
+        breaker = self.breaker()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            breaker.record_failure()
+            breaker.record_failure()
+        self.clock.now += 4.9
+        self.assertFalse(breaker.allows())
+        await asyncio.sleep(0)
+        self.probe.assert_not_awaited()
+
+    @gen_test
+    async def test_a_successful_probe_closes_the_circuit(self):
+        breaker = self.breaker(probe_answers=[True])
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            breaker.record_failure()
+            breaker.record_failure()
+            self.clock.now += 5.0
+            self.assertFalse(breaker.allows())  # the caller never waits
+            await breaker.probe_task
+        self.assertTrue(breaker.allows())
+        self.assertIn("circuit closed", logs.output[-1])
+
+    @gen_test
+    async def test_a_failed_probe_keeps_it_open_for_another_period(self):
+        breaker = self.breaker(probe_answers=[False, True])
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            breaker.record_failure()
+            breaker.record_failure()
+        self.clock.now += 5.0
+        breaker.allows()
+        await breaker.probe_task
+        self.clock.now += 4.0
+        self.assertFalse(breaker.allows())
+        self.assertIsNone(breaker.probe_task)
+        self.assertEqual(self.probe.await_count, 1)
+
+    @gen_test
+    async def test_one_probe_at_a_time_however_many_callers(self):
+        breaker = self.breaker(probe_answers=[True])
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            breaker.record_failure()
+            breaker.record_failure()
+            self.clock.now += 5.0
+            for _ in range(50):
+                breaker.allows()
+            await breaker.probe_task
+        self.assertEqual(self.probe.await_count, 1)
+
+    @gen_test
+    async def test_close_cancels_a_probe_in_flight(self):
+        breaker = self.breaker()
+        self.probe.side_effect = hang_forever
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            breaker.record_failure()
+            breaker.record_failure()
+        self.clock.now += 5.0
+        breaker.allows()
+        task = breaker.probe_task
+        await breaker.close()
+        self.assertTrue(task.cancelled())
+
+
+class StoreCacheTest(AsyncTestCase):
+    @gen_test
+    async def test_cache_get_returns_none_when_redis_fails(self):
+        cache = mock_redis(forever=RedisConnectionError("refused"))
+        store = store_over(mock_redis(), cache, FAST)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertIsNone(await store.cache_get("score:x"))
+        self.assertEqual(cache.execute_command.await_count,
+                         1 + FAST.cache.retries)
+
+    @gen_test
+    async def test_cache_set_swallows_a_failure(self):
+        cache = mock_redis(forever=RedisTimeoutError("slow"))
+        store = store_over(mock_redis(), cache, FAST)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertIsNone(await store.cache_set("score:x", 3.0, 60))
+
+    @gen_test
+    async def test_cache_set_stores_with_the_ttl_in_seconds(self):
+        cache = mock_redis(True)
+        await store_over(mock_redis(), cache, FAST).cache_set(
+            "score:x", 3.0, 60)
+        cache.execute_command.assert_awaited_once_with(
+            "SET", "score:x", 3.0, "EX", 60)
+
+    @gen_test
+    async def test_an_open_circuit_keeps_calls_off_a_dead_cache(self):
+        cache = mock_redis(forever=RedisConnectionError("refused"))
+        store = store_over(mock_redis(), cache, FAST)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(50):
+                self.assertIsNone(await store.cache_get("score:x"))
+        # failure_threshold calls of 1 + retries attempts each, then none.
+        self.assertEqual(
+            cache.execute_command.await_count,
+            FAST.cache.failure_threshold * (1 + FAST.cache.retries))
+
+    @gen_test
+    async def test_the_store_raises_where_the_cache_would_miss(self):
+        client = mock_redis(forever=RedisConnectionError("refused"))
+        store = store_over(client, settings=FAST)
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable) as raised:
+            await store.get_many(["i:1", "i:2"])
+        self.assertEqual(str(raised.exception), "store is unavailable")
+
+    @gen_test
+    async def test_reading_no_keys_asks_redis_nothing(self):
+        client = mock_redis()
+        self.assertEqual(await store_over(client).get_many([]), [])
+        client.execute_command.assert_not_awaited()
+
+    @gen_test
+    async def test_health_reports_each_side(self):
+        store = store_over(mock_redis(True),
+                           mock_redis(forever=RedisConnectionError("no")),
+                           FAST)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertEqual(await store.health(),
+                             {"store": "up", "cache": "down"})
+
+
+class OutageLogTest(unittest.TestCase):
+    def test_an_outage_is_logged_once_per_interval_and_its_end_once(self):
+        clock = FakeClock()
+        outages = OutageLog("store", interval=10.0, clock=clock)
+        error = RedisConnectionError("refused")
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            for _ in range(100):
+                outages.failure("GET", error)
+                clock.now += 0.05  # 5 s of failures: one line
+            clock.now += 5.5
+            outages.failure("GET", error)  # a new interval: one more line
+            outages.success()
+            outages.success()
+        self.assertEqual(len(logs.output), 3, logs.output)
+        self.assertIn("(1 failed calls since the last report)",
+                      logs.output[0])
+        self.assertIn("(100 failed calls since the last report)",
+                      logs.output[1])
+        self.assertIn("answering again", logs.output[2])
