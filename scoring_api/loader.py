@@ -1,0 +1,135 @@
+"""Load clients' interests into the store.
+
+    python -m scoring_api.loader FILE [--config config.ini] [--partial]
+
+FILE holds JSON lines, `{"client_id": 1, "interests": ["cars", "pets"]}`,
+or one JSON object, `{"1": ["cars", "pets"], "2": []}`. Every entry is
+checked first; any bad entry is reported with its line number and nothing
+is written, unless --partial asks to write the good ones. The writing is a
+single MSET: all of it lands, or none.
+"""
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from scoring_api import config, logs
+from scoring_api.errors import StoreUnavailable
+from scoring_api.scoring import interests_key
+from scoring_api.store import Store
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
+
+
+class Entries:
+    """What a file holds: interests by client id, and its bad entries."""
+
+    def __init__(self):
+        self.interests = {}
+        self.errors = []  # (where, message)
+        self.given_at = {}
+
+    def add(self, where, client_id, interests):
+        """Keep one entry, or note why not; `where`: "line 3", 'key "x"'."""
+        if (not isinstance(client_id, int) or isinstance(client_id, bool)
+                or client_id < 0):
+            self.errors.append(
+                (where, "client_id must be a non-negative integer"))
+        elif (not isinstance(interests, list)
+              or not all(isinstance(item, str) for item in interests)):
+            self.errors.append(
+                (where, "interests of client %d must be a list of strings"
+                 % client_id))
+        elif client_id in self.interests:
+            self.errors.append((where, "client %d is already given at %s"
+                                % (client_id, self.given_at[client_id])))
+        else:
+            self.interests[client_id] = interests
+            self.given_at[client_id] = where
+
+
+def parse_interests(text):
+    """`Entries` of a JSON-lines text or of one JSON object."""
+    entries = Entries()
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and "client_id" not in whole:
+        for key, interests in whole.items():
+            client_id = int(key) if key.isascii() and key.isdigit() else key
+            entries.add("key %s" % json.dumps(key), client_id, interests)
+        return entries
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entries.errors.append(("line %d" % number, "not valid JSON"))
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"client_id",
+                                                         "interests"}:
+            entries.errors.append(("line %d" % number,
+                                   'expected {"client_id": N, "interests":'
+                                   ' [...]}'))
+            continue
+        entries.add("line %d" % number, entry["client_id"],
+                    entry["interests"])
+    return entries
+
+
+async def load(store, interests):
+    """Write `interests` ({client id: [str]}) to `store` in one MSET."""
+    await store.set_many({
+        interests_key(client_id): json.dumps(values, ensure_ascii=False)
+        for client_id, values in interests.items()})
+
+
+async def _load_with_settings(settings, interests):
+    store = Store.from_settings(settings)
+    try:
+        await load(store, interests)
+    finally:
+        await store.close()
+
+
+def main(argv=None, environ=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m scoring_api.loader",
+        description="Load clients' interests into the store.")
+    parser.add_argument("file", help="JSON lines or one JSON object")
+    parser.add_argument("--config", metavar="FILE",
+                        help="config.ini naming the store")
+    parser.add_argument("--partial", action="store_true",
+                        help="write the good entries even if some are bad")
+    args = parser.parse_args(argv)
+    logs.setup_logging(logging.WARNING)
+    try:
+        settings = config.load_settings(args.config, environ)
+        with open(args.file, encoding="utf-8") as source:
+            entries = parse_interests(source.read())
+    except (config.ConfigError, OSError, UnicodeDecodeError) as error:
+        print("loader: %s" % error, file=sys.stderr)
+        return EXIT_USAGE
+    for where, message in entries.errors:
+        print("%s: %s: %s" % (args.file, where, message), file=sys.stderr)
+    if entries.errors and not args.partial:
+        print("loader: %d bad entries; nothing loaded (--partial loads the"
+              " %d good ones)" % (len(entries.errors),
+                                  len(entries.interests)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        asyncio.run(_load_with_settings(settings, entries.interests))
+    except StoreUnavailable as error:
+        print("loader: %s at %s; nothing loaded" % (
+            error, settings.store.url), file=sys.stderr)
+        return EXIT_STORE
+    print("loaded interests of %d clients into %s" % (
+        len(entries.interests), settings.store.url))
+    return EXIT_BAD_INPUT if entries.errors else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
