@@ -128,66 +128,59 @@ class RedisEndpoint:
 
 
 class CircuitBreaker:
-    """Stops calls to a dependency known to be down, and notices its return.
+    """Keeps calls off a dependency known to be down, and notices its return.
 
     After `failure_threshold` failed calls in a row the circuit opens and
-    `allows()` answers False at once. While open, at most one background
-    probe runs every `reset_timeout` seconds; when one succeeds the circuit
-    closes. No caller ever waits on a probe.
+    `allows()` answers False at once. While it is open a background task
+    probes every `reset_timeout` seconds; the first probe that succeeds
+    closes it. No caller ever waits on a probe.
     """
 
-    def __init__(self, name, probe, failure_threshold, reset_timeout,
-                 clock=time.monotonic):
+    def __init__(self, name, probe, failure_threshold, reset_timeout):
         self.name = name
         self.probe = probe
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
-        self.clock = clock
         self.failures = 0
-        self.opened_at = None
-        self.probe_task = None
+        self.probing = None  # the probe task, while the circuit is open
 
     @property
     def is_open(self):
-        return self.opened_at is not None
+        return self.probing is not None
 
     def allows(self):
-        if self.opened_at is None:
-            return True
-        if (self.probe_task is None
-                and self.clock() - self.opened_at >= self.reset_timeout):
-            # A fresh context: the probe belongs to no request.
-            self.probe_task = asyncio.get_running_loop().create_task(
-                self._run_probe(), context=contextvars.Context())
-        return False
+        return self.probing is None
 
     def record_success(self):
         self.failures = 0
-        if self.opened_at is not None:
-            logger.warning("%s: circuit closed, calls resume", self.name)
-            self.opened_at = None
 
     def record_failure(self):
         self.failures += 1
-        if self.opened_at is None and self.failures >= self.failure_threshold:
+        if self.probing is None and self.failures >= self.failure_threshold:
             logger.warning("%s: circuit open after %d failed calls; probing"
                            " every %.1fs", self.name, self.failures,
                            self.reset_timeout)
-            self.opened_at = self.clock()
+            # A fresh context: the probe belongs to no request.
+            self.probing = asyncio.get_running_loop().create_task(
+                self._probe_until_up(), context=contextvars.Context())
 
-    async def _run_probe(self):
-        try:
-            if await self.probe():
-                self.record_success()
-            else:
-                self.opened_at = self.clock()
-        finally:
-            self.probe_task = None
+    async def _probe_until_up(self):
+        while True:
+            await asyncio.sleep(self.reset_timeout)
+            try:
+                if await self.probe():
+                    break
+            except Exception:
+                logger.exception("%s: the probe failed", self.name)
+        self.failures = 0
+        self.probing = None
+        logger.warning("%s: circuit closed, calls resume", self.name)
 
     async def close(self):
-        if self.probe_task is not None:
-            self.probe_task.cancel()
-            await asyncio.gather(self.probe_task, return_exceptions=True)
+        if self.probing is not None:
+            self.probing.cancel()
+            await asyncio.gather(self.probing, return_exceptions=True)
+            self.probing = None
 
 
 class Store:

@@ -47,6 +47,23 @@ async def hang_forever(*args):
     await asyncio.Event().wait()
 
 
+class ClosingTestCase(AsyncTestCase):
+    """Closes what a test opened (breakers, stores) while the loop runs."""
+
+    def setUp(self):
+        super().setUp()
+        self.to_close = []
+
+    def closing(self, closable):
+        self.to_close.append(closable)
+        return closable
+
+    def tearDown(self):
+        for closable in self.to_close:
+            self.io_loop.run_sync(closable.close)
+        super().tearDown()
+
+
 class RetryTest(AsyncTestCase):
     def endpoint(self, client, backoff=None):
         return RedisEndpoint("store", client, FAST.store, backoff=backoff)
@@ -122,21 +139,29 @@ class BackoffPolicyTest(unittest.TestCase):
                 self.assertLessEqual(pause, ceiling)
 
 
-class CircuitBreakerTest(AsyncTestCase):
-    def breaker(self, probe_answers=(True,)):
-        self.clock = FakeClock()
+class CircuitBreakerTest(ClosingTestCase):
+    RESET_SECONDS = 0.01
+
+    def breaker(self, *probe_answers):
         self.probe = mock.AsyncMock(side_effect=list(probe_answers))
-        return CircuitBreaker("cache", self.probe, failure_threshold=2,
-                              reset_timeout=5.0, clock=self.clock)
+        return self.closing(CircuitBreaker(
+            "cache", self.probe, failure_threshold=2,
+            reset_timeout=self.RESET_SECONDS))
+
+    def trip(self, breaker):
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            breaker.record_failure()
+            breaker.record_failure()
+        self.assertIn("circuit open after 2 failed calls", logs.output[0])
 
     @gen_test
-    async def test_the_circuit_opens_after_the_threshold_of_failures(self):
+    async def test_the_circuit_opens_at_the_threshold_of_failures(self):
         breaker = self.breaker()
         breaker.record_failure()
         self.assertTrue(breaker.allows())
-        with self.assertLogs("scoring_api.store", "WARNING"):
-            breaker.record_failure()
+        self.trip(breaker)
         self.assertFalse(breaker.allows())
+        self.assertTrue(breaker.is_open)
 
     @gen_test
     async def test_a_success_resets_the_count_of_failures(self):
@@ -147,73 +172,61 @@ class CircuitBreakerTest(AsyncTestCase):
         self.assertTrue(breaker.allows())
 
     @gen_test
-    async def test_no_probe_before_the_reset_timeout(self):
-        breaker = self.breaker()
+    async def test_probes_wait_for_the_reset_timeout(self):
+        breaker = CircuitBreaker("cache", mock.AsyncMock(return_value=True),
+                                 failure_threshold=1, reset_timeout=60.0)
         with self.assertLogs("scoring_api.store", "WARNING"):
             breaker.record_failure()
-            breaker.record_failure()
-        self.clock.now += 4.9
-        self.assertFalse(breaker.allows())
-        await asyncio.sleep(0)
-        self.probe.assert_not_awaited()
+        await asyncio.sleep(0.05)
+        breaker.probe.assert_not_awaited()
+        await breaker.close()
 
     @gen_test
-    async def test_a_successful_probe_closes_the_circuit(self):
-        breaker = self.breaker(probe_answers=[True])
+    async def test_probes_repeat_until_one_succeeds_then_it_closes(self):
+        breaker = self.breaker(False, False, True)
+        self.trip(breaker)
+        probing = breaker.probing
         with self.assertLogs("scoring_api.store", "WARNING") as logs:
-            breaker.record_failure()
-            breaker.record_failure()
-            self.clock.now += 5.0
-            self.assertFalse(breaker.allows())  # the caller never waits
-            await breaker.probe_task
+            await probing
+        self.assertEqual(self.probe.await_count, 3)
         self.assertTrue(breaker.allows())
         self.assertIn("circuit closed", logs.output[-1])
 
     @gen_test
-    async def test_a_failed_probe_keeps_it_open_for_another_period(self):
-        breaker = self.breaker(probe_answers=[False, True])
+    async def test_a_probe_that_raises_counts_as_down(self):
+        breaker = self.breaker(RuntimeError("bug"), True)
+        self.trip(breaker)
         with self.assertLogs("scoring_api.store", "WARNING"):
+            await breaker.probing
+        self.assertTrue(breaker.allows())
+
+    @gen_test
+    async def test_one_probe_task_however_many_failures(self):
+        breaker = self.breaker(True)
+        self.trip(breaker)
+        probing = breaker.probing
+        for _ in range(50):
             breaker.record_failure()
-            breaker.record_failure()
-        self.clock.now += 5.0
-        breaker.allows()
-        await breaker.probe_task
-        self.clock.now += 4.0
-        self.assertFalse(breaker.allows())
-        self.assertIsNone(breaker.probe_task)
+        self.assertIs(breaker.probing, probing)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            await probing
         self.assertEqual(self.probe.await_count, 1)
 
     @gen_test
-    async def test_one_probe_at_a_time_however_many_callers(self):
-        breaker = self.breaker(probe_answers=[True])
-        with self.assertLogs("scoring_api.store", "WARNING"):
-            breaker.record_failure()
-            breaker.record_failure()
-            self.clock.now += 5.0
-            for _ in range(50):
-                breaker.allows()
-            await breaker.probe_task
-        self.assertEqual(self.probe.await_count, 1)
-
-    @gen_test
-    async def test_close_cancels_a_probe_in_flight(self):
+    async def test_close_cancels_the_probing(self):
         breaker = self.breaker()
         self.probe.side_effect = hang_forever
-        with self.assertLogs("scoring_api.store", "WARNING"):
-            breaker.record_failure()
-            breaker.record_failure()
-        self.clock.now += 5.0
-        breaker.allows()
-        task = breaker.probe_task
+        self.trip(breaker)
+        probing = breaker.probing
         await breaker.close()
-        self.assertTrue(task.cancelled())
+        self.assertTrue(probing.cancelled())
 
 
-class StoreCacheTest(AsyncTestCase):
+class StoreCacheTest(ClosingTestCase):
     @gen_test
     async def test_cache_get_returns_none_when_redis_fails(self):
         cache = mock_redis(forever=RedisConnectionError("refused"))
-        store = store_over(mock_redis(), cache, FAST)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
         with self.assertLogs("scoring_api.store", "WARNING"):
             self.assertIsNone(await store.cache_get("score:x"))
         self.assertEqual(cache.execute_command.await_count,
@@ -222,14 +235,14 @@ class StoreCacheTest(AsyncTestCase):
     @gen_test
     async def test_cache_set_swallows_a_failure(self):
         cache = mock_redis(forever=RedisTimeoutError("slow"))
-        store = store_over(mock_redis(), cache, FAST)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
         with self.assertLogs("scoring_api.store", "WARNING"):
             self.assertIsNone(await store.cache_set("score:x", 3.0, 60))
 
     @gen_test
     async def test_cache_set_stores_with_the_ttl_in_seconds(self):
         cache = mock_redis(True)
-        await store_over(mock_redis(), cache, FAST).cache_set(
+        await self.closing(store_over(mock_redis(), cache, FAST)).cache_set(
             "score:x", 3.0, 60)
         cache.execute_command.assert_awaited_once_with(
             "SET", "score:x", 3.0, "EX", 60)
@@ -237,7 +250,7 @@ class StoreCacheTest(AsyncTestCase):
     @gen_test
     async def test_an_open_circuit_keeps_calls_off_a_dead_cache(self):
         cache = mock_redis(forever=RedisConnectionError("refused"))
-        store = store_over(mock_redis(), cache, FAST)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(50):
                 self.assertIsNone(await store.cache_get("score:x"))

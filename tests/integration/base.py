@@ -1,0 +1,67 @@
+"""What the integration tests share: settings with short bounds, the app
+over the layer's Redis, and a direct client to look inside Redis."""
+import json
+
+import redis
+
+from tornado.testing import AsyncHTTPTestCase
+
+from scoring_api.app import make_app
+from scoring_api.config import Settings
+from scoring_api.store import Store
+from tests.layers import RedisLayer, requires_redis
+
+# Short bounds, so a broken Redis costs the suite little time.
+FAST = Settings().replace(
+    store={"connect_timeout": 0.2, "timeout": 0.3, "retries": 2,
+           "backoff": 0.01, "backoff_max": 0.05},
+    cache={"connect_timeout": 0.1, "timeout": 0.1, "retries": 1,
+           "backoff": 0.01, "backoff_max": 0.02, "failure_threshold": 3,
+           "reset_timeout": 0.2})
+
+
+def call_budget(settings):
+    """The longest one store call may take: every attempt and pause."""
+    attempts = settings.retries + 1
+    return (attempts * (settings.connect_timeout + settings.timeout)
+            + settings.retries * settings.backoff_max)
+
+
+class ServiceTestCase(AsyncHTTPTestCase):
+    """The real app against the layer's Redis (or `redis_urls()`)."""
+
+    layer = RedisLayer
+    base_settings = FAST
+
+    def setUp(self):
+        requires_redis(self)
+        super().setUp()
+        # A plain client, to put data in and look inside.
+        self.redis = redis.Redis.from_url(
+            RedisLayer.url, socket_timeout=2, decode_responses=True)
+        self.addCleanup(self.redis.close)
+
+    def redis_urls(self):
+        """(store url, cache url) the app is given."""
+        return RedisLayer.url, ""
+
+    def get_app(self):
+        store_url, cache_url = self.redis_urls()
+        self.settings = self.base_settings.replace(
+            store={"url": store_url}, cache={"url": cache_url})
+        self.store = Store.from_settings(self.settings)
+        return make_app(self.settings, self.store)
+
+    def tearDown(self):
+        self.io_loop.run_sync(self.store.close)
+        super().tearDown()
+
+    def post(self, body, **kwargs):
+        return self.fetch("/method/", method="POST", body=json.dumps(body),
+                          raise_error=False, **kwargs)
+
+    def answer(self, response):
+        """(code, response or error) of an API answer."""
+        body = json.loads(response.body)
+        self.assertEqual(body["code"], response.code)
+        return response.code, body.get("response", body.get("error"))

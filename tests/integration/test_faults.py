@@ -1,0 +1,178 @@
+"""SPEC 4's promises, proven by breaking a real Redis on purpose.
+
+Each test's fault is undone by FaultLayer.testTearDown: the server is
+resumed or restarted on its port, and black holes are closed.
+"""
+import asyncio
+import json
+import time
+
+import mock
+from tornado.testing import gen_test
+
+from tests.helpers import api_request
+from tests.integration.base import FAST, ServiceTestCase, call_budget
+from tests.layers import FaultLayer, RedisLayer, requires_own_server
+
+SCORE = api_request("online_score", {"phone": "79175002040",
+                                     "email": "stupnikov@otus.ru"})
+INTERESTS = api_request("clients_interests", {"client_ids": [1, 2]})
+NEEDS_NO_REDIS = api_request("online_score", {"first_name": "a",
+                                              "last_name": "b"},
+                             login="admin")
+STORE_BUDGET = call_budget(FAST.store)
+CACHE_BUDGET = call_budget(FAST.cache)
+# Slack for a loaded 2-core machine; the bounds being proven are seconds.
+SLACK_SECONDS = 0.5
+RECOVERY_BOUND_SECONDS = 3.0
+
+
+class FaultTestCase(ServiceTestCase):
+    layer = FaultLayer
+
+    def setUp(self):
+        requires_own_server(self)
+        super().setUp()
+        self.server = RedisLayer.server
+        self.redis.set("i:1", json.dumps(["cars", "pets"]))
+
+    def timed(self, request):
+        started = time.monotonic()
+        response = self.post(request)
+        return self.answer(response), time.monotonic() - started
+
+    def wait_until(self, condition, bound=RECOVERY_BOUND_SECONDS):
+        """Seconds until `condition()` held; fails past `bound`."""
+        started = time.monotonic()
+        while not condition():
+            self.assertLess(time.monotonic() - started, bound,
+                            "no recovery in %.1fs" % bound)
+            self.io_loop.run_sync(lambda: asyncio.sleep(0.05))
+        return time.monotonic() - started
+
+
+class RedisKilledTest(FaultTestCase):
+    def test_scores_still_answer_with_the_right_value(self):
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(5):
+                (code, response), _ = self.timed(SCORE)
+                self.assertEqual((code, response), (200, {"score": 3.0}))
+
+    def test_interests_answer_503_within_the_budget(self):
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            (code, error), seconds = self.timed(INTERESTS)
+        self.assertEqual((code, error), (503, "store is unavailable"))
+        self.assertLess(seconds, STORE_BUDGET + SLACK_SECONDS)
+
+    def test_after_a_restart_both_recover_without_restarting_the_service(
+            self):
+        self.assertEqual(self.timed(INTERESTS)[0][0], 200)
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertEqual(self.timed(INTERESTS)[0][0], 503)
+            for _ in range(FAST.cache.failure_threshold):
+                self.assertEqual(self.timed(SCORE)[0][0], 200)
+            self.assertTrue(self.store.breaker.is_open)
+            self.server.start()
+            self.redis.set("i:1", json.dumps(["cars", "pets"]))
+            (code, response), _ = self.timed(INTERESTS)
+            self.assertEqual((code, response["1"]), (200, ["cars", "pets"]))
+            self.wait_until(lambda: not self.store.breaker.is_open)
+        (code, _), _ = self.timed(SCORE)
+        self.assertEqual(code, 200)
+        self.assertEqual(len(self.redis.keys("score:*")), 1)
+
+
+class RedisHangingTest(FaultTestCase):
+    def test_with_redis_paused_every_call_returns_within_its_budget(self):
+        self.server.pause()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            (code, _), seconds = self.timed(INTERESTS)
+            self.assertEqual(code, 503)
+            self.assertLess(seconds, STORE_BUDGET + SLACK_SECONDS)
+            (code, response), seconds = self.timed(SCORE)
+        self.assertEqual((code, response), (200, {"score": 3.0}))
+        # a cache_get and a cache_set, each at most the cache budget
+        self.assertLess(seconds, 2 * CACHE_BUDGET + SLACK_SECONDS)
+
+    @gen_test(timeout=10)
+    async def test_the_ioloop_serves_others_while_one_waits_on_redis(self):
+        self.server.pause()
+        waiting = self.http_client.fetch(
+            self.get_url("/method/"), method="POST",
+            body=json.dumps(INTERESTS), raise_error=False)
+        await asyncio.sleep(0.05)  # the interests request is now in Redis
+        started = time.monotonic()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(10):
+                served = await self.http_client.fetch(
+                    self.get_url("/method/"), method="POST",
+                    body=json.dumps(NEEDS_NO_REDIS))
+                self.assertEqual(json.loads(served.body)["response"],
+                                 {"score": 42})
+            self.assertFalse(waiting.done(), "it should still be waiting")
+            served_in = time.monotonic() - started
+            self.assertEqual((await waiting).code, 503)
+        self.assertLess(served_in, STORE_BUDGET)
+
+
+class BlackHoleTest(FaultTestCase):
+    """Store and cache point at a listener that never answers."""
+
+    def redis_urls(self):
+        hole = FaultLayer.black_hole()
+        return hole.url, hole.url
+
+    def test_interests_answer_503_within_the_budget(self):
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            (code, _), seconds = self.timed(INTERESTS)
+        self.assertEqual(code, 503)
+        self.assertLess(seconds, STORE_BUDGET + SLACK_SECONDS)
+        self.assertGreater(seconds, FAST.store.timeout)  # it did wait
+
+    def test_scores_answer_and_the_breaker_stops_the_waiting(self):
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(FAST.cache.failure_threshold):
+                (code, response), _ = self.timed(SCORE)
+                self.assertEqual((code, response), (200, {"score": 3.0}))
+        self.assertTrue(self.store.breaker.is_open)
+        (code, response), seconds = self.timed(SCORE)
+        self.assertEqual((code, response), (200, {"score": 3.0}))
+        self.assertLess(seconds, FAST.cache.timeout)
+
+
+class CircuitBreakerTest(FaultTestCase):
+    def count_cache_attempts(self):
+        client = self.store.cache.client
+        counter = mock.patch.object(
+            client, "execute_command", wraps=client.execute_command)
+        spy = counter.start()
+        self.addCleanup(counter.stop)
+        return spy
+
+    def test_with_the_cache_dead_50_scores_make_few_redis_attempts(self):
+        attempts = self.count_cache_attempts()
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(50):
+                (code, response), _ = self.timed(SCORE)
+                self.assertEqual((code, response), (200, {"score": 3.0}))
+        # Until the circuit opens: failure_threshold calls of 1 + retries
+        # attempts; after it, only the probes (every reset_timeout).
+        opened_after = FAST.cache.failure_threshold * (1 + FAST.cache.retries)
+        self.assertLessEqual(attempts.await_count, opened_after)
+
+    def test_the_first_score_after_the_cache_returns_uses_it(self):
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(FAST.cache.failure_threshold):
+                self.timed(SCORE)
+            self.server.start()
+            recovered_in = self.wait_until(
+                lambda: not self.store.breaker.is_open)
+        self.assertLess(recovered_in, FAST.cache.reset_timeout
+                        + CACHE_BUDGET + SLACK_SECONDS)
+        self.assertEqual(self.timed(SCORE)[0], (200, {"score": 3.0}))
+        self.assertEqual(len(self.redis.keys("score:*")), 1)

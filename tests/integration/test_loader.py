@@ -1,0 +1,73 @@
+"""The interests loader, run as a command against a real Redis."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import redis
+
+from tests.layers import RedisLayer, requires_redis
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "data",
+                      "interests.jsonl")
+
+
+class LoaderTest(unittest.TestCase):
+    layer = RedisLayer
+
+    def setUp(self):
+        requires_redis(self)
+        self.redis = redis.Redis.from_url(
+            RedisLayer.url, socket_timeout=2, decode_responses=True)
+        self.addCleanup(self.redis.close)
+
+    def load_text(self, text, *options):
+        handle = tempfile.NamedTemporaryFile(
+            "w", suffix=".jsonl", delete=False, encoding="utf-8")
+        with handle:
+            handle.write(text)
+        self.addCleanup(os.unlink, handle.name)
+        return self.load(handle.name, *options)
+
+    def load(self, path, *options):
+        environ = dict(os.environ, SCORING_STORE_URL=RedisLayer.url)
+        return subprocess.run(
+            [sys.executable, "-m", "scoring_api.loader", path, *options],
+            env=environ, capture_output=True, text=True, timeout=30)
+
+    def test_the_sample_file_loads(self):
+        result = self.load(SAMPLE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("loaded interests of 6 clients", result.stdout)
+        self.assertEqual(json.loads(self.redis.get("i:1")), ["cars", "pets"])
+        self.assertEqual(len(self.redis.keys("i:*")), 6)
+
+    def test_a_json_object_loads(self):
+        result = self.load_text('{"7": ["tv"], "8": []}')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.redis.mget("i:7", "i:8"), ['["tv"]', "[]"])
+
+    def test_a_bad_file_reports_each_bad_line_and_loads_nothing(self):
+        result = self.load_text('{"client_id": 1, "interests": ["cars"]}\n'
+                                "{oops\n"
+                                '{"client_id": 2, "interests": [3]}\n')
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("line 2: not valid JSON", result.stderr)
+        self.assertIn("line 3: interests of client 2 must be a list of"
+                      " strings", result.stderr)
+        self.assertIn("nothing loaded", result.stderr)
+        self.assertEqual(self.redis.dbsize(), 0)
+
+    def test_partial_loads_the_good_lines_and_still_reports(self):
+        result = self.load_text('{"client_id": 1, "interests": ["cars"]}\n'
+                                "{oops\n", "--partial")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("line 2: not valid JSON", result.stderr)
+        self.assertEqual(self.redis.get("i:1"), '["cars"]')
+
+    def test_a_missing_file_is_a_usage_error(self):
+        result = self.load("/nonexistent/interests.jsonl")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("No such file", result.stderr)

@@ -1,0 +1,87 @@
+"""The store against a real Redis: reads, writes, TTLs, round trips."""
+import asyncio
+import time
+
+from tornado.testing import AsyncTestCase, gen_test
+
+from scoring_api.errors import StoreUnavailable
+from scoring_api.store import Store
+from tests.integration.base import FAST
+from tests.layers import RedisLayer, requires_redis
+
+
+class StoreRoundTripTest(AsyncTestCase):
+    layer = RedisLayer
+
+    def setUp(self):
+        requires_redis(self)
+        super().setUp()
+        settings = FAST.replace(store={"url": RedisLayer.url})
+        self.store = Store.from_settings(settings)
+
+    def tearDown(self):
+        self.io_loop.run_sync(self.store.close)
+        super().tearDown()
+
+    async def command_calls(self, command):
+        info = await self.store.store.call("INFO", "commandstats")
+        return info.get("cmdstat_" + command, {}).get("calls", 0)
+
+    @gen_test
+    async def test_get_returns_what_redis_holds_and_none_when_missing(self):
+        await self.store.set_many({"i:1": '["cars"]'})
+        self.assertEqual(await self.store.get("i:1"), '["cars"]')
+        self.assertIsNone(await self.store.get("i:2"))
+
+    @gen_test
+    async def test_many_keys_are_read_with_one_command(self):
+        await self.store.set_many(
+            {"i:%d" % n: '["x%d"]' % n for n in range(0, 100, 2)})
+        values = await self.store.get_many(["i:%d" % n for n in range(100)])
+        self.assertEqual(values[:4], ['["x0"]', None, '["x2"]', None])
+        self.assertEqual(await self.command_calls("mget"), 1)
+        self.assertEqual(await self.command_calls("get"), 0)
+
+    @gen_test
+    async def test_cache_set_then_cache_get_round_trips(self):
+        await self.store.cache_set("score:k", 3.5, 60)
+        self.assertEqual(await self.store.cache_get("score:k"), "3.5")
+        self.assertIsNone(await self.store.cache_get("score:other"))
+
+    @gen_test
+    async def test_a_cached_value_gets_the_ttl_it_was_given(self):
+        await self.store.cache_set("score:k", 1.5, 3600)
+        ttl = await self.store.cache.call("TTL", "score:k")
+        self.assertTrue(3590 <= ttl <= 3600, ttl)
+
+    @gen_test(timeout=10)
+    async def test_a_cached_value_expires_after_its_ttl(self):
+        await self.store.cache_set("score:k", 1.5, 1)
+        self.assertEqual(await self.store.cache_get("score:k"), "1.5")
+        deadline = time.monotonic() + 3.0
+        while await self.store.cache_get("score:k") is not None:
+            self.assertLess(time.monotonic(), deadline, "never expired")
+            await asyncio.sleep(0.05)
+
+    @gen_test
+    async def test_set_many_writes_every_key_in_one_command(self):
+        await self.store.set_many({"i:1": "[]", "i:2": '["a"]'})
+        self.assertEqual(await self.store.get_many(["i:1", "i:2"]),
+                         ["[]", '["a"]'])
+        self.assertEqual(await self.command_calls("mset"), 1)
+
+    @gen_test
+    async def test_health_is_up_on_both_sides(self):
+        self.assertEqual(await self.store.health(),
+                         {"store": "up", "cache": "up"})
+
+    @gen_test
+    async def test_a_wrong_database_number_is_an_error_not_a_hang(self):
+        store = Store.from_settings(FAST.replace(
+            store={"url": RedisLayer.url.rsplit("/", 1)[0] + "/99999"}))
+        try:
+            with self.assertLogs("scoring_api.store", "WARNING"), \
+                    self.assertRaises(StoreUnavailable):
+                await store.get("i:1")
+        finally:
+            await store.close()
