@@ -3,6 +3,7 @@
 # ./run.sh test [nose2 args]    set up with test tools, flake8, nose2 -v
 # ./run.sh load-interests FILE [--partial]
 #                               load interests into the configured store
+# ./run.sh soak                 about 40 s of traffic while Redis dies twice
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -104,9 +105,14 @@ test)
     setup_venv requirements-test.txt
     rm -f nose2-junit.xml
     status=0
-    "$VENV/bin/flake8" scoring_api tests || status=$?
+    "$VENV/bin/flake8" scoring_api tests bench || status=$?
     "$VENV/bin/nose2" -v "$@" || status=$?
     exit "$status"
+    ;;
+soak)
+    shift
+    setup_venv requirements-test.txt
+    exec "$PY" -m bench.soak "$@"
     ;;
 load-interests)
     shift
