@@ -4,6 +4,7 @@
 # ./run.sh load-interests FILE [--partial]
 #                               load interests into the configured store
 # ./run.sh soak                 about 40 s of traffic while Redis dies twice
+# ./run.sh bench [--duration S] the service beside a reference server (wrk)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -108,6 +109,11 @@ test)
     "$VENV/bin/flake8" scoring_api tests bench || status=$?
     "$VENV/bin/nose2" -v "$@" || status=$?
     exit "$status"
+    ;;
+bench)
+    shift
+    setup_venv requirements-test.txt
+    exec "$PY" -m bench.run "$@"
     ;;
 soak)
     shift

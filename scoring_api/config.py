@@ -123,6 +123,10 @@ class CacheSettings(StoreSettings):
         3, _integer(1), "failed calls in a row that open the circuit")
     reset_timeout: float = _key(
         1.0, _seconds, "seconds between probes of a cache known to be down")
+    local_size: int = _key(
+        10000, _integer(0), "scores kept in process; 0: no local tier")
+    local_ttl: float = _key(
+        10.0, _seconds, "seconds a score stays in the local tier")
 
 
 @dataclasses.dataclass(frozen=True)

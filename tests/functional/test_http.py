@@ -3,7 +3,8 @@ import json
 
 import mock
 from nose2.tools import params
-from tornado.testing import AsyncHTTPTestCase
+from tornado.tcpclient import TCPClient
+from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api.app import make_app
 from scoring_api.config import Settings
@@ -120,6 +121,21 @@ class DeepJsonTest(HttpTestCase):
         body = b'{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}"
         self.assertEqual(self.assert_answer(self.post(body), 400),
                          "body is not valid JSON")
+
+
+class SlowClientTest(HttpTestCase):
+    settings = Settings().replace(server={"body_timeout": 0.2})
+
+    @gen_test(timeout=5)
+    async def test_a_body_that_never_arrives_is_cut_after_body_timeout(self):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: 100\r\n\r\n{\"login\":")
+        with self.assertLogs("scoring_api.handlers", "WARNING") as logs:
+            answer = await stream.read_until_close()
+        self.assertEqual(answer, b"")  # closed, nothing sent
+        self.assertIn("body not received in 0.2s", logs.output[0])
+        self.assertEqual(self._app.settings["requests"].active, 0)
 
 
 class OtherPathsTest(HttpTestCase):

@@ -11,13 +11,14 @@ from scoring_api.config import Settings
 from scoring_api.store import Store
 from tests.layers import RedisLayer, requires_redis
 
-# Short bounds, so a broken Redis costs the suite little time.
+# Short bounds, so a broken Redis costs the suite little time; no local
+# tier, so every score reaches Redis (LocalTierTest turns it on).
 FAST = Settings().replace(
     store={"connect_timeout": 0.2, "timeout": 0.3, "retries": 2,
            "backoff": 0.01, "backoff_max": 0.05},
     cache={"connect_timeout": 0.1, "timeout": 0.1, "retries": 1,
            "backoff": 0.01, "backoff_max": 0.02, "failure_threshold": 3,
-           "reset_timeout": 0.2})
+           "reset_timeout": 0.2, "local_size": 0})
 
 
 def call_budget(settings):

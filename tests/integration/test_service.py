@@ -80,3 +80,17 @@ class HealthTest(ServiceTestCase):
         code, response = self.answer(self.fetch("/health"))
         self.assertEqual((code, response), (200, {"store": "up",
                                                   "cache": "up"}))
+
+
+class LocalTierTest(ServiceTestCase):
+    base_settings = ServiceTestCase.base_settings.replace(
+        cache={"local_size": 100})
+
+    def test_a_hot_score_reaches_redis_once(self):
+        for _ in range(20):
+            code, response = self.answer(self.post(
+                api_request("online_score", ARGUMENTS)))
+            self.assertEqual((code, response), (200, {"score": 4.5}))
+        stats = self.redis.info("commandstats")
+        self.assertEqual(stats["cmdstat_get"]["calls"], 1)
+        self.assertEqual(stats["cmdstat_set"]["calls"], 1)

@@ -1,6 +1,5 @@
 """The store's retry, timeout, backoff and circuit logic, on mocked clients."""
 import asyncio
-import time
 import unittest
 
 import mock
@@ -12,7 +11,8 @@ from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api.config import Settings
 from scoring_api.errors import StoreUnavailable
-from scoring_api.store import CircuitBreaker, OutageLog, RedisEndpoint
+from scoring_api.store import (CircuitBreaker, LocalCache, OutageLog,
+                               RedisEndpoint)
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
 
@@ -104,18 +104,40 @@ class RetryTest(AsyncTestCase):
         self.assertEqual(backoff.failures, [1, 2, 3])
 
     @gen_test
-    async def test_a_client_that_never_answers_is_cut_by_the_timeout(self):
-        client = mock_redis(forever=hang_forever)
-        endpoint = self.endpoint(client)
-        started = time.monotonic()
+    async def test_the_client_is_built_with_every_bound_from_config(self):
+        endpoint = RedisEndpoint.from_url(
+            "store", "redis://127.0.0.1:1/3", FAST.store)
+        settings = endpoint.client.connection_pool.connection_kwargs
+        self.assertEqual(settings["socket_connect_timeout"],
+                         FAST.store.connect_timeout)
+        self.assertEqual(settings["socket_timeout"], FAST.store.timeout)
+        self.assertEqual(settings["retry"].get_retries(), 0)
+        self.assertEqual(settings["db"], 3)
+        await endpoint.close()
+
+    @gen_test
+    async def test_calls_past_max_connections_wait_then_fail_in_time(self):
+        settings = FAST.store.__class__(
+            max_connections=2, connect_timeout=0.05, retries=0)
+        release = asyncio.Event()
+
+        async def held(*args):
+            await release.wait()
+            return "held"
+
+        client = mock_redis(forever=held)
+        endpoint = RedisEndpoint("store", client, settings)
+        first = asyncio.ensure_future(endpoint.call("GET", "a"))
+        second = asyncio.ensure_future(endpoint.call("GET", "b"))
+        await asyncio.sleep(0)
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreUnavailable):
-            await endpoint.call("GET", "i:1")
-        self.assertEqual(client.execute_command.await_count,
-                         1 + FAST.store.retries)
-        # Each attempt is bounded; generous slack, this is no benchmark.
-        budget = (1 + FAST.store.retries) * endpoint.attempt_timeout
-        self.assertLess(time.monotonic() - started, budget + 1.0)
+            await endpoint.call("GET", "c")  # no free slot in 0.05 s
+        self.assertEqual(client.execute_command.await_count, 2)
+        release.set()
+        self.assertEqual(await asyncio.gather(first, second),
+                         ["held", "held"])
+        self.assertEqual(await endpoint.call("GET", "d"), "held")
 
     @gen_test
     async def test_retries_zero_means_one_attempt(self):
@@ -303,3 +325,60 @@ class OutageLogTest(unittest.TestCase):
         self.assertIn("(100 failed calls since the last report)",
                       logs.output[1])
         self.assertIn("answering again", logs.output[2])
+
+
+class LocalCacheTest(unittest.TestCase):
+    def setUp(self):
+        self.clock = FakeClock()
+        self.local = LocalCache(size=2, ttl_seconds=10.0, clock=self.clock)
+
+    def test_a_value_is_kept_for_its_ttl(self):
+        self.local.set("a", "1.5")
+        self.clock.now += 9.9
+        self.assertEqual(self.local.get("a"), "1.5")
+        self.clock.now += 0.1
+        self.assertIsNone(self.local.get("a"))
+
+    def test_a_shorter_ttl_given_wins(self):
+        self.local.set("a", "1.5", ttl_seconds=2)
+        self.clock.now += 2.0
+        self.assertIsNone(self.local.get("a"))
+
+    def test_the_least_recently_used_entry_goes_first(self):
+        self.local.set("a", "1")
+        self.local.set("b", "2")
+        self.local.get("a")
+        self.local.set("c", "3")
+        self.assertEqual((self.local.get("a"), self.local.get("b"),
+                          self.local.get("c")), ("1", None, "3"))
+
+    def test_size_zero_keeps_nothing(self):
+        local = LocalCache(size=0, ttl_seconds=10.0)
+        local.set("a", "1")
+        self.assertIsNone(local.get("a"))
+
+
+class LocalTierTest(ClosingTestCase):
+    @gen_test
+    async def test_a_hot_key_is_read_from_redis_once(self):
+        cache = mock_redis("4.5")
+        store = self.closing(store_over(mock_redis(), cache))
+        for _ in range(5):
+            self.assertEqual(await store.cache_get("score:x"), "4.5")
+        self.assertEqual(cache.execute_command.await_count, 1)
+
+    @gen_test
+    async def test_a_score_just_set_is_read_back_without_redis(self):
+        cache = mock_redis(True)
+        store = self.closing(store_over(mock_redis(), cache))
+        await store.cache_set("score:x", 3.0, 60)
+        self.assertEqual(await store.cache_get("score:x"), "3.0")
+        self.assertEqual(cache.execute_command.await_count, 1)  # the SET
+
+    @gen_test
+    async def test_with_the_cache_dead_the_local_tier_still_answers(self):
+        cache = mock_redis(forever=RedisConnectionError("refused"))
+        store = self.closing(store_over(mock_redis(), cache))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            await store.cache_set("score:x", 3.0, 60)
+        self.assertEqual(await store.cache_get("score:x"), "3.0")
