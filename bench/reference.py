@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 
 import redis.asyncio as aioredis
 from tornado import web
@@ -63,6 +64,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis", required=True)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # no access log: a yardstick
     asyncio.run(serve(args.port, args.redis))
 
 

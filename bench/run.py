@@ -21,12 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
+from bench.service import ROOT, start_service, stop, wait_until_answering
 from tests.helpers import api_request
 from tests.layers import RedisServer, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results", "latest.json")
 CONCURRENCIES = (16, 64)
 PHONE_EMAIL = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
@@ -115,45 +114,24 @@ class Servers:
     def _start(self, name):
         port = free_port()
         if name == "reference":
-            command = [sys.executable, "-m", "bench.reference", "--port",
-                       str(port), "--redis", self.redis_url]
-            environ, workers = dict(os.environ), 1
-        else:
-            workers = 2 if name == "service x2" else 1
-            cache = "redis://127.0.0.1:%d/0" % free_port() \
-                if name == "service cache dead" else ""
-            environ = dict(
-                os.environ, SCORING_STORE_URL=self.redis_url,
-                SCORING_CACHE_URL=cache, SCORING_SERVER_WORKERS=str(workers),
-                SCORING_SERVER_LOG_FILE=os.path.join(
-                    self.workdir, name.replace(" ", "-") + ".log"))
-            command = [sys.executable, "-m", "scoring_api", "--config",
-                       os.path.join(ROOT, "config.ini"), "--port", str(port)]
-        process = subprocess.Popen(command, env=environ, cwd=ROOT)
-        wait_until_listening(port)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.reference", "--port",
+                 str(port), "--redis", self.redis_url], cwd=ROOT)
+            wait_until_answering(port, "/method/")
+            return port, process, 1
+        workers = 2 if name == "service x2" else 1
+        dead_cache = "redis://127.0.0.1:%d/0" % free_port()
+        process = start_service(
+            port, self.redis_url,
+            os.path.join(self.workdir, name.replace(" ", "-") + ".log"),
+            SCORING_SERVER_WORKERS=str(workers),
+            SCORING_CACHE_URL=dead_cache if name == "service cache dead"
+            else "")
         return port, process, workers
 
     def stop(self):
         for _, process, _ in self.running.values():
-            process.terminate()
-        for _, process, _ in self.running.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def wait_until_listening(port, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("nothing listens on port %d" % port)
+            stop(process)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -15,19 +15,18 @@ import asyncio
 import collections
 import json
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 
 from tornado.httpclient import AsyncHTTPClient
 
+from bench.service import ROOT, start_service, stop
 from scoring_api.config import load_settings
 from tests.helpers import api_request
 from tests.layers import RedisServer, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_IDS = list(range(10))
 # (seconds from the start, what happens to Redis)
 SCHEDULE = [(8.0, "kill"), (14.0, "restart"), (22.0, "kill"),
@@ -37,12 +36,6 @@ CLIENTS = 8
 PAUSE_BETWEEN_REQUESTS_SECONDS = 0.01
 # A 503 may start just before a restart and end just after it.
 GRACE_SECONDS = 0.5
-
-
-def store_budget(store):
-    """The longest one store call may take under these settings."""
-    return ((store.retries + 1) * (store.connect_timeout + store.timeout)
-            + store.retries * store.backoff_max)
 
 
 class Soak:
@@ -116,28 +109,6 @@ class Soak:
             *(self.client(n, deadline) for n in range(CLIENTS)))
 
 
-def start_service(port, redis_url, log_path):
-    environ = dict(os.environ, SCORING_STORE_URL=redis_url,
-                   SCORING_SERVER_PORT=str(port),
-                   SCORING_SERVER_LOG_FILE=log_path,
-                   SCORING_SERVER_LOG_LEVEL="WARNING")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scoring_api", "--config",
-         os.path.join(ROOT, "config.ini")], env=environ, cwd=ROOT)
-    return process
-
-
-def wait_for(url, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("%s did not answer in %.0fs" % (url, seconds))
-
-
 def report(soak, budget):
     print("\ncodes per method:")
     for method, counter in sorted(soak.codes.items()):
@@ -169,7 +140,7 @@ def main(argv=None):
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(
         argv)
     settings = load_settings(os.path.join(ROOT, "config.ini"), {})
-    budget = store_budget(settings.store)
+    budget = settings.store.worst_call_seconds
     workdir = tempfile.mkdtemp(prefix="scoring-soak-")
     redis_server = RedisServer(free_port())
     redis_server.start()
@@ -180,8 +151,8 @@ def main(argv=None):
                          for cid in CLIENT_IDS})
         port = free_port()
         service = start_service(port, redis_server.url,
-                                os.path.join(workdir, "service.log"))
-        wait_for("http://127.0.0.1:%d/health" % port)
+                                os.path.join(workdir, "service.log"),
+                                SCORING_SERVER_LOG_LEVEL="WARNING")
         print("soak: %d clients for %.0fs against 127.0.0.1:%d, Redis on"
               " port %d" % (CLIENTS, DURATION_SECONDS, port,
                             redis_server.port), flush=True)
@@ -190,9 +161,9 @@ def main(argv=None):
         return report(soak, budget)
     finally:
         if service is not None:
-            service.terminate()
-            service.wait(10)
+            stop(service)
         redis_server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

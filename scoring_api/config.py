@@ -109,6 +109,12 @@ class StoreSettings:
     max_connections: int = _key(
         64, _integer(1), "connections per process; more calls wait")
 
+    @property
+    def worst_call_seconds(self):
+        """The longest one call may take: every attempt and pause."""
+        return ((self.retries + 1) * (self.connect_timeout + self.timeout)
+                + self.retries * self.backoff_max)
+
 
 @dataclasses.dataclass(frozen=True)
 class CacheSettings(StoreSettings):

@@ -21,13 +21,6 @@ FAST = Settings().replace(
            "reset_timeout": 0.2, "local_size": 0})
 
 
-def call_budget(settings):
-    """The longest one store call may take: every attempt and pause."""
-    attempts = settings.retries + 1
-    return (attempts * (settings.connect_timeout + settings.timeout)
-            + settings.retries * settings.backoff_max)
-
-
 class ServiceTestCase(AsyncHTTPTestCase):
     """The real app against the layer's Redis (or `redis_urls()`)."""
 

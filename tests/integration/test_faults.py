@@ -11,7 +11,7 @@ import mock
 from tornado.testing import gen_test
 
 from tests.helpers import api_request
-from tests.integration.base import FAST, ServiceTestCase, call_budget
+from tests.integration.base import FAST, ServiceTestCase
 from tests.layers import FaultLayer, RedisLayer, requires_own_server
 
 SCORE = api_request("online_score", {"phone": "79175002040",
@@ -20,8 +20,8 @@ INTERESTS = api_request("clients_interests", {"client_ids": [1, 2]})
 NEEDS_NO_REDIS = api_request("online_score", {"first_name": "a",
                                               "last_name": "b"},
                              login="admin")
-STORE_BUDGET = call_budget(FAST.store)
-CACHE_BUDGET = call_budget(FAST.cache)
+STORE_BUDGET = FAST.store.worst_call_seconds
+CACHE_BUDGET = FAST.cache.worst_call_seconds
 # Slack for a loaded 2-core machine; the bounds being proven are seconds.
 SLACK_SECONDS = 0.5
 RECOVERY_BOUND_SECONDS = 3.0

@@ -123,6 +123,11 @@ class LoadSettingsTest(unittest.TestCase):
             "cannot read config /nonexistent/config.ini: No such file or"
             " directory")
 
+    def test_the_worst_case_of_one_store_call(self):
+        store = config.StoreSettings(connect_timeout=0.5, timeout=1.0,
+                                     retries=2, backoff_max=0.5)
+        self.assertEqual(store.worst_call_seconds, 3 * 1.5 + 2 * 0.5)
+
     def test_settings_are_frozen(self):
         with self.assertRaises(dataclasses.FrozenInstanceError):
             config.Settings().server.port = 1

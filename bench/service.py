@@ -1,0 +1,47 @@
+"""Starting the service for the soak and the benchmark."""
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_SECONDS = 10.0
+
+
+def start_service(port, redis_url, log_path, **settings):
+    """`python -m scoring_api` with config.ini, on `port`, over the Redis
+    at `redis_url`; `settings` are more SCORING_* variables. Returns the
+    process once /health answers."""
+    environ = dict(os.environ, SCORING_STORE_URL=redis_url,
+                   SCORING_SERVER_LOG_FILE=log_path, **settings)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scoring_api", "--config",
+         os.path.join(ROOT, "config.ini"), "--port", str(port)],
+        env=environ, cwd=ROOT)
+    wait_until_answering(port)
+    return process
+
+
+def wait_until_answering(port, path="/health"):
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(
+                "http://127.0.0.1:%d%s" % (port, path), timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("nothing answers on port %d" % port)
+
+
+def stop(process, timeout=10.0):
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
