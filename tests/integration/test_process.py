@@ -1,0 +1,177 @@
+"""`python -m scoring_api` as a process: start-up errors, workers, stops.
+
+No Redis is needed: scores answer without one, and a black hole stands in
+for a store that keeps a request in flight.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from tests.helpers import api_request
+from tests.layers import BlackHole, free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SCORE = api_request("online_score", {"phone": "79175002040",
+                                     "email": "stupnikov@otus.ru"})
+START_SECONDS = 10.0
+STOP_SECONDS = 10.0
+
+
+def post(port, body, timeout=10):
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/method/" % port, data=json.dumps(body).encode(),
+        method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class ProcessTestCase(unittest.TestCase):
+    def start(self, *args, **settings):
+        """The service on a free port, with SCORING_* `settings`."""
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(suffix=".log", delete=False)
+        self.addCleanup(os.unlink, self.log.name)
+        environ = {**os.environ, "SCORING_SERVER_PORT": str(self.port),
+                   "SCORING_SERVER_LOG_FILE": self.log.name,
+                   "SCORING_STORE_URL": "redis://127.0.0.1:%d/0" % free_port(),
+                   **settings}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scoring_api", *args], env=environ,
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        self.addCleanup(self.kill_all, process)
+        return process
+
+    def kill_all(self, process):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in self.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        process.stdout.close()
+        process.stderr.close()
+
+    def worker_pids(self):
+        with open(self.log.name) as log:
+            text = log.read()
+        pids = []
+        for line in text.splitlines():
+            if "serving on" in line:
+                pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+                if _alive(pid):
+                    pids.append(pid)
+        return pids
+
+    def wait_until_serving(self, process):
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.fail("the service exited: %s" % process.stderr.read())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.fail("nothing listens on port %d" % self.port)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class StartUpTest(ProcessTestCase):
+    def test_a_bad_config_value_stops_start_up_with_one_line(self):
+        process = self.start(SCORING_SERVER_PORT="eighty")
+        process.wait(START_SECONDS)
+        self.assertEqual(process.returncode, 2)
+        self.assertEqual(
+            process.stderr.read(),
+            "scoring_api: SCORING_SERVER_PORT: [server] port = 'eighty':"
+            " expected an integer\n")
+
+    def test_a_missing_config_file_stops_start_up_with_one_line(self):
+        process = self.start("--config", "/nonexistent.ini")
+        process.wait(START_SECONDS)
+        self.assertEqual(process.returncode, 2)
+        self.assertIn("cannot read config /nonexistent.ini",
+                      process.stderr.read())
+
+    def test_a_taken_port_is_one_clear_error(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            process = self.start("--port", str(port))
+            process.wait(START_SECONDS)
+        self.assertEqual(process.returncode, 1)
+        with open(self.log.name) as log:
+            self.assertIn("cannot listen on 127.0.0.1:%d: Address already"
+                          " in use" % port, log.read())
+
+
+class StopTest(ProcessTestCase):
+    def test_sigterm_lets_a_request_in_flight_finish_then_exits(self):
+        hole = BlackHole()
+        self.addCleanup(hole.close)
+        process = self.start(SCORING_STORE_URL=hole.url,
+                             SCORING_STORE_TIMEOUT="0.5",
+                             SCORING_STORE_RETRIES="0")
+        self.wait_until_serving(process)
+        answers = []
+        waiting = threading.Thread(target=lambda: answers.append(post(
+            self.port, api_request("clients_interests",
+                                   {"client_ids": [1]}))))
+        waiting.start()
+        time.sleep(0.2)  # the request now waits on the black hole
+        process.send_signal(signal.SIGTERM)
+        waiting.join(STOP_SECONDS)
+        self.assertEqual(answers, [(503, {"code": 503,
+                                          "error": "store is unavailable"})])
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
+    def test_two_workers_serve_and_all_stop_on_sigterm(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        deadline = time.monotonic() + START_SECONDS
+        while len(self.worker_pids()) < 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        workers = self.worker_pids()
+        for _ in range(20):
+            self.assertEqual(post(self.port, SCORE),
+                             (200, {"code": 200, "response": {"score": 3.0}}))
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        self.assertEqual([pid for pid in workers if _alive(pid)], [])
+
+    def test_a_worker_that_dies_is_replaced(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        deadline = time.monotonic() + START_SECONDS
+        while len(self.worker_pids()) < 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        victim = self.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        while _alive(victim) or len(self.worker_pids()) < 2:
+            self.assertLess(time.monotonic(), deadline, "not replaced")
+            time.sleep(0.05)
+        self.assertNotIn(victim, self.worker_pids())
+        self.assertEqual(post(self.port, SCORE)[0], 200)
