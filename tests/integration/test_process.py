@@ -75,6 +75,14 @@ class ProcessTestCase(unittest.TestCase):
                     pids.append(pid)
         return pids
 
+    def wait_for_workers(self, count):
+        """The pids of `count` live workers, once they all serve."""
+        deadline = time.monotonic() + START_SECONDS
+        while len(self.worker_pids()) < count:
+            self.assertLess(time.monotonic(), deadline, "workers missing")
+            time.sleep(0.05)
+        return self.worker_pids()
+
     def wait_until_serving(self, process):
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
@@ -149,11 +157,7 @@ class StopTest(ProcessTestCase):
     def test_two_workers_serve_and_all_stop_on_sigterm(self):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
-        deadline = time.monotonic() + START_SECONDS
-        while len(self.worker_pids()) < 2:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
-        workers = self.worker_pids()
+        workers = self.wait_for_workers(2)
         for _ in range(20):
             self.assertEqual(post(self.port, SCORE),
                              (200, {"code": 200, "response": {"score": 3.0}}))
@@ -164,14 +168,11 @@ class StopTest(ProcessTestCase):
     def test_a_worker_that_dies_is_replaced(self):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
-        deadline = time.monotonic() + START_SECONDS
-        while len(self.worker_pids()) < 2:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
-        victim = self.worker_pids()[0]
+        victim = self.wait_for_workers(2)[0]
         os.kill(victim, signal.SIGKILL)
-        while _alive(victim) or len(self.worker_pids()) < 2:
-            self.assertLess(time.monotonic(), deadline, "not replaced")
+        deadline = time.monotonic() + START_SECONDS
+        while _alive(victim):  # until the parent has reaped it
+            self.assertLess(time.monotonic(), deadline, "not reaped")
             time.sleep(0.05)
-        self.assertNotIn(victim, self.worker_pids())
+        self.assertNotIn(victim, self.wait_for_workers(2))
         self.assertEqual(post(self.port, SCORE)[0], 200)
