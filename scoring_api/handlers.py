@@ -94,6 +94,7 @@ class JsonHandler(web.RequestHandler):
         self.uncount()
 
     def on_connection_close(self):
+        super().on_connection_close()  # ends a body still awaited
         self.uncount()  # the client left, or we cut a slow body
 
     def uncount(self):

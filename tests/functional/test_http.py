@@ -1,4 +1,5 @@
 """The HTTP layer over an in-memory store: every code of SPEC 3."""
+import asyncio
 import json
 
 import mock
@@ -26,6 +27,14 @@ class HttpTestCase(AsyncHTTPTestCase):
             body = json.dumps(body)
         return self.fetch(path, method="POST", body=body,
                           headers=headers or {})
+
+    async def assert_no_request_left(self):
+        """No handler still waits, and the count a stop waits for is 0."""
+        await asyncio.sleep(0.05)
+        handlers = [task for task in asyncio.all_tasks()
+                    if "_execute" in repr(task.get_coro())]
+        self.assertEqual(handlers, [])
+        self.assertEqual(self._app.settings["requests"].active, 0)
 
     def assert_answer(self, response, code):
         """The status is `code`, the body is JSON and says the same."""
@@ -135,7 +144,21 @@ class SlowClientTest(HttpTestCase):
             answer = await stream.read_until_close()
         self.assertEqual(answer, b"")  # closed, nothing sent
         self.assertIn("body not received in 0.2s", logs.output[0])
-        self.assertEqual(self._app.settings["requests"].active, 0)
+        await self.assert_no_request_left()
+
+
+class ChunkedBodyTest(HttpTestCase):
+    @gen_test(timeout=5)
+    async def test_a_chunked_body_over_the_limit_is_cut_and_forgotten(self):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        chunk = b"x" * 600
+        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n"
+                           + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 2)
+        with self.assertLogs("tornado.general", "INFO"):
+            answer = await stream.read_until_close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
+        await self.assert_no_request_left()
 
 
 class OtherPathsTest(HttpTestCase):
