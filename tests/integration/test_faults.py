@@ -155,10 +155,12 @@ class CircuitBreakerTest(FaultTestCase):
     def test_with_the_cache_dead_50_scores_make_few_redis_attempts(self):
         attempts = self.count_cache_attempts()
         self.server.kill()
-        with self.assertLogs("scoring_api.store", "WARNING"):
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
             for _ in range(50):
                 (code, response), _ = self.timed(SCORE)
                 self.assertEqual((code, response), (200, {"score": 3.0}))
+        # No flood: the first failure and the opening of the circuit.
+        self.assertEqual(len(logs.output), 2, logs.output)
         # Until the circuit opens: failure_threshold calls of 1 + retries
         # attempts; after it, only the probes (every reset_timeout).
         opened_after = FAST.cache.failure_threshold * (1 + FAST.cache.retries)
