@@ -38,14 +38,14 @@ class Formatter(logging.Formatter):
 
 class BufferedWrites:
     """Handler mixin: lines go through the stream's buffer instead of one
-    write per line. WARNING and worse are flushed at once, the rest at the
+    write per line. ERROR and worse are flushed at once, the rest at the
     latest by the next `flush_logs()` (the server calls it every second).
     """
 
     def emit(self, record):
         try:
             self.stream.write(self.format(record) + self.terminator)
-            if record.levelno >= logging.WARNING:
+            if record.levelno >= logging.ERROR:
                 self.flush()
         except Exception:
             self.handleError(record)

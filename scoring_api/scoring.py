@@ -1,7 +1,8 @@
 """The scoring rules and the interests lookup."""
 import hashlib
-import json
 import logging
+
+import orjson
 
 from scoring_api.errors import StoreDataError
 
@@ -25,8 +26,8 @@ def score_key(phone=None, email=None, birthday=None, gender=None,
         first_name or "",
         last_name or "",
     ]
-    # json keeps "a", "b|c" apart from "a|b", "c".
-    digest = hashlib.blake2b(json.dumps(inputs).encode(), digest_size=16)
+    # JSON keeps "a", "b|c" apart from "a|b", "c".
+    digest = hashlib.blake2b(orjson.dumps(inputs), digest_size=16)
     return SCORE_KEY_PREFIX + digest.hexdigest()
 
 
@@ -75,8 +76,8 @@ def _parse_interests(client_id, value):
     if value is None:
         return []
     try:
-        interests = json.loads(value)
-    except ValueError:
+        interests = orjson.loads(value)
+    except orjson.JSONDecodeError:
         interests = None
     if (not isinstance(interests, list)
             or not all(isinstance(item, str) for item in interests)):
