@@ -83,6 +83,8 @@ class LoadSettingsTest(unittest.TestCase):
          " under 3600"),
         ("[store]\nurl = http://x\n",
          "[store] url = 'http://x': expected redis://host:port/db"),
+        ("[store]\nurl = redis://:6379/0\n",
+         "[store] url = 'redis://:6379/0': expected redis://host:port/db"),
         ("[store]\nurl = redis://host:port/0\n",
          "[store] url = 'redis://host:port/0': Port could not be cast to"
          " integer value as 'port'"),
