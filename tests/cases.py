@@ -35,11 +35,12 @@ def cases(case_list):
 
 
 class _Case:
-    """One vector and its index; nose2 puts the repr in the test's name."""
+    """One vector and its index; nose2 puts the repr in the test's name
+    (cut at 79 characters)."""
 
     def __init__(self, i, data):
         self.i = i
         self.data = data
 
     def __repr__(self):
-        return "i=%d" % self.i
+        return "i=%d %r" % (self.i, self.data)

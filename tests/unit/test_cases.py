@@ -43,7 +43,7 @@ class CasesDecoratorTest(unittest.TestCase):
     def test_nose2_gets_one_parameter_set_per_case(self):
         params = make_vectors([]).test_even.paramList
         self.assertEqual([repr(param) for (param,) in params],
-                         ["i=0", "i=1", "i=2", "i=3"])
+                         ["i=0 1", "i=1 2", "i=2 3", "i=3 4"])
         self.assertEqual([param.data for (param,) in params], [1, 2, 3, 4])
 
     def test_one_case_given_runs_only_that_case(self):
