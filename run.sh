@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-CONFIG=${SCORING_CONFIG:-config.ini}
+CONFIG=config.ini
 VENV=.venv
 PY=$VENV/bin/python
 
