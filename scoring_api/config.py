@@ -17,26 +17,29 @@ class ConfigError(Exception):
     """A config file or value that cannot be used."""
 
 
+def _convert(convert, text, expected):
+    try:
+        return convert(text)
+    except ValueError:
+        raise ValueError("expected " + expected) from None
+
+
 def _integer(low, high=None):
     def parse(text):
-        value = int(text)
+        value = _convert(int, text, "an integer")
         if value < low or (high is not None and value > high):
             bound = "%d..%d" % (low, high) if high is not None else \
                 ">= %d" % low
             raise ValueError("expected an integer %s" % bound)
         return value
-    parse.expected = "an integer"
     return parse
 
 
 def _seconds(text):
-    value = float(text)
+    value = _convert(float, text, "a number of seconds")
     if not 0 < value < 3600:
         raise ValueError("expected seconds, more than 0 and under 3600")
     return value
-
-
-_seconds.expected = "a number of seconds"
 
 
 def _text(text):
@@ -171,11 +174,8 @@ def _parse(section, key, text, source):
     try:
         return parse(text.strip())
     except ValueError as error:
-        reason = str(error)
-        if "invalid literal" in reason or "could not convert" in reason:
-            reason = "expected " + getattr(parse, "expected", "another value")
         raise ConfigError("%s: [%s] %s = %r: %s" % (
-            source, section, key, text, reason)) from None
+            source, section, key, text, error)) from None
 
 
 def load_settings(path=None, environ=None, overrides=()):
