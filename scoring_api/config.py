@@ -46,6 +46,38 @@ def _text(text):
     return text
 
 
+def _boolean(text):
+    value = text.lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(*allowed):
+    def parse(text):
+        if text not in allowed:
+            raise ValueError("expected one of " + ", ".join(
+                repr(option) if not option else option for option in allowed))
+        return text
+    return parse
+
+
+def _host_port(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() \
+            or not 0 < int(port) <= 65535:
+        raise ValueError("expected host:port")
+    return host.strip("[]"), int(port)
+
+
+def _nodes(text):
+    """host:port,host:port,... as a tuple of (host, port)."""
+    return tuple(_host_port(part.strip()) for part in text.split(",")
+                 if part.strip())
+
+
 def _redis_url(text):
     if not text:
         return text
@@ -92,6 +124,14 @@ class ServerSettings:
         5.0, _seconds, "how long a stop waits for requests in flight")
     log_file: str = _key("", _text, "log file; empty: standard error")
     log_level: str = _key("INFO", _log_level, "DEBUG, INFO, WARNING, ...")
+    log_format: str = _key(
+        "text", _choice("text", "json"), "text, or json: an object a line")
+    xheaders: bool = _key(
+        False, _boolean, "client address from X-Real-Ip/X-Forwarded-For")
+    max_connections: int = _key(
+        1000, _integer(1), "client connections per process; more wait")
+    write_timeout: float = _key(
+        30.0, _seconds, "seconds a client may take to read an answer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +143,14 @@ class AuthSettings:
 
 @dataclasses.dataclass(frozen=True)
 class StoreSettings:
+    mode: str = _key("standalone", _choice("standalone", "sentinel",
+                                           "cluster"),
+                     "standalone, sentinel or cluster")
     url: str = _key("redis://127.0.0.1:6379/0", _redis_url, "Redis URL")
+    sentinels: tuple = _key((), _nodes, "sentinel mode: host:port,...")
+    service_name: str = _key("", _text, "sentinel mode: the master's name")
+    db: int = _key(0, _integer(0), "sentinel mode: database number")
+    password: str = _key("", _text, "sentinel mode: the master's password")
     connect_timeout: float = _key(0.5, _seconds, "seconds to connect")
     timeout: float = _key(1.0, _seconds, "seconds for one command")
     retries: int = _key(2, _integer(0, 10), "retries after a failed call")
@@ -121,6 +168,8 @@ class StoreSettings:
 
 @dataclasses.dataclass(frozen=True)
 class CacheSettings(StoreSettings):
+    mode: str = _key("", _choice("", "standalone", "sentinel", "cluster"),
+                     "empty (with an empty url): the [store] Redis")
     url: str = _key("", _redis_url, "Redis URL; empty: the [store] one")
     connect_timeout: float = _key(0.2, _seconds, "seconds to connect")
     timeout: float = _key(0.2, _seconds, "seconds for one command")
@@ -150,6 +199,18 @@ class Settings:
         return self.cache.url or self.store.url
 
     @property
+    def cache_redis(self):
+        """[cache] with the Redis to use resolved: an empty mode and url
+        mean the [store] Redis (in every mode), with the cache's own
+        timeouts, retries and breaker."""
+        if self.cache.mode or self.cache.url:
+            return dataclasses.replace(
+                self.cache, mode=self.cache.mode or "standalone")
+        return dataclasses.replace(
+            self.cache, **{key: getattr(self.store, key)
+                           for key in CONNECTION_KEYS})
+
+    @property
     def log_level(self):
         return getattr(logging, self.server.log_level)
 
@@ -162,6 +223,8 @@ class Settings:
         return dataclasses.replace(self, **changed)
 
 
+CONNECTION_KEYS = ("mode", "url", "sentinels", "service_name", "db",
+                   "password")
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
 
 
