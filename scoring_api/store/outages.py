@@ -61,7 +61,7 @@ class OutageLog:
         if count:
             logger.warning("%s: %s failed: %s (%d failed calls since the last"
                            " report)", self.name, command,
-                           error or type(error).__name__, count)
+                           str(error) or type(error).__name__, count)
 
     def success(self):
         if not self.down:
