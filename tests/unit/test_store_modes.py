@@ -12,9 +12,9 @@ from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ConnectionError as RedisConnectionError
 from tornado.testing import AsyncTestCase, gen_test
 
-from scoring_api.config import StoreSettings
+from scoring_api.config import Settings, StoreSettings
 from scoring_api.errors import StoreUnavailable
-from scoring_api.store import RedisEndpoint, describe, modes
+from scoring_api.store import RedisEndpoint, Store, describe, modes
 from tests.cases import cases
 
 BOUNDS = {"connect_timeout": 0.3, "timeout": 0.7, "retries": 2,
@@ -219,3 +219,32 @@ class ClientTypeTest(unittest.TestCase):
         client, closables = modes.build_client(StoreSettings())
         self.assertIs(type(client), redis.asyncio.Redis)
         self.assertEqual(closables, [])
+
+
+class StoreDescriptionTest(AsyncTestCase):
+    @gen_test
+    async def test_the_start_up_line_names_both_redis_without_passwords(
+            self):
+        settings = Settings().replace(
+            store={"url": "redis://:s3cret@store:6379/0"},
+            cache={"mode": "cluster",
+                   "url": "redis://:0ther@c1:7000,c2:7000"})
+        with self.assertLogs("scoring_api.store", "INFO") as logs:
+            store = Store.from_settings(settings)
+        await store.close()
+        self.assertEqual(logs.output, [
+            "INFO:scoring_api.store.facade:store: standalone"
+            " redis://:***@store:6379/0; cache: cluster"
+            " redis://:***@c1:7000,c2:7000"])
+
+    @gen_test
+    async def test_an_empty_cache_url_is_the_store_redis_in_every_mode(
+            self):
+        settings = Settings().replace(store=dict(
+            vars(SENTINEL), connect_timeout=0.5))
+        store = Store.from_settings(settings)
+        await store.close()
+        self.assertEqual(store.cache.description, describe(SENTINEL))
+        self.assertEqual(store.cache.attempt_timeout,
+                         settings.cache.connect_timeout
+                         + settings.cache.timeout)
