@@ -104,7 +104,7 @@ class Acceptor:
         self.full = full
         self.pause_seconds = pause_seconds
         self.refusals = ThrottledWarning(
-            "cannot accept connections, pausing %.1fs at a time"
+            "cannot accept connections, pausing %gs at a time"
             % pause_seconds)
         self.io_loop = IOLoop.current()
         self.listening = False
