@@ -109,11 +109,12 @@ class Acceptor:
         self.io_loop = IOLoop.current()
         self.listening = False
         self.stopped = False
-        self.pause = None  # the timer that ends a pause
+        self.pause_timer = None
 
     def resume(self):
         """Listen again, unless stopped, paused or still full."""
-        if self.listening or self.stopped or self.pause or self.full():
+        if (self.listening or self.stopped or self.pause_timer
+                or self.full()):
             return
         for sock in self.sockets:
             self.io_loop.add_handler(
@@ -123,9 +124,9 @@ class Acceptor:
     def stop(self):
         self.stopped = True
         self._mute()
-        if self.pause:
-            self.pause.cancel()
-            self.pause = None
+        if self.pause_timer:
+            self.io_loop.remove_timeout(self.pause_timer)
+            self.pause_timer = None
 
     def _mute(self):
         if self.listening:
@@ -154,11 +155,11 @@ class Acceptor:
 
     def _pause(self):
         self._mute()
-        self.pause = self.io_loop.call_later(self.pause_seconds,
-                                             self._end_pause)
+        self.pause_timer = self.io_loop.call_later(self.pause_seconds,
+                                                   self._end_pause)
 
     def _end_pause(self):
-        self.pause = None
+        self.pause_timer = None
         self.resume()
 
 
@@ -216,16 +217,13 @@ class LimitedHTTPServer(HTTPServer):
 
     def initialize(self, *args, max_connections, write_timeout, **kwargs):
         super().initialize(*args, **kwargs)
-        assert self.ssl_options is None, "TLS is not supported here"
+        if self.ssl_options is not None:
+            raise ValueError("LimitedHTTPServer serves plain HTTP only")
         self.max_connections = max_connections
         self.write_timeout = write_timeout
         self.stalls = ThrottledWarning(
             "closed connections whose client did not read its answer")
         self.acceptors = []
-
-    @property
-    def open_connections(self):
-        return len(self._connections)
 
     def full(self):
         return len(self._connections) >= self.max_connections
