@@ -305,8 +305,8 @@ class SlowReaderTest(unittest.TestCase):
                        SCORING_SERVER_WRITE_TIMEOUT="1", **settings)
 
     def never_reads(self, service):
-        """A client that pipelined large answers and reads none, once the
-        service holds its answers."""
+        """A client that pipelined requests for large answers and reads
+        none, once the service has accepted it."""
         sock = connect(service.port, receive_buffer=TINY_RECEIVE_BUFFER)
         self.addCleanup(sock.close)
         sock.sendall(http_request(api_request(
