@@ -175,4 +175,3 @@ class OpenApiTest(HttpTestCase):
         self.assertEqual(response.code, code)
         self.assertTrue(answer_validator("/method/", "post", code).is_valid(
             json.loads(response.body)), response.body)
-
