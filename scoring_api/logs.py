@@ -113,9 +113,13 @@ def flush_logs():
 
 def reopen_logs(*ignored):
     """Reopen the log file (the server calls it on SIGHUP)."""
+    reopened = False
     for handler in logging.getLogger().handlers:
         if hasattr(handler, "reopen"):
             handler.reopen()
+            reopened = True
+    if reopened:
+        logging.getLogger(__name__).info("log file reopened")
 
 
 def make_handler(log_file=None, log_format="text"):

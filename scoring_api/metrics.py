@@ -11,9 +11,12 @@ and plain in-process values when it is first imported, so it is imported
 only when the first metric is made, after `start_run` had its say.
 """
 import glob
+import logging
 import os
 import shutil
 import tempfile
+
+logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_METHOD = "unknown"  # api_method of a call whose method is not known
@@ -131,6 +134,7 @@ def start_run():
         os.makedirs(directory, exist_ok=True)
         _remove_counts(directory)
     _run.update(directory=directory, owned=owned)
+    logger.info("metrics of the workers in %s", directory)
     return directory
 
 
