@@ -2,6 +2,7 @@
 log file that can be reopened (SIGHUP, after logrotate moved it)."""
 import contextvars
 import logging
+import os
 import time
 
 import orjson
@@ -109,6 +110,10 @@ class BufferedStreamHandler(BufferedWrites, logging.StreamHandler):
 def flush_logs():
     for handler in logging.getLogger().handlers:
         handler.flush()
+
+
+# A forked worker would write the parent's buffered lines a second time.
+os.register_at_fork(before=flush_logs)
 
 
 def reopen_logs(*ignored):

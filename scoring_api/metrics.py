@@ -19,6 +19,7 @@ import tempfile
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DIRECTORY_PREFIX = "scoring-api-metrics-"  # then the parent's pid and "-"
 NO_METHOD = "unknown"  # api_method of a call whose method is not known
 # From a local-tier hit (well under a millisecond) to the store's worst
 # case (seconds).
@@ -121,14 +122,17 @@ def start_run():
     """Before forking workers: one empty directory for this run's counts.
 
     The operator's PROMETHEUS_MULTIPROC_DIR is used (and emptied) when set;
-    otherwise a new temporary directory, removed by `end_run`.
+    otherwise a new temporary directory, removed by `end_run` (and by the
+    next run's `start_run` when its parent was killed).
     """
     if _metrics is not None:
         raise RuntimeError("start_run() after the first metric was made")
     directory = os.environ.get(MULTIPROC_ENV)
     owned = not directory
     if owned:
-        directory = tempfile.mkdtemp(prefix="scoring-api-metrics-")
+        _remove_orphans()
+        directory = tempfile.mkdtemp(
+            prefix="%s%d-" % (DIRECTORY_PREFIX, os.getpid()))
         os.environ[MULTIPROC_ENV] = directory
     else:
         os.makedirs(directory, exist_ok=True)
@@ -156,6 +160,26 @@ def end_run():
     else:
         _remove_counts(directory)
     _run.update(directory=None, owned=False)
+
+
+def _remove_orphans():
+    """Directories of earlier runs whose parent is gone."""
+    pattern = os.path.join(tempfile.gettempdir(), DIRECTORY_PREFIX + "*-*")
+    for directory in glob.glob(pattern):
+        pid = os.path.basename(directory)[len(DIRECTORY_PREFIX):]
+        pid = pid.partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's
+    return True
 
 
 def _remove_counts(directory):

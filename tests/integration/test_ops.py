@@ -163,6 +163,11 @@ class WorkersMetricsTest(OpsProcessTestCase):
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
         self.assertFalse(os.path.exists(directory))
+        # Logged before the fork, written once (not again by each worker).
+        self.assertEqual(
+            [line for line in self.log_lines() if "metrics of" in line],
+            ["[%s] I - metrics of the workers in %s" % (
+                self.log_lines()[0][1:20], directory)])
 
 
 class LogConfigTest(OpsProcessTestCase):
