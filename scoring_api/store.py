@@ -239,6 +239,7 @@ class CircuitBreaker:
             self.probing.cancel()
             await asyncio.gather(self.probing, return_exceptions=True)
             self.probing = None
+            metrics.set_circuit_open(False)
 
 
 class Store:
