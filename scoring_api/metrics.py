@@ -109,7 +109,7 @@ def render():
     """(body, content type) of the Prometheus text of every worker."""
     _get()
     import prometheus_client as prometheus
-    if os.environ.get(MULTIPROC_ENV):
+    if _run["directory"]:  # set by the parent before it forked
         from prometheus_client import multiprocess
         registry = prometheus.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
