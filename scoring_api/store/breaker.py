@@ -3,6 +3,8 @@ import asyncio
 import contextvars
 import logging
 
+from scoring_api import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,6 +41,7 @@ class CircuitBreaker:
             logger.warning("%s: circuit open after %d failed calls; probing"
                            " every %.1fs", self.name, self.failures,
                            self.reset_timeout)
+            metrics.set_circuit_open(True)
             # A fresh context: the probe belongs to no request.
             self.probing = asyncio.get_running_loop().create_task(
                 self._probe_until_up(), context=contextvars.Context())
@@ -53,6 +56,7 @@ class CircuitBreaker:
                 logger.exception("%s: the probe failed", self.name)
         self.failures = 0
         self.probing = None
+        metrics.set_circuit_open(False)
         logger.warning("%s: circuit closed, calls resume", self.name)
 
     async def close(self):
@@ -60,3 +64,4 @@ class CircuitBreaker:
             self.probing.cancel()
             await asyncio.gather(self.probing, return_exceptions=True)
             self.probing = None
+            metrics.set_circuit_open(False)

@@ -9,6 +9,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import ResponseError, TryAgainError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from scoring_api import metrics
 from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store import modes
 from scoring_api.store.outages import OutageLog
@@ -146,6 +147,7 @@ class RedisEndpoint:
 
     def _give_up(self, command, error, kind):
         self.outages.failure(command, error)
+        metrics.redis_error(self.name)
         raise kind("%s is unavailable" % self.name) from error
 
     async def get_many(self, keys):
