@@ -11,13 +11,14 @@ no write timeout).
 import errno
 import functools
 import logging
-import math
 import resource
 import time
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
+
+from scoring_api.throttle import LOG_INTERVAL_SECONDS, Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 ACCEPT_PAUSE_SECONDS = 0.5
 # Connections taken in one loop turn, as Tornado does (its listen backlog).
 ACCEPTS_PER_TURN = 128
-# At most one line per interval for each kind of repeated trouble.
-LOG_INTERVAL_SECONDS = 10.0
 # Descriptors the process holds besides clients and Redis: standard
 # streams, the log file, listening sockets, the event loop's own.
 DESCRIPTOR_MARGIN = 32
@@ -66,25 +65,19 @@ def warn_if_descriptors_short(settings, limit):
 
 
 class ThrottledWarning:
-    """Counts a repeated event and logs it at WARNING at most once per
-    `interval`, with the number of events since the last line."""
+    """A repeated event logged at WARNING at most once per `interval`,
+    with the number of events since the last line."""
 
     def __init__(self, message, interval=LOG_INTERVAL_SECONDS,
                  clock=time.monotonic):
         self.message = message
-        self.interval = interval
-        self.clock = clock
-        self.unreported = 0
-        self.next_report = -math.inf
+        self.throttle = Throttle(interval, clock)
 
     def event(self, detail):
-        self.unreported += 1
-        now = self.clock()
-        if now >= self.next_report:
+        count = self.throttle.event()
+        if count:
             logger.warning("%s: %s (%d since the last such line)",
-                           self.message, detail, self.unreported)
-            self.unreported = 0
-            self.next_report = now + self.interval
+                           self.message, detail, count)
 
 
 class Acceptor:

@@ -6,7 +6,8 @@ import logging
 import orjson
 
 from scoring_api.errors import StoreDataError
-from scoring_api.store import OtherType, Throttle
+from scoring_api.store import OtherType
+from scoring_api.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from scoring_api.store.endpoint import (TRANSIENT_ERRORS, OtherType,
 from scoring_api.store.facade import Store
 from scoring_api.store.local import LocalCache
 from scoring_api.store.modes import describe
-from scoring_api.store.outages import OutageLog, Throttle
+from scoring_api.store.outages import OutageLog
 
 __all__ = ["CircuitBreaker", "LocalCache", "OtherType", "OutageLog",
-           "RedisEndpoint", "Store", "Throttle", "TRANSIENT_ERRORS",
-           "describe"]
+           "RedisEndpoint", "Store", "TRANSIENT_ERRORS", "describe"]

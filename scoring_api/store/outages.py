@@ -2,37 +2,11 @@
 import logging
 import time
 
+from scoring_api.throttle import LOG_INTERVAL_SECONDS, Throttle
+
 logger = logging.getLogger(__name__)
 
-OUTAGE_LOG_INTERVAL_SECONDS = 10.0
-
-
-class Throttle:
-    """Says when a recurring event may be reported: the first time, then
-    at most once per `interval`, with how many happened meanwhile."""
-
-    def __init__(self, interval=OUTAGE_LOG_INTERVAL_SECONDS,
-                 clock=time.monotonic):
-        self.interval = interval
-        self.clock = clock
-        self.unreported = 0
-        self.last_report = None
-
-    def event(self):
-        """The number of events to report now (this one included), or 0
-        while the interval since the last report is running."""
-        self.unreported += 1
-        now = self.clock()
-        if self.last_report is not None \
-                and now - self.last_report < self.interval:
-            return 0
-        self.last_report = now
-        count, self.unreported = self.unreported, 0
-        return count
-
-    def reset(self):
-        self.unreported = 0
-        self.last_report = None
+OUTAGE_LOG_INTERVAL_SECONDS = LOG_INTERVAL_SECONDS
 
 
 class OutageLog:

@@ -12,7 +12,8 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api.config import Settings
 from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
-                               OutageLog, RedisEndpoint, Throttle)
+                               OutageLog, RedisEndpoint)
+from scoring_api.throttle import Throttle
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
 
