@@ -315,58 +315,83 @@ class RedisClusterSet:
         return next(node for node in self.nodes if node.running)
 
 
-class _TopologyLayer:
-    """What both layers share: start once, heal and empty before each
-    test, stop at the end. Subclasses name `needs` (binaries) and
-    `build`."""
-
+class SentinelLayer:
+    description = "a Redis master, a replica and three sentinels"
+    needs = ("redis-server",)
+    build = SentinelSet
     topology = None
     missing = None  # why there is none, when there is none
     broken = None  # why starting it failed
 
+    # nose2 runs only the classmethods a layer defines itself.
     @classmethod
     def setUp(cls):
-        absent = [name for name in cls.needs if shutil.which(name) is None]
-        if absent:
-            cls.missing = "%s not installed" % " and ".join(absent)
-            return
-        for attempt in range(START_ATTEMPTS):
-            topology = cls.build()
-            atexit.register(topology.stop)  # also on an interrupted run
-            try:
-                topology.start()
-            except (RuntimeError, OSError, subprocess.SubprocessError,
-                    redis.RedisError) as error:
-                topology.stop()
-                cls.broken = "%s did not start: %s" % (
-                    cls.description, _one_line(error))
-                continue
-            cls.topology, cls.broken = topology, None
-            return
+        _start(cls)
 
     @classmethod
     def tearDown(cls):
-        if cls.topology is not None:
-            cls.topology.stop()
-            cls.topology = None
+        _stop(cls)
 
     @classmethod
     def testSetUp(cls):
-        if cls.topology is not None:
-            cls.topology.wait_until_whole()
-            cls.topology.flush()
+        _heal(cls)
 
 
-class SentinelLayer(_TopologyLayer):
-    description = "a Redis master, a replica and three sentinels"
-    needs = ("redis-server",)
-    build = SentinelSet
-
-
-class ClusterLayer(_TopologyLayer):
+class ClusterLayer:
     description = "a Redis Cluster of three masters and three replicas"
     needs = ("redis-server", "redis-cli")
     build = RedisClusterSet
+    topology = None
+    missing = None
+    broken = None
+
+    @classmethod
+    def setUp(cls):
+        _start(cls)
+
+    @classmethod
+    def tearDown(cls):
+        _stop(cls)
+
+    @classmethod
+    def testSetUp(cls):
+        _heal(cls)
+
+
+def _start(layer):
+    """Start `layer.build()` once for the layer's tests, or note in
+    `layer.missing` or `layer.broken` why not (a layer's setUp that
+    raised would fail its whole suite)."""
+    absent = [name for name in layer.needs if shutil.which(name) is None]
+    if absent:
+        layer.missing = "%s not installed" % " and ".join(absent)
+        return
+    for _ in range(START_ATTEMPTS):
+        topology = layer.build()
+        atexit.register(topology.stop)  # also on an interrupted run
+        try:
+            topology.start()
+        except (RuntimeError, OSError, subprocess.SubprocessError,
+                redis.RedisError) as error:
+            topology.stop()
+            layer.broken = "%s did not start: %s" % (
+                layer.description, _one_line(error))
+            continue
+        layer.topology, layer.broken = topology, None
+        return
+
+
+def _stop(layer):
+    if layer.topology is not None:
+        layer.topology.stop()
+        layer.topology = None
+
+
+def _heal(layer):
+    """Before each test: whole again, and empty."""
+    if layer.topology is not None:
+        layer.topology.wait_until_whole()
+        layer.topology.flush()
 
 
 def requires_sentinel(test):
