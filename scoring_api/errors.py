@@ -36,3 +36,7 @@ class StoreDataError(ApiError):
     """The store answered with a value that is not what it should hold."""
 
     code = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class StoreRefused(StoreUnavailable):
+    """Redis answered with an error: out of memory, read-only, MISCONF."""

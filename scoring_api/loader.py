@@ -6,7 +6,8 @@ FILE holds JSON lines, `{"client_id": 1, "interests": ["cars", "pets"]}`,
 or one JSON object, `{"1": ["cars", "pets"], "2": []}`. Every entry is
 checked first; any bad entry is reported with its line number and nothing
 is written, unless --partial asks to write the good ones. The writing is a
-single MSET: all of it lands, or none.
+single MSET: all of it lands, or none (in a Redis Cluster, one MSET per
+slot: all or none of each slot's clients).
 """
 import argparse
 import asyncio
@@ -17,7 +18,7 @@ import sys
 from scoring_api import config, logs
 from scoring_api.errors import StoreUnavailable
 from scoring_api.scoring import interests_key
-from scoring_api.store import Store
+from scoring_api.store import Store, describe
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 
@@ -81,7 +82,8 @@ def parse_interests(text):
 
 
 async def load(store, interests):
-    """Write `interests` ({client id: [str]}) to `store` in one MSET."""
+    """Write `interests` ({client id: [str]}) to `store` in one MSET (one
+    per slot in a cluster)."""
     await store.set_many({
         interests_key(client_id): json.dumps(values, ensure_ascii=False)
         for client_id, values in interests.items()})
@@ -124,10 +126,10 @@ def main(argv=None, environ=None):
         asyncio.run(_load_with_settings(settings, entries.interests))
     except StoreUnavailable as error:
         print("loader: %s at %s; nothing loaded" % (
-            error, settings.store.url), file=sys.stderr)
+            error, describe(settings.store)), file=sys.stderr)
         return EXIT_STORE
     print("loaded interests of %d clients into %s" % (
-        len(entries.interests), settings.store.url))
+        len(entries.interests), describe(settings.store)))
     return EXIT_BAD_INPUT if entries.errors else EXIT_OK
 
 

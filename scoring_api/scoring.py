@@ -1,10 +1,12 @@
 """The scoring rules and the interests lookup."""
 import hashlib
+import itertools
 import logging
 
 import orjson
 
 from scoring_api.errors import StoreDataError
+from scoring_api.store import OtherType, Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -31,33 +33,68 @@ def score_key(phone=None, email=None, birthday=None, gender=None,
     return SCORE_KEY_PREFIX + digest.hexdigest()
 
 
+WEIGHTS = {"phone": 1.5, "email": 1.5, "birthday and gender": 1.5,
+           "first and last name": 0.5}
+# Every score the rules can give: the sums of the subsets of WEIGHTS.
+POSSIBLE_SCORES = frozenset(
+    sum(chosen) for size in range(len(WEIGHTS) + 1)
+    for chosen in itertools.combinations(WEIGHTS.values(), size))
+
+
 def compute_score(phone=None, email=None, birthday=None, gender=None,
                   first_name=None, last_name=None):
     score = 0.0
     if phone:
-        score += 1.5
+        score += WEIGHTS["phone"]
     if email:
-        score += 1.5
+        score += WEIGHTS["email"]
     if birthday and gender:
-        score += 1.5
+        score += WEIGHTS["birthday and gender"]
     if first_name and last_name:
-        score += 0.5
+        score += WEIGHTS["first and last name"]
     return score
+
+
+# Corrupt cache entries are logged once per interval, however many.
+_corrupt_scores = Throttle()
+
+
+def cached_score(value):
+    """The score a cache entry holds, or None when it holds something the
+    rules cannot give: not UTF-8, not a number, nan, inf, -100, 99, ..."""
+    if isinstance(value, float):  # from the local tier
+        return value
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if score in POSSIBLE_SCORES else None
 
 
 async def get_score(store, ttl_seconds, **inputs):
-    """The cached score of these inputs, or a fresh one, cached."""
+    """The cached score of these inputs, or a fresh one, cached. A cache
+    entry that is not a score is a miss, and overwritten."""
     key = score_key(**inputs)
     cached = await store.cache_get(key)
     if cached is not None:
-        try:
-            return float(cached)
-        except ValueError:
-            logger.warning("cache: %s holds %r, not a score; recomputing",
-                           key, cached[:40])
+        score = cached_score(cached)
+        if score is not None:
+            return score
+        count = _corrupt_scores.event()
+        if count:
+            logger.warning("cache: %s holds %r, not a score; recomputed and"
+                           " overwritten (%d such entries since the last"
+                           " report)", key, _excerpt(cached), count)
     score = compute_score(**inputs)
     await store.cache_set(key, score, ttl_seconds)
     return score
+
+
+def _excerpt(value):
+    return value[:40] if isinstance(value, (bytes, str)) else value
+
+
+_NOT_JSON = object()
 
 
 def interests_key(client_id):
@@ -73,16 +110,21 @@ async def get_interests(store, client_ids):
 
 
 def _parse_interests(client_id, value):
+    """The list of strings `value` holds; StoreDataError otherwise."""
     if value is None:
         return []
-    try:
-        interests = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        interests = None
+    if isinstance(value, OtherType):
+        interests, found = _NOT_JSON, repr(value)
+    else:
+        try:
+            interests = orjson.loads(value)  # bytes: checks UTF-8 too
+        except orjson.JSONDecodeError:
+            interests = _NOT_JSON
+        found = "not JSON" if interests is _NOT_JSON else "other JSON"
     if (not isinstance(interests, list)
             or not all(isinstance(item, str) for item in interests)):
-        logger.error("store: %s is not a JSON list of strings",
-                     interests_key(client_id))
+        logger.error("store: %s is %s, not a JSON list of strings",
+                     interests_key(client_id), found)
         raise StoreDataError(
             "stored interests of client %d are not a JSON list of strings"
             % client_id)

@@ -42,7 +42,8 @@ def today():
 class MemoryStore:
     """The `Store` interface over dicts, for tests that need no Redis.
 
-    Values are kept as strings, as the Redis store returns them; with
+    Values are kept as strings (the Redis store returns bytes; the
+    callers decode either); with
     `down=True` the persistent store fails and the cache misses, as the
     real store does when Redis is gone.
     """
@@ -94,10 +95,13 @@ def _as_text(value):
 def mock_redis(*answers, forever=None):
     """A mocked redis.asyncio client: each call of `execute_command` takes
     the next of `answers` (an exception is raised), or always `forever`.
-    Count attempts with `client.execute_command.await_count`."""
+    Count attempts with `client.execute_command.await_count`. Its
+    `pipeline()` is a mock too: set `pipeline.return_value.execute`."""
     client = mock.AsyncMock(spec_set=redis.asyncio.Redis)
     client.execute_command.side_effect = (
         forever if forever is not None else list(answers))
+    client.pipeline.return_value = mock.AsyncMock(
+        spec_set=redis.asyncio.client.Pipeline)
     return client
 
 

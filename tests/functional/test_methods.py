@@ -161,9 +161,9 @@ class OnlineScoreTest(MethodHandlerTestCase):
                                                "last_name": "b"})
         await self.assert_code(request, 200)
         (key,) = self.store.cache
-        self.store.cache[key] = "9.5"
+        self.store.cache[key] = "4.5"  # a score, not the one computed
         self.assertEqual(await self.assert_code(request, 200),
-                         {"score": 9.5})
+                         {"score": 4.5})
 
     @gen_test
     async def test_scores_are_cached_for_the_configured_ttl(self):

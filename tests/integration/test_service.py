@@ -21,10 +21,10 @@ class OnlineScoreTest(ServiceTestCase):
         self.assertTrue(3590 <= self.redis.ttl(KEY) <= 3600)
 
     def test_a_hit_returns_the_cached_score_even_if_it_differs(self):
-        self.redis.set(KEY, "9.25", ex=60)
+        self.redis.set(KEY, "3.5", ex=60)  # a score, not the one computed
         code, response = self.answer(self.post(
             api_request("online_score", ARGUMENTS)))
-        self.assertEqual((code, response), (200, {"score": 9.25}))
+        self.assertEqual((code, response), (200, {"score": 3.5}))
 
     def test_other_inputs_do_not_share_a_cached_score(self):
         self.redis.set(KEY, "9.25", ex=60)
@@ -60,11 +60,14 @@ class ClientsInterestsTest(ServiceTestCase):
                                               " are not a JSON list of"
                                               " strings"))
 
-    def test_a_key_of_another_type_reads_as_missing(self):
+    def test_a_key_of_another_type_is_a_clear_500(self):
         self.redis.rpush("i:1", "cars")  # MGET answers nil for a list
-        code, response = self.answer(self.post(api_request(
-            "clients_interests", {"client_ids": [1]})))
-        self.assertEqual((code, response), (200, {"1": []}))
+        with self.assertLogs("scoring_api.scoring", "ERROR"):
+            code, error = self.answer(self.post(api_request(
+                "clients_interests", {"client_ids": [1]})))
+        self.assertEqual((code, error), (500, "stored interests of client 1"
+                                              " are not a JSON list of"
+                                              " strings"))
 
     def test_a_thousand_ids_are_one_mget(self):
         self.redis.config_resetstat()

@@ -30,7 +30,7 @@ class StoreRoundTripTest(AsyncTestCase):
     @gen_test
     async def test_get_returns_what_redis_holds_and_none_when_missing(self):
         await self.store.set_many({"i:1": '["cars"]'})
-        self.assertEqual(await self.store.get("i:1"), '["cars"]')
+        self.assertEqual(await self.store.get("i:1"), b'["cars"]')
         self.assertIsNone(await self.store.get("i:2"))
 
     @gen_test
@@ -38,14 +38,14 @@ class StoreRoundTripTest(AsyncTestCase):
         await self.store.set_many(
             {"i:%d" % n: '["x%d"]' % n for n in range(0, 100, 2)})
         values = await self.store.get_many(["i:%d" % n for n in range(100)])
-        self.assertEqual(values[:4], ['["x0"]', None, '["x2"]', None])
+        self.assertEqual(values[:4], [b'["x0"]', None, b'["x2"]', None])
         self.assertEqual(await self.command_calls("mget"), 1)
         self.assertEqual(await self.command_calls("get"), 0)
 
     @gen_test
     async def test_cache_set_then_cache_get_round_trips(self):
         await self.store.cache_set("score:k", 3.5, 60)
-        self.assertEqual(await self.store.cache_get("score:k"), "3.5")
+        self.assertEqual(await self.store.cache_get("score:k"), b"3.5")
         self.assertIsNone(await self.store.cache_get("score:other"))
 
     @gen_test
@@ -57,7 +57,7 @@ class StoreRoundTripTest(AsyncTestCase):
     @gen_test(timeout=10)
     async def test_a_cached_value_expires_after_its_ttl(self):
         await self.store.cache_set("score:k", 1.5, 1)
-        self.assertEqual(await self.store.cache_get("score:k"), "1.5")
+        self.assertEqual(await self.store.cache_get("score:k"), b"1.5")
         deadline = time.monotonic() + 3.0
         while await self.store.cache_get("score:k") is not None:
             self.assertLess(time.monotonic(), deadline, "never expired")
@@ -67,7 +67,7 @@ class StoreRoundTripTest(AsyncTestCase):
     async def test_set_many_writes_every_key_in_one_command(self):
         await self.store.set_many({"i:1": "[]", "i:2": '["a"]'})
         self.assertEqual(await self.store.get_many(["i:1", "i:2"]),
-                         ["[]", '["a"]'])
+                         [b"[]", b'["a"]'])
         self.assertEqual(await self.command_calls("mset"), 1)
 
     @gen_test

@@ -7,7 +7,7 @@ from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api import scoring
 from scoring_api.errors import StoreDataError
-from scoring_api.store import Store
+from scoring_api.store import OtherType, Store
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
 
@@ -78,12 +78,36 @@ class GetScoreTest(AsyncTestCase):
         store.cache_set.assert_awaited_once_with(
             scoring.score_key(**FULL), 5.0, TTL)
 
+    @cases([b"garbage", b"\xff", b"nan", b"inf", b"-inf", b"1e400", b"-100",
+            b"1e308", b"1_000", b"99", b"42", b"", b"4.4", b"-0.5",
+            OtherType()])
     @gen_test
-    async def test_a_cached_value_that_is_not_a_number_is_recomputed(self):
-        store = cache_mock(cached="garbage")
+    async def test_a_cached_value_that_is_not_a_score_is_recomputed(
+            self, cached):
+        scoring._corrupt_scores.reset()
+        store = cache_mock(cached=cached)
         with self.assertLogs("scoring_api.scoring", "WARNING"):
             self.assertEqual(await scoring.get_score(store, TTL, **FULL), 5.0)
-        store.cache_set.assert_awaited_once()
+        store.cache_set.assert_awaited_once_with(
+            scoring.score_key(**FULL), 5.0, TTL)
+
+    @cases([b"0.0", b"0.5", b"1.5", b"2.0", b"3.0", b"3.5", b"4.5", b"5.0",
+            b"3", "3.0", 3.0])
+    @gen_test
+    async def test_every_score_the_rules_give_is_a_hit(self, cached):
+        store = cache_mock(cached=cached)
+        self.assertEqual(await scoring.get_score(store, TTL, **FULL),
+                         float(cached))
+        store.cache_set.assert_not_awaited()
+
+    @gen_test
+    async def test_corrupt_entries_are_logged_once_per_interval(self):
+        scoring._corrupt_scores.reset()
+        store = cache_mock(cached=b"nan")
+        with self.assertLogs("scoring_api.scoring", "WARNING") as logs:
+            for _ in range(50):
+                await scoring.get_score(store, TTL, **FULL)
+        self.assertEqual(len(logs.output), 1, logs.output)
 
     @gen_test
     async def test_a_cache_that_raises_is_a_miss_and_the_score_is_computed(
@@ -98,12 +122,39 @@ class GetScoreTest(AsyncTestCase):
 class GetInterestsTest(AsyncTestCase):
     @gen_test
     async def test_many_ids_are_read_in_one_round_trip(self):
-        redis = mock_redis(['["cars", "pets"]', None, '[]'])
+        redis = mock_redis([b'["cars", "pets"]', b'["tv"]', b'[]'])
         store = store_over(redis)
         interests = await scoring.get_interests(store, [1, 2, 3])
-        self.assertEqual(interests, {1: ["cars", "pets"], 2: [], 3: []})
+        self.assertEqual(interests, {1: ["cars", "pets"], 2: ["tv"], 3: []})
         redis.execute_command.assert_awaited_once_with(
             "MGET", "i:1", "i:2", "i:3")
+
+    @gen_test
+    async def test_only_the_ids_read_as_nil_are_checked_for_existence(
+            self):
+        redis = mock_redis([b'["cars"]', None, None], 0)
+        interests = await scoring.get_interests(store_over(redis), [1, 2, 3])
+        self.assertEqual(interests, {1: ["cars"], 2: [], 3: []})
+        self.assertEqual(redis.execute_command.await_args_list, [
+            mock.call("MGET", "i:1", "i:2", "i:3"),
+            mock.call("EXISTS", "i:2", "i:3")])
+
+    @cases(["set", "hash", "list", "zset", "stream"])
+    @gen_test
+    async def test_a_key_of_another_redis_type_is_an_error_naming_the_id(
+            self, type_name):
+        redis = mock_redis([b'["cars"]', None, None], 1)
+        pipeline = redis.pipeline.return_value
+        pipeline.execute.return_value = [b"none", type_name.encode()]
+        with self.assertLogs("scoring_api.scoring", "ERROR") as logs, \
+                self.assertRaises(StoreDataError) as raised:
+            await scoring.get_interests(store_over(redis), [1, 2, 3])
+        self.assertEqual(
+            str(raised.exception),
+            "stored interests of client 3 are not a JSON list of strings")
+        self.assertIn("i:3 is a Redis %s" % type_name, logs.output[0])
+        self.assertEqual(pipeline.execute_command.call_args_list, [
+            mock.call("TYPE", "i:2"), mock.call("TYPE", "i:3")])
 
     @gen_test
     async def test_a_repeated_id_is_read_once(self):
@@ -112,7 +163,8 @@ class GetInterestsTest(AsyncTestCase):
         self.assertEqual(interests, {7: ["cars"]})
         redis.execute_command.assert_awaited_once_with("MGET", "i:7")
 
-    @cases(['{"cars": 1}', "not json", '["cars", 1]', '"cars"'])
+    @cases(['{"cars": 1}', "not json", '["cars", 1]', '"cars"', "null",
+            b'["caf\xe9"]', b"\xff\xfe", b""])
     @gen_test
     async def test_a_stored_value_that_is_not_a_list_of_strings_is_an_error(
             self, stored):

@@ -5,14 +5,14 @@ import unittest
 import mock
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api.config import Settings
-from scoring_api.errors import StoreUnavailable
-from scoring_api.store import (CircuitBreaker, LocalCache, OutageLog,
-                               RedisEndpoint)
+from scoring_api.errors import StoreRefused, StoreUnavailable
+from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
+                               OutageLog, RedisEndpoint)
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
 
@@ -86,13 +86,27 @@ class RetryTest(AsyncTestCase):
                          '["cars"]')
         self.assertEqual(client.execute_command.await_count, 2)
 
+    @cases([ResponseError("ERR unknown command"),
+            OutOfMemoryError("OOM command not allowed"),
+            ReadOnlyError("You can't write against a read only replica.")])
     @gen_test
-    async def test_an_error_that_retrying_cannot_fix_is_not_retried(self):
-        client = mock_redis(forever=ResponseError("WRONGTYPE"))
+    async def test_an_error_that_retrying_cannot_fix_is_not_retried(
+            self, error):
+        client = mock_redis(forever=error)
         with self.assertLogs("scoring_api.store", "WARNING"), \
-                self.assertRaises(StoreUnavailable):
-            await self.endpoint(client).call("GET", "i:1")
+                self.assertRaises(StoreRefused):
+            await self.endpoint(client).call("SET", "i:1", "[]")
         self.assertEqual(client.execute_command.await_count, 1)
+
+    @gen_test
+    async def test_a_key_of_another_type_reads_as_data_not_as_a_failure(
+            self):
+        client = mock_redis(ResponseError(
+            "WRONGTYPE Operation against a key holding the wrong kind"))
+        endpoint = self.endpoint(client)
+        self.assertIsInstance(await endpoint.call("GET", "score:x"),
+                              OtherType)
+        self.assertFalse(endpoint.outages.down)
 
     @gen_test
     async def test_the_backoff_is_asked_once_per_retry_with_the_count(self):
@@ -105,14 +119,15 @@ class RetryTest(AsyncTestCase):
 
     @gen_test
     async def test_the_client_is_built_with_every_bound_from_config(self):
-        endpoint = RedisEndpoint.from_url(
-            "store", "redis://127.0.0.1:1/3", FAST.store)
+        endpoint = RedisEndpoint.from_settings("store", FAST.store.__class__(
+            **dict(vars(FAST.store), url="redis://127.0.0.1:1/3")))
         settings = endpoint.client.connection_pool.connection_kwargs
         self.assertEqual(settings["socket_connect_timeout"],
                          FAST.store.connect_timeout)
         self.assertEqual(settings["socket_timeout"], FAST.store.timeout)
         self.assertEqual(settings["retry"].get_retries(), 0)
         self.assertEqual(settings["db"], 3)
+        self.assertFalse(settings.get("decode_responses", False))
         await endpoint.close()
 
     @gen_test
@@ -142,7 +157,37 @@ class RetryTest(AsyncTestCase):
     @gen_test
     async def test_retries_zero_means_one_attempt(self):
         client = mock_redis(forever=RedisConnectionError("refused"))
-        self.assertFalse(await self.endpoint(client).ping())
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "i:1", retries=0)
+        self.assertEqual(client.execute_command.await_count, 1)
+
+
+class PingTest(AsyncTestCase):
+    """/health's PING: a stale pooled connection must not say "down"."""
+
+    def endpoint(self, client):
+        return RedisEndpoint("store", client, FAST.store)
+
+    @gen_test
+    async def test_a_broken_connection_is_tried_once_more(self):
+        client = mock_redis(RedisConnectionError("Connection closed by"
+                                                 " server."), True)
+        self.assertTrue(await self.endpoint(client).ping())
+        self.assertEqual(client.execute_command.await_count, 2)
+
+    @gen_test
+    async def test_a_refused_ping_is_down_after_two_attempts(self):
+        client = mock_redis(forever=RedisConnectionError("refused"))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertFalse(await self.endpoint(client).ping())
+        self.assertEqual(client.execute_command.await_count, 2)
+
+    @gen_test
+    async def test_a_ping_that_timed_out_is_not_tried_again(self):
+        client = mock_redis(forever=RedisTimeoutError("timed out"))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertFalse(await self.endpoint(client).ping())
         self.assertEqual(client.execute_command.await_count, 1)
 
 
@@ -307,24 +352,46 @@ class StoreCacheTest(ClosingTestCase):
 
 
 class OutageLogTest(unittest.TestCase):
+    def setUp(self):
+        self.clock = FakeClock()
+        self.outages = OutageLog("store", interval=10.0, clock=self.clock)
+        self.error = RedisConnectionError("refused")
+
     def test_an_outage_is_logged_once_per_interval_and_its_end_once(self):
-        clock = FakeClock()
-        outages = OutageLog("store", interval=10.0, clock=clock)
-        error = RedisConnectionError("refused")
         with self.assertLogs("scoring_api.store", "WARNING") as logs:
             for _ in range(100):
-                outages.failure("GET", error)
-                clock.now += 0.05  # 5 s of failures: one line
-            clock.now += 5.5
-            outages.failure("GET", error)  # a new interval: one more line
-            outages.success()
-            outages.success()
+                self.outages.failure("GET", self.error)
+                self.clock.now += 0.05  # 5 s of failures: one line
+            self.clock.now += 5.5
+            self.outages.failure("GET", self.error)  # a new interval
+            for _ in range(30):
+                self.outages.success()
+                self.clock.now += 1.0  # 30 s of answers: one line
         self.assertEqual(len(logs.output), 3, logs.output)
         self.assertIn("(1 failed calls since the last report)",
                       logs.output[0])
         self.assertIn("(100 failed calls since the last report)",
                       logs.output[1])
-        self.assertIn("answering again", logs.output[2])
+        self.assertIn("answering again for 10s", logs.output[2])
+
+    def test_a_redis_failing_every_other_call_writes_a_line_per_interval(
+            self):
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            for _ in range(1000):  # 50 s: a failed write, a good read
+                self.outages.failure("SET", self.error)
+                self.outages.success()
+                self.clock.now += 0.05
+        self.assertEqual(len(logs.output), 5, logs.output)
+        self.assertTrue(all("SET failed" in line for line in logs.output))
+
+    def test_a_recovery_is_reported_only_after_a_whole_interval_up(self):
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            self.outages.failure("GET", self.error)
+            self.outages.success()
+            self.clock.now += 9.9
+            self.outages.success()
+        self.assertEqual(len(logs.output), 1, logs.output)
+        self.assertTrue(self.outages.down)
 
 
 class LocalCacheTest(unittest.TestCase):
@@ -372,7 +439,7 @@ class LocalTierTest(ClosingTestCase):
         cache = mock_redis(True)
         store = self.closing(store_over(mock_redis(), cache))
         await store.cache_set("score:x", 3.0, 60)
-        self.assertEqual(await store.cache_get("score:x"), "3.0")
+        self.assertEqual(await store.cache_get("score:x"), 3.0)
         self.assertEqual(cache.execute_command.await_count, 1)  # the SET
 
     @gen_test
@@ -381,4 +448,4 @@ class LocalTierTest(ClosingTestCase):
         store = self.closing(store_over(mock_redis(), cache))
         with self.assertLogs("scoring_api.store", "WARNING"):
             await store.cache_set("score:x", 3.0, 60)
-        self.assertEqual(await store.cache_get("score:x"), "3.0")
+        self.assertEqual(await store.cache_get("score:x"), 3.0)
