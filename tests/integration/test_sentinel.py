@@ -62,8 +62,7 @@ class SentinelServiceTest(SentinelTestCase):
         self.assertEqual(client.get(keys[0]), "3.0")
         self.assertTrue(3590 <= client.ttl(keys[0]) <= 3600)
 
-    def test_ready_and_health_say_up(self):
-        self.assertEqual(self.answer(self.fetch("/ready"))[0], 200)
+    def test_health_says_both_are_up(self):
         code, response = self.answer(self.fetch("/health"))
         self.assertEqual(code, 200)
         self.assertEqual((response["store"], response["cache"]),
