@@ -12,7 +12,7 @@ import redis
 from tornado.testing import gen_test
 
 from tests.helpers import api_request
-from tests.integration.modes import (CACHE_BUDGET, INTEREST_IDS,
+from tests.integration.modes import (BOUNDED, CACHE_BUDGET, INTEREST_IDS,
                                      SLACK_SECONDS, STORE_BUDGET,
                                      ModeTestCase)
 from tests.topologies import (CLUSTER_NODE_TIMEOUT_MS, ClusterLayer,
@@ -157,6 +157,8 @@ class ClusterLoaderTest(ClusterTestCase):
 
 
 class ClusterFailoverTest(ClusterTestCase):
+    base_settings = BOUNDED
+
     @gen_test(timeout=RECOVERY_BOUND_SECONDS + 20)
     async def test_a_killed_master_is_replaced_by_its_replica(self):
         self.put_interests(INTEREST_IDS)
@@ -169,6 +171,8 @@ class ClusterFailoverTest(ClusterTestCase):
 
 
 class ClusterHangingNodeTest(ClusterTestCase):
+    base_settings = BOUNDED
+
     def test_with_a_node_paused_every_call_returns_within_its_budget(self):
         self.put_interests(INTEREST_IDS)
         node = self.topology.master_of("i:1")

@@ -10,8 +10,8 @@ import tempfile
 from tornado.testing import gen_test
 
 from tests.helpers import api_request
-from tests.integration.modes import (INTEREST_IDS, INTERESTS, STORE_BUDGET,
-                                     ModeTestCase)
+from tests.integration.modes import (BOUNDED, INTEREST_IDS, INTERESTS,
+                                     STORE_BUDGET, ModeTestCase)
 from tests.topologies import (SERVICE_NAME, SentinelLayer,
                               requires_sentinel,
                               sentinel_failover_bound_seconds)
@@ -109,6 +109,8 @@ class SentinelLoaderTest(SentinelTestCase):
 
 
 class SentinelFailoverTest(SentinelTestCase):
+    base_settings = BOUNDED
+
     @gen_test(timeout=RECOVERY_BOUND_SECONDS + 20)
     async def test_a_killed_master_is_replaced_without_a_restart(self):
         self.put_interests()
