@@ -26,9 +26,9 @@ THOUSAND = list(range(1000))
 # then at most one call that began before it ended.
 RECOVERY_BOUND_SECONDS = cluster_failover_bound_seconds() + STORE_BUDGET
 # Reads a node processes for one pipelined batch (a round trip): one, or
-# two when the batch arrives in pieces. A request that paid a round trip
-# per slot would cost a node some 330.
-READS_PER_BATCH = 2
+# a few when the batch arrives in pieces (a busy machine). A request that
+# paid a round trip per slot would cost a node some 330.
+READS_PER_BATCH = 4
 # Reads that are not the request's: our own INFO, and a replica's
 # once-a-second acknowledgement.
 OTHER_READS = 2
