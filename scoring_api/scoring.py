@@ -56,7 +56,7 @@ def compute_score(phone=None, email=None, birthday=None, gender=None,
 
 
 # Corrupt cache entries are logged once per interval, however many.
-_corrupt_scores = Throttle()
+corrupt_scores = Throttle()
 
 
 def cached_score(value):
@@ -80,7 +80,7 @@ async def get_score(store, ttl_seconds, **inputs):
         score = cached_score(cached)
         if score is not None:
             return score
-        count = _corrupt_scores.event()
+        count = corrupt_scores.event()
         if count:
             logger.warning("cache: %s holds %r, not a score; recomputed and"
                            " overwritten (%d such entries since the last"

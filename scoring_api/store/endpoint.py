@@ -69,14 +69,17 @@ class RedisEndpoint:
         self.backoff = backoff or EqualJitterBackoff(
             cap=settings.backoff_max, base=settings.backoff)
         self.outages = OutageLog(name)
+        self.description = "%s Redis" % mode  # from_settings: its address
 
     @classmethod
     def from_settings(cls, name, settings):
         """An endpoint for `settings.mode`; it connects on its first
         call."""
         client, closables = modes.build_client(settings)
-        return cls(name, client, settings, mode=settings.mode,
-                   closables=closables)
+        endpoint = cls(name, client, settings, mode=settings.mode,
+                       closables=closables)
+        endpoint.description = modes.describe(settings)
+        return endpoint
 
     async def call(self, command, *args, retries=None):
         """Run one command; retry transient failures, then raise

@@ -8,7 +8,6 @@ from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store.breaker import CircuitBreaker
 from scoring_api.store.endpoint import OtherType, RedisEndpoint
 from scoring_api.store.local import LocalCache
-from scoring_api.store.modes import describe
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ class Store:
         # still serves reads; writes pause for this long after a refusal.
         self.write_pause = cache_settings.reset_timeout
         self.writes_resume_at = None
-        self.description = "store: %s; cache: same as store" % store.name
 
     @classmethod
     def from_settings(cls, settings):
@@ -51,10 +49,13 @@ class Store:
         store = cls(RedisEndpoint.from_settings("store", settings.store),
                     RedisEndpoint.from_settings("cache", cache_settings),
                     cache_settings)
-        store.description = "store: %s; cache: %s" % (
-            describe(settings.store), describe(cache_settings))
-        logger.info("%s", store.description)
+        logger.info("%s", store.describe())
         return store
+
+    def describe(self):
+        """One line naming the Redis of the store and of the cache."""
+        return "store: %s; cache: %s" % (self.store.description,
+                                         self.cache.description)
 
     async def get(self, key):
         """The value at `key` or None; raises `StoreUnavailable`."""

@@ -8,7 +8,8 @@ import unittest
 
 import redis
 
-from tests.layers import RedisLayer, requires_redis
+from tests.cases import cases
+from tests.layers import RedisLayer, free_port, requires_redis
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "data",
                       "interests.jsonl")
@@ -31,8 +32,9 @@ class LoaderTest(unittest.TestCase):
         self.addCleanup(os.unlink, handle.name)
         return self.load(handle.name, *options)
 
-    def load(self, path, *options):
+    def load(self, path, *options, **settings):
         environ = dict(os.environ, SCORING_STORE_URL=RedisLayer.url)
+        environ.update(settings)
         return subprocess.run(
             [sys.executable, "-m", "scoring_api.loader", path, *options],
             env=environ, capture_output=True, text=True, timeout=30)
@@ -71,3 +73,22 @@ class LoaderTest(unittest.TestCase):
         result = self.load("/nonexistent/interests.jsonl")
         self.assertEqual(result.returncode, 2)
         self.assertIn("No such file", result.stderr)
+
+    @cases([
+        ({"SCORING_STORE_URL": "redis://:s3cret@127.0.0.1:%d/0"},
+         "nothing loaded"),
+        ({"SCORING_STORE_MODE": "cluster",
+          "SCORING_STORE_URL": "redis://:s3cret@127.0.0.1:%d"},
+         "some slots may be written; loading again replaces them"),
+    ])
+    def test_a_store_that_is_down_exits_3_and_says_what_landed(self, case):
+        settings, outcome = case
+        port = free_port()  # nothing listens there
+        result = self.load(SAMPLE, **{key: value % port if "%d" in value
+                                      else value
+                                      for key, value in settings.items()})
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn("store is unavailable at", result.stderr)
+        self.assertIn(outcome, result.stderr)
+        self.assertIn(":***@127.0.0.1:%d" % port, result.stderr)
+        self.assertNotIn("s3cret", result.stderr + result.stdout)

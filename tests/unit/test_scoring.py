@@ -84,7 +84,7 @@ class GetScoreTest(AsyncTestCase):
     @gen_test
     async def test_a_cached_value_that_is_not_a_score_is_recomputed(
             self, cached):
-        scoring._corrupt_scores.reset()
+        scoring.corrupt_scores.reset()
         store = cache_mock(cached=cached)
         with self.assertLogs("scoring_api.scoring", "WARNING"):
             self.assertEqual(await scoring.get_score(store, TTL, **FULL), 5.0)
@@ -102,7 +102,7 @@ class GetScoreTest(AsyncTestCase):
 
     @gen_test
     async def test_corrupt_entries_are_logged_once_per_interval(self):
-        scoring._corrupt_scores.reset()
+        scoring.corrupt_scores.reset()
         store = cache_mock(cached=b"nan")
         with self.assertLogs("scoring_api.scoring", "WARNING") as logs:
             for _ in range(50):

@@ -315,6 +315,33 @@ class StoreCacheTest(ClosingTestCase):
             "SET", "score:x", 3.0, "EX", 60)
 
     @gen_test
+    async def test_a_refused_write_pauses_writes_and_leaves_reads_on(self):
+        clock = FakeClock()
+        cache = mock_redis(forever=OutOfMemoryError("command not allowed"))
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        store.clock = clock
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            for _ in range(20):
+                await store.cache_set("score:x", 3.0, 60)
+        self.assertEqual(cache.execute_command.await_count, 1)
+        self.assertEqual(len(logs.output), 1, logs.output)
+        self.assertTrue(store.breaker.allows())
+        cache.execute_command.side_effect = [b"4.5", True]
+        self.assertEqual(await store.cache_get("score:y"), b"4.5")
+        clock.now += FAST.cache.reset_timeout
+        await store.cache_set("score:x", 3.0, 60)  # the pause is over
+        self.assertEqual(cache.execute_command.await_count, 3)
+
+    @gen_test
+    async def test_refused_reads_open_the_circuit(self):
+        cache = mock_redis(forever=ResponseError("NOAUTH"))
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(FAST.cache.failure_threshold):
+                self.assertIsNone(await store.cache_get("score:x"))
+        self.assertFalse(store.breaker.allows())
+
+    @gen_test
     async def test_an_open_circuit_keeps_calls_off_a_dead_cache(self):
         cache = mock_redis(forever=RedisConnectionError("refused"))
         store = self.closing(store_over(mock_redis(), cache, FAST))
