@@ -409,9 +409,10 @@ def _requires(test, layer):
         return
     if layer.broken:
         test.fail(layer.broken)  # installed but broken: never a skip
-    skip_or_fail(test, "no %s for these tests: %s" % (
-        layer.description, layer.missing or "its layer did not run (run"
-        " nose2)"))
+    skip_or_fail(test, "%s is needed for these tests: %s; install"
+                 " redis-server and redis-cli (Debian: apt-get install"
+                 " redis-server)" % (layer.description, layer.missing or
+                                     "its layer did not run (run nose2)"))
 
 
 def free_cluster_port():
