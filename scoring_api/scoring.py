@@ -113,16 +113,14 @@ def _parse_interests(client_id, value):
     """The list of strings `value` holds; StoreDataError otherwise."""
     if value is None:
         return []
-    if isinstance(value, OtherType):
-        interests, found = _NOT_JSON, repr(value)
-    else:
-        try:
-            interests = orjson.loads(value)  # bytes: checks UTF-8 too
-        except orjson.JSONDecodeError:
-            interests = _NOT_JSON
-        found = "not JSON" if interests is _NOT_JSON else "other JSON"
+    try:
+        interests = orjson.loads(value)  # bytes: checks UTF-8 too
+    except orjson.JSONDecodeError:  # also for an OtherType
+        interests = _NOT_JSON
     if (not isinstance(interests, list)
             or not all(isinstance(item, str) for item in interests)):
+        found = (repr(value) if isinstance(value, OtherType) else
+                 "not JSON" if interests is _NOT_JSON else "other JSON")
         logger.error("store: %s is %s, not a JSON list of strings",
                      interests_key(client_id), found)
         raise StoreDataError(

@@ -71,8 +71,10 @@ class Store:
         if not keys:
             return []
         values = await self.store.get_many(keys)
+        if None not in values:  # every key held a string: the usual case
+            return values
         nil_keys = [key for key, value in zip(keys, values) if value is None]
-        if nil_keys and await self.store.count_existing(nil_keys):
+        if await self.store.count_existing(nil_keys):
             types = dict(zip(nil_keys, await self.store.types(nil_keys)))
             values = [
                 OtherType(types[key])

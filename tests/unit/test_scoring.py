@@ -104,7 +104,9 @@ class GetScoreTest(AsyncTestCase):
     async def test_corrupt_entries_are_logged_once_per_interval(self):
         scoring.corrupt_scores.reset()
         store = cache_mock(cached=b"nan")
-        with self.assertLogs("scoring_api.scoring", "WARNING") as logs:
+        frozen = mock.patch.object(scoring.corrupt_scores, "clock",
+                                   lambda: 0.0)  # all within one interval
+        with frozen, self.assertLogs("scoring_api.scoring", "WARNING") as logs:
             for _ in range(50):
                 await scoring.get_score(store, TTL, **FULL)
         self.assertEqual(len(logs.output), 1, logs.output)

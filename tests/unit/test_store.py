@@ -12,7 +12,7 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api.config import Settings
 from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
-                               OutageLog, RedisEndpoint)
+                               OutageLog, RedisEndpoint, Throttle)
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
 
@@ -419,6 +419,18 @@ class OutageLogTest(unittest.TestCase):
             self.outages.success()
         self.assertEqual(len(logs.output), 1, logs.output)
         self.assertTrue(self.outages.down)
+
+
+class ThrottleTest(unittest.TestCase):
+    def test_the_first_event_then_one_per_interval_with_the_count(self):
+        clock = FakeClock()
+        throttle = Throttle(interval=10.0, clock=clock)
+        counts = []
+        for _ in range(30):
+            counts.append(throttle.event())
+            clock.now += 1.0
+        self.assertEqual([(i, n) for i, n in enumerate(counts) if n],
+                         [(0, 1), (10, 10), (20, 10)])
 
 
 class LocalCacheTest(unittest.TestCase):
