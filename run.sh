@@ -3,7 +3,9 @@
 # ./run.sh test [nose2 args]    set up with test tools, flake8, nose2 -v
 # ./run.sh load-interests FILE [--partial]
 #                               load interests into the configured store
-# ./run.sh soak                 about 40 s of traffic while Redis dies twice
+# ./run.sh soak [--mode standalone|sentinel|cluster]
+#                               about 40 s of traffic while Redis (the master)
+#                               dies twice
 # ./run.sh bench [--duration S] the service beside a reference server (wrk)
 # ./run.sh fuzz [--max-time S]  schemathesis over scoring_api/openapi.json
 # ./run.sh stop-redis           stop the redis-server that ./run.sh started

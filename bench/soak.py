@@ -1,14 +1,20 @@
 """Soak under faults: steady mixed traffic while Redis dies and returns.
 
-    ./run.sh soak            (about 40 seconds)
+    ./run.sh soak [--mode standalone|sentinel|cluster]   (about 40 seconds)
 
-Starts its own redis-server and the service (config.ini, so the shipped
-timeouts are what is measured), loads interests, then sends online_score
-and clients_interests from a few concurrent clients while Redis is killed
-and restarted twice. Prints the codes per method, the longest response and
-the recovery time after each restart, and exits 1 if a promise broke:
-an online_score that is not 200, a response slower than the budget, or a
-503 from clients_interests while Redis was up.
+Starts its own Redis (one redis-server; or a master, a replica and three
+sentinels; or a cluster of three masters and three replicas, as the test
+layers do) and the service (config.ini, so the shipped timeouts are what
+is measured), loads interests, then sends online_score and
+clients_interests from a few concurrent clients while the (master) Redis
+is killed twice. Standalone, it is restarted after a while; in sentinel
+and cluster mode a replica takes over by itself, and the killed process
+comes back later as a replica. Prints the codes per method, the longest
+response, when interests failed and answered again after each kill, and
+exits 1 if a promise broke: an online_score that is not 200, a response
+slower than the budget, a 503 from clients_interests while Redis was up
+(standalone) or past the failover bound (other modes), or interests that
+never came back.
 """
 import argparse
 import asyncio
@@ -20,17 +26,21 @@ import sys
 import tempfile
 import time
 
+import redis
 from tornado.httpclient import AsyncHTTPClient
 
 from bench.service import ROOT, start_service, stop
 from scoring_api.config import load_settings
 from tests.helpers import api_request
 from tests.layers import RedisServer, free_port
+from tests.topologies import (SERVICE_NAME, RedisClusterSet, SentinelSet,
+                              cluster_failover_bound_seconds,
+                              sentinel_failover_bound_seconds)
 
 CLIENT_IDS = list(range(10))
 # (seconds from the start, what happens to Redis)
-SCHEDULE = [(8.0, "kill"), (14.0, "restart"), (22.0, "kill"),
-            (28.0, "restart")]
+SCHEDULE = [(8.0, "kill"), (14.0, "restore"), (22.0, "kill"),
+            (28.0, "restore")]
 DURATION_SECONDS = 36.0
 CLIENTS = 8
 PAUSE_BETWEEN_REQUESTS_SECONDS = 0.01
@@ -38,16 +48,128 @@ PAUSE_BETWEEN_REQUESTS_SECONDS = 0.01
 GRACE_SECONDS = 0.5
 
 
+class Standalone:
+    """One redis-server: interests fail from the kill to the restart."""
+
+    name = "standalone"
+    failover_bound = None  # nothing fails over: it is down until restored
+
+    def __init__(self):
+        self.server = RedisServer(free_port())
+
+    def start(self):
+        self.server.start()
+
+    def stop(self):
+        self.server.stop()
+
+    def where(self):
+        return "Redis on port %d" % self.server.port
+
+    def environ(self):
+        return {"SCORING_STORE_URL": self.server.url}
+
+    def load(self, mapping):
+        with self.server.client() as client:
+            client.mset(mapping)
+
+    def kill(self):
+        self.server.kill()
+
+    def restore(self):
+        self.server.start()
+
+
+class Sentinel:
+    """A master, a replica and three sentinels: the replica takes over."""
+
+    name = "sentinel"
+    failover_bound = sentinel_failover_bound_seconds()
+
+    def __init__(self):
+        self.topology = SentinelSet()
+
+    def start(self):
+        self.topology.start()
+
+    def stop(self):
+        self.topology.stop()
+
+    def where(self):
+        return "sentinels %s, master on port %d" % (
+            self.topology.setting, self.topology.master().port)
+
+    def environ(self):
+        return {"SCORING_STORE_MODE": "sentinel", "SCORING_STORE_URL": "",
+                "SCORING_STORE_SENTINELS": self.topology.setting,
+                "SCORING_STORE_SERVICE_NAME": SERVICE_NAME}
+
+    def load(self, mapping):
+        with self.topology.master().client() as client:
+            client.mset(mapping)
+            client.execute_command("WAIT", 1, 2000)  # the replica has it
+
+    def kill(self):
+        self.topology.kill_master()
+
+    def restore(self):
+        self.topology.wait_until_whole()
+
+
+class Cluster:
+    """Three masters and three replicas: the killed master's replica takes
+    over its slots."""
+
+    name = "cluster"
+    failover_bound = cluster_failover_bound_seconds()
+
+    def __init__(self):
+        self.topology = RedisClusterSet()
+
+    def start(self):
+        self.topology.start()
+
+    def stop(self):
+        self.topology.stop()
+
+    def where(self):
+        return "cluster on ports %s" % ",".join(
+            str(node.port) for node in self.topology.nodes)
+
+    def environ(self):
+        return {"SCORING_STORE_MODE": "cluster",
+                "SCORING_STORE_URL": self.topology.url}
+
+    def load(self, mapping):
+        seed = self.topology.nodes[0]
+        with redis.RedisCluster("127.0.0.1", seed.port) as client:
+            client.mset_nonatomic(mapping)
+        for node in self.topology.masters():
+            with node.client() as client:
+                client.execute_command("WAIT", 1, 2000)
+
+    def kill(self):
+        # The master of client 0's key: every interests call needs it.
+        self.topology.master_of("i:%d" % CLIENT_IDS[0]).kill()
+
+    def restore(self):
+        self.topology.wait_until_whole()
+
+
+MODES = {mode.name: mode for mode in (Standalone, Sentinel, Cluster)}
+
+
 class Soak:
-    def __init__(self, service_url, redis_server):
+    def __init__(self, service_url, mode):
         self.url = service_url + "/method/"
-        self.redis = redis_server
+        self.mode = mode
         self.redis_down = []  # [start, end) intervals, monotonic seconds
         self.codes = collections.defaultdict(collections.Counter)
         self.longest = (0.0, None)
         self.late_503 = []
-        self.restarts = []  # monotonic time of each restart
-        self.first_200_after = {}  # restart time -> first good interests
+        self.kills = []  # monotonic time of each kill
+        self.restores = []  # monotonic time of each restore
+        self.interests = []  # (sent, done, code) of clients_interests
         self.http = None
 
     def down_at(self, moment):
@@ -55,16 +177,24 @@ class Soak:
                    for start, end in self.redis_down)
 
     async def faults(self, started):
+        loop = asyncio.get_running_loop()
         for at, action in SCHEDULE:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             if action == "kill":
-                self.redis.kill()
-                self.redis_down.append([time.monotonic(), float("inf")])
-            else:
-                self.redis.start()
+                self.mode.kill()
                 now = time.monotonic()
-                self.redis_down[-1][1] = now
-                self.restarts.append(now)
+                self.kills.append(now)
+                self.redis_down.append([now, float("inf") if
+                                        self.mode.failover_bound is None
+                                        else now + self.mode.failover_bound])
+            else:
+                # Waiting for a topology to be whole takes seconds: not on
+                # the loop that times the traffic.
+                await loop.run_in_executor(None, self.mode.restore)
+                now = time.monotonic()
+                if self.mode.failover_bound is None:
+                    self.redis_down[-1][1] = now
+                self.restores.append(now)
             print("%5.1fs  redis %s" % (time.monotonic() - started, action),
                   flush=True)
 
@@ -93,12 +223,25 @@ class Soak:
         if done - sent > self.longest[0]:
             self.longest = (done - sent, method)
         if method == "clients_interests":
+            self.interests.append((sent, done, response.code))
             if response.code == 503 and not self.down_at(sent):
                 self.late_503.append(sent)
-            if response.code == 200:
-                for restart in self.restarts:
-                    if sent >= restart:
-                        self.first_200_after.setdefault(restart, done)
+
+    def outages(self):
+        """(first 503, last 503, first 200 again) of interests after each
+        kill, in seconds from it (when the answer came); None if none."""
+        result = []
+        ends = self.kills[1:] + [float("inf")]
+        for kill, end in zip(self.kills, ends):
+            failed = [done - kill for sent, done, code in self.interests
+                      if code == 503 and kill <= done < end]
+            again = [done - kill for sent, done, code in self.interests
+                     if code == 200 and failed and kill + failed[0] <= sent
+                     < end]
+            result.append((min(failed, default=None),
+                           max(failed, default=None),
+                           min(again, default=None)))
+        return result
 
     async def run(self):
         self.http = AsyncHTTPClient(max_clients=CLIENTS)
@@ -109,6 +252,10 @@ class Soak:
             *(self.client(n, deadline) for n in range(CLIENTS)))
 
 
+def _seconds(value):
+    return "never" if value is None else "%.3fs" % value
+
+
 def report(soak, budget):
     print("\ncodes per method:")
     for method, counter in sorted(soak.codes.items()):
@@ -116,10 +263,21 @@ def report(soak, budget):
             "%d: %d" % item for item in sorted(counter.items()))))
     print("longest response: %.3fs (%s); budget %.2fs"
           % (soak.longest[0], soak.longest[1], budget))
-    for number, restart in enumerate(soak.restarts, 1):
-        recovered = soak.first_200_after.get(restart)
-        print("recovery after restart %d: %s" % (number, "never" if
-              recovered is None else "%.3fs" % (recovered - restart)))
+    outages = soak.outages()
+    for number, (first, last, again) in enumerate(outages, 1):
+        print("kill %d: interests 503 from %s to %s, 200 again at %s after"
+              " the kill" % (number, _seconds(first), _seconds(last),
+                             _seconds(again)))
+    bound = soak.mode.failover_bound
+    if bound is None:
+        for number, restore in enumerate(soak.restores, 1):
+            again = [done for sent, done, code in soak.interests
+                     if code == 200 and sent >= restore]
+            print("recovery after restart %d: %s" % (number, _seconds(
+                min(again) - restore if again else None)))
+    else:
+        print("failover bound: %.1fs (from the %s settings)" % (
+            bound, soak.mode.name))
     broken = []
     scores = soak.codes["online_score"]
     if set(scores) - {200}:
@@ -129,40 +287,47 @@ def report(soak, budget):
     if soak.late_503:
         broken.append("%d clients_interests 503s while Redis was up"
                       % len(soak.late_503))
-    if len(soak.first_200_after) < len(soak.restarts):
+    if any(again is None for _, _, again in outages):
         broken.append("clients_interests did not recover")
+    elif bound is not None and any(again > bound + budget
+                                   for _, _, again in outages):
+        broken.append("clients_interests recovered later than %.1fs"
+                      % (bound + budget))
     print("\n" + ("FAILED: " + "; ".join(broken) if broken else
                   "OK: every promise held"))
     return 1 if broken else 0
 
 
 def main(argv=None):
-    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(
-        argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=MODES, default="standalone",
+                        help="the Redis to run and break (default"
+                        " standalone)")
+    args = parser.parse_args(argv)
     settings = load_settings(os.path.join(ROOT, "config.ini"), {})
     budget = settings.store.worst_call_seconds
     workdir = tempfile.mkdtemp(prefix="scoring-soak-")
-    redis_server = RedisServer(free_port())
-    redis_server.start()
+    mode = MODES[args.mode]()
     service = None
     try:
-        with redis_server.client() as client:
-            client.mset({"i:%d" % cid: json.dumps(["cars", "pets"])
-                         for cid in CLIENT_IDS})
+        mode.start()
+        mode.load({"i:%d" % cid: json.dumps(["cars", "pets"])
+                   for cid in CLIENT_IDS})
         port = free_port()
-        service = start_service(port, redis_server.url,
+        environ = mode.environ()
+        service = start_service(port, environ.pop("SCORING_STORE_URL"),
                                 os.path.join(workdir, "service.log"),
-                                SCORING_SERVER_LOG_LEVEL="WARNING")
-        print("soak: %d clients for %.0fs against 127.0.0.1:%d, Redis on"
-              " port %d" % (CLIENTS, DURATION_SECONDS, port,
-                            redis_server.port), flush=True)
-        soak = Soak("http://127.0.0.1:%d" % port, redis_server)
+                                SCORING_SERVER_LOG_LEVEL="WARNING",
+                                **environ)
+        print("soak: %d clients for %.0fs against 127.0.0.1:%d, %s"
+              % (CLIENTS, DURATION_SECONDS, port, mode.where()), flush=True)
+        soak = Soak("http://127.0.0.1:%d" % port, mode)
         asyncio.run(soak.run())
         return report(soak, budget)
     finally:
         if service is not None:
             stop(service)
-        redis_server.stop()
+        mode.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

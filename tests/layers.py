@@ -38,18 +38,25 @@ def in_ci():
 class RedisServer:
     """A redis-server process of the tests' own, without persistence."""
 
-    def __init__(self, port):
+    def __init__(self, port, args=()):
+        """`args`: more redis-server options, e.g. ("--replicaof", ...)."""
         self.port = port
+        self.args = list(args)
         self.url = "redis://127.0.0.1:%d/0" % port
         self.workdir = tempfile.mkdtemp(prefix="scoring-test-redis-")
         self.process = None
 
+    def command(self):
+        return ["redis-server", "--port", str(self.port),
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.workdir,
+                "--logfile", os.path.join(self.workdir, "redis.log"),
+                *self.args]
+
     def start(self):
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.workdir,
-             "--logfile", os.path.join(self.workdir, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.command(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -195,8 +202,13 @@ def requires_redis(test):
     if RedisLayer.url is not None:
         return
     reason = RedisLayer.missing or "the Redis layer did not run (run nose2)"
-    message = "no Redis for integration tests: %s; install redis-server or" \
-              " set %s" % (reason, REDIS_URL_ENV)
+    skip_or_fail(test, "no Redis for integration tests: %s; install"
+                 " redis-server or set %s" % (reason, REDIS_URL_ENV))
+
+
+def skip_or_fail(test, message):
+    """Skip `test` with `message` on a developer's machine; fail it in CI,
+    where every test must run."""
     if in_ci():
         test.fail(message)
     test.skipTest(message)
