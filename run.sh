@@ -5,6 +5,7 @@
 #                               load interests into the configured store
 # ./run.sh soak                 about 40 s of traffic while Redis dies twice
 # ./run.sh bench [--duration S] the service beside a reference server (wrk)
+# ./run.sh mutate [MODULE ...]  mutation testing (cosmic-ray), a table per module
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -109,6 +110,11 @@ test)
     "$VENV/bin/flake8" scoring_api tests bench || status=$?
     "$VENV/bin/nose2" -v "$@" || status=$?
     exit "$status"
+    ;;
+mutate)
+    shift
+    setup_venv requirements-test.txt
+    exec "$PY" -m tests.mutation.run "$@"
     ;;
 bench)
     shift
