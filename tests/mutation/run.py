@@ -24,6 +24,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORK = ROOT / "var" / "mutation"
 EQUIVALENT_FILE = ROOT / "tests" / "mutation" / "equivalent.txt"
 FAST_LAYERS = ["tests.unit", "tests.functional"]
+# Run first, so that most mutants die in a second: the tests of the module
+# itself. Only a mutant they miss costs the whole of the fast layers.
+OWN_TESTS = {
+    "fields": ["tests/unit/test_fields.py", "tests/unit/test_requests.py"],
+    "requests": ["tests/unit/test_requests.py"],
+    "auth": ["tests/unit/test_auth.py"],
+    "scoring": ["tests/unit/test_scoring.py"],
+    "methods": ["tests/functional/test_methods.py"],
+    "store": ["tests/unit/test_store.py"],
+    "config": ["tests/unit/test_config.py"],
+}
 # Suites run after the fast layers, for the modules they kill more of.
 EXTRA_SUITES = {
     "store": ["tests.integration.test_store_round_trips",
@@ -51,8 +62,12 @@ def module_path(root, module):
 
 
 def run_tests(module):
-    """Exit status of the test command for one mutant of `module`."""
-    for suite in [FAST_LAYERS] + [EXTRA_SUITES.get(module, [])]:
+    """Exit status of the test command for one mutant of `module`: the
+    fast layers decide (its own tests first only save time), then the
+    module's extra suites."""
+    own = [path[:-len(".py")].replace("/", ".")
+           for path in OWN_TESTS.get(module, []) if os.path.exists(path)]
+    for suite in [own, FAST_LAYERS, EXTRA_SUITES.get(module, [])]:
         if not suite:
             continue
         status = subprocess.call(
@@ -79,19 +94,24 @@ def scratch_copy(module):
     return copy
 
 
-def mutate(module, timeout):
-    """Run cosmic-ray on `module`; returns the path of its session."""
+def mutate(module, timeout, resume=False):
+    """Run cosmic-ray on `module`; returns the path of its session.
+
+    With `resume`, an existing session goes on with the mutants it has not
+    tried yet (the work tree must not have changed since it began)."""
     copy = scratch_copy(module)
     session = WORK / ("%s.sqlite" % module)
-    session.unlink(missing_ok=True)
+    resume = resume and session.exists()
+    if not resume:
+        session.unlink(missing_ok=True)
     config = WORK / ("%s.toml" % module)
     config.write_text(CONFIG.format(
         module_path=module_path(copy, module).relative_to(copy),
         timeout=timeout, python=sys.executable, module=module))
     cosmic_ray = pathlib.Path(sys.executable).with_name("cosmic-ray")
-    log = (WORK / ("%s.log" % module)).open("w")
+    log = (WORK / ("%s.log" % module)).open("a" if resume else "w")
     with log:
-        for command in ("init", "exec"):
+        for command in ("exec",) if resume else ("init", "exec"):
             subprocess.run([str(cosmic_ray), command, str(config),
                             str(session)], cwd=copy, check=True,
                            stdout=log, stderr=subprocess.STDOUT)
@@ -181,6 +201,9 @@ def main(argv=None):
                         default=DEFAULT_TIMEOUT_SECONDS,
                         help="seconds before a mutant's tests count as"
                              " killed (default %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the sessions an interrupted run"
+                             " left")
     parser.add_argument("--report", action="store_true",
                         help="only print the table of the last sessions")
     parser.add_argument("--test", metavar="MODULE", help=argparse.SUPPRESS)
@@ -197,7 +220,8 @@ def main(argv=None):
     if not args.report:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             for session in pool.map(
-                    lambda module: mutate(module, args.timeout), modules):
+                    lambda module: mutate(module, args.timeout,
+                                          args.resume), modules):
                 print("done: %s (%.0fs)" % (session.stem,
                                             time.monotonic() - started),
                       file=sys.stderr)
