@@ -142,6 +142,16 @@ coverage)
     "$VENV/bin/coverage" run -m nose2 "$@" || status=$?
     "$VENV/bin/coverage" combine --quiet
     "$VENV/bin/coverage" report
+    "$VENV/bin/coverage" json --quiet -o var/coverage/coverage.json
+    "$PY" - <<'PYTHON'
+import json
+totals = json.load(open("var/coverage/coverage.json"))["totals"]
+print("lines %d/%d = %.1f %%, branches %d/%d = %.1f %%" % (
+    totals["covered_lines"], totals["num_statements"],
+    100.0 * totals["covered_lines"] / totals["num_statements"],
+    totals["covered_branches"], totals["num_branches"],
+    100.0 * totals["covered_branches"] / totals["num_branches"]))
+PYTHON
     exit "$status"
     ;;
 mutate)

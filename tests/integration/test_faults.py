@@ -99,15 +99,20 @@ class RedisHangingTest(FaultTestCase):
         # a cache_get and a cache_set, each at most the cache budget
         self.assertLess(seconds, 2 * CACHE_BUDGET + SLACK_SECONDS)
 
-    @gen_test(timeout=10)
+
+class OneRequestWaitingTest(FaultTestCase):
+    """One request waits on a paused Redis for a few seconds (a timeout
+    long enough for a busy machine to serve ten others meanwhile)."""
+
+    base_settings = FAST.replace(store={"timeout": 3.0, "retries": 0})
+
+    @gen_test(timeout=20)
     async def test_the_ioloop_serves_others_while_one_waits_on_redis(self):
         stop_auth_clock(self)
         self.server.pause()
         waiting = self.http_client.fetch(
             self.get_url("/method/"), method="POST",
             body=json.dumps(INTERESTS), raise_error=False)
-        await asyncio.sleep(0.05)  # the interests request is now in Redis
-        started = time.monotonic()
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(10):
                 served = await self.http_client.fetch(
@@ -115,10 +120,9 @@ class RedisHangingTest(FaultTestCase):
                     body=json.dumps(NEEDS_NO_REDIS))
                 self.assertEqual(json.loads(served.body)["response"],
                                  {"score": 42})
+            # all ten served while the first one still waits on Redis
             self.assertFalse(waiting.done(), "it should still be waiting")
-            served_in = time.monotonic() - started
             self.assertEqual((await waiting).code, 503)
-        self.assertLess(served_in, STORE_BUDGET)
 
 
 class BlackHoleTest(FaultTestCase):

@@ -13,6 +13,7 @@ TODAY = datetime.date(2026, 11, 24)
 class Holder:
     """One attribute per kind of field, the way request classes use them."""
 
+    anything = fields.Field(nullable=True)
     char = fields.CharField(nullable=True)
     required_char = fields.CharField(required=True, nullable=False)
     arguments = fields.ArgumentsField(nullable=True)
@@ -44,6 +45,8 @@ class FieldTestCase(unittest.TestCase):
 
 class AcceptedValuesTest(FieldTestCase):
     @cases([
+        ("anything", 1.5, 1.5),
+        ("anything", ["a"], ["a"]),
         ("char", "anything", "anything"),
         ("char", None, None),
         ("char", "", ""),

@@ -27,6 +27,9 @@ class MethodRequestTest(unittest.TestCase):
             MethodRequest(without(ENVELOPE, key))
         self.assertEqual(raised.exception.errors, {key: "is required"})
 
+    def test_a_request_is_not_the_admins_until_its_token_is_checked(self):
+        self.assertFalse(MethodRequest(dict(ENVELOPE, login="admin")).is_admin)
+
     def test_account_may_be_absent(self):
         self.assertIsNone(MethodRequest(without(ENVELOPE, "account")).account)
 
@@ -65,6 +68,12 @@ class Optional(Request):
     name = fields.CharField(required=False, nullable=False)
 
 
+class Plain(Request):
+    """A field declared without options."""
+
+    name = fields.CharField()
+
+
 class PresenceTest(unittest.TestCase):
     """SPEC 3.1: `required` is about the key, `nullable` about its value."""
 
@@ -82,6 +91,13 @@ class PresenceTest(unittest.TestCase):
 
     def test_an_optional_key_given_a_value_keeps_it(self):
         self.assertEqual(Optional({"name": "x"}).name, "x")
+
+    def test_a_field_is_optional_and_not_nullable_unless_declared(self):
+        self.assertIsNone(Plain({}).name)
+        with self.assertRaises(ValidationError) as raised:
+            Plain({"name": ""})
+        self.assertEqual(raised.exception.errors,
+                         {"name": "may not be empty"})
 
     def test_keys_no_field_declares_are_ignored(self):
         request = Optional({"name": "x", "other": 1})
