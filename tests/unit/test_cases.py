@@ -102,16 +102,20 @@ class EmptyCasesUnderEachRunnerTest(unittest.TestCase):
         "        pass\n")
 
     def run_runner(self, *command):
-        with tempfile.TemporaryDirectory(dir=ROOT) as scratch:
-            package = os.path.basename(scratch)
+        # The fixture lives outside the work tree, where no other run's
+        # discovery can find it.
+        with tempfile.TemporaryDirectory() as scratch:
+            package = os.path.join(scratch, "empty_cases_fixture")
+            os.mkdir(package)
             for name, text in (("__init__.py", ""),
                                ("test_empty.py", self.MODULE)):
-                with open(os.path.join(scratch, name), "w") as module:
+                with open(os.path.join(package, name), "w") as module:
                     module.write(text)
             return subprocess.run(
                 [sys.executable, "-m", *command,
-                 "%s.test_empty" % package], cwd=ROOT, capture_output=True,
-                text=True, timeout=60)
+                 "empty_cases_fixture.test_empty"], cwd=ROOT,
+                env=dict(os.environ, PYTHONPATH=scratch),
+                capture_output=True, text=True, timeout=60)
 
     def test_nose2_reports_an_error(self):
         ran = self.run_runner("nose2", "--config", "/dev/null")
