@@ -108,6 +108,11 @@ def mutate(module, timeout, resume=False):
     config.write_text(CONFIG.format(
         module_path=module_path(copy, module).relative_to(copy),
         timeout=timeout, python=sys.executable, module=module))
+    # Without a mutant the tests must pass, or every mutant looks killed.
+    if subprocess.call([sys.executable, "-m", "tests.mutation.run",
+                        "--test", module], cwd=copy):
+        raise SystemExit("mutate: the tests of %s fail without any mutant"
+                         " (in %s): fix them first" % (module, copy))
     cosmic_ray = pathlib.Path(sys.executable).with_name("cosmic-ray")
     log = (WORK / ("%s.log" % module)).open("a" if resume else "w")
     with log:
