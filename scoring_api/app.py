@@ -1,9 +1,19 @@
 """The Tornado application: routes and the dependencies they are given."""
+import os
+
 from tornado import web
 
-from scoring_api.handlers import (HealthHandler, MethodHandler,
-                                  NotFoundHandler, RequestCounter,
-                                  log_request)
+from scoring_api.handlers import (DocumentHandler, HealthHandler,
+                                  MetricsHandler, MethodHandler,
+                                  NotFoundHandler, ReadyHandler,
+                                  RequestCounter, log_request)
+
+OPENAPI_PATH = os.path.join(os.path.dirname(__file__), "openapi.json")
+
+
+def read_openapi():
+    with open(OPENAPI_PATH, "rb") as document:
+        return document.read()
 
 
 def make_app(settings, store):
@@ -13,6 +23,9 @@ def make_app(settings, store):
             (r"/method/?", MethodHandler,
              {"store": store, "config": settings}),
             (r"/health", HealthHandler, {"store": store}),
+            (r"/ready", ReadyHandler, {"store": store}),
+            (r"/metrics", MetricsHandler),
+            (r"/openapi.json", DocumentHandler, {"document": read_openapi()}),
         ],
         default_handler_class=NotFoundHandler,
         log_function=log_request,

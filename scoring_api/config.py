@@ -199,7 +199,7 @@ class ServerSettings:
     max_connections: int = _key(
         1000, _integer(1), "client connections per process; more wait")
     write_timeout: float = _key(
-        30.0, _seconds, "seconds a client may take to read an answer")
+        10.0, _seconds, "seconds a client may take to read an answer")
 
 
 @dataclasses.dataclass(frozen=True)

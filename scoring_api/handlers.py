@@ -11,7 +11,7 @@ from http import HTTPStatus
 import orjson
 from tornado import web
 
-from scoring_api import logs
+from scoring_api import logs, metrics
 from scoring_api.methods import method_handler
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,14 @@ class JsonHandler(web.RequestHandler):
 
     api_method = None  # what the access log names, when a method ran
     error_message = None
+    is_api_call = False  # counted in the request metrics
 
     def initialize(self, **dependencies):
         self.__dict__.update(dependencies)
         self.application.settings["requests"].active += 1
         self.counted = True
+        if self.is_api_call:
+            metrics.request_started()
 
     def on_finish(self):
         self.uncount()
@@ -96,6 +99,8 @@ class JsonHandler(web.RequestHandler):
         if self.counted:
             self.counted = False
             self.application.settings["requests"].active -= 1
+            if self.is_api_call:
+                metrics.request_finished()
 
     @property
     def request_id(self):
@@ -141,11 +146,49 @@ class HealthHandler(JsonHandler):
     head = get
 
 
+class ReadyHandler(JsonHandler):
+    """Readiness: 200 while the store answers a PING within its timeouts,
+    503 otherwise, so that a load balancer takes the instance out."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD")
+
+    async def get(self):
+        health = await self.store.health()
+        if health["store"] == "up":
+            self.send_json(HTTPStatus.OK, health)
+        else:
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE,
+                           error="store is unavailable")
+
+    head = get
+
+
+class MetricsHandler(JsonHandler):
+    """Prometheus text of every worker's metrics."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    def get(self):
+        body, content_type = metrics.render()
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
+
+
+class DocumentHandler(JsonHandler):
+    """A JSON document read once at start-up (the OpenAPI description)."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    def get(self):
+        self.finish(self.document)
+
+
 @web.stream_request_body
 class MethodHandler(JsonHandler):
     """POST /method/: one API call. Needs `store` and `config`."""
 
     SUPPORTED_METHODS = ("POST",)
+    is_api_call = True
     body_timer = None
 
     def prepare(self):
@@ -200,16 +243,27 @@ class MethodHandler(JsonHandler):
 
 
 def log_request(handler):
-    """The access log: one line per request, at WARNING from 400 up."""
+    """Tornado's log_function, once per answer: the request metrics, and
+    the access line (at WARNING from 400 up)."""
     status = handler.get_status()
+    request = handler.request
+    seconds = request.request_time()
+    api_method = getattr(handler, "api_method", None)
+    if getattr(handler, "is_api_call", False):
+        metrics.observe_request(api_method, status, seconds)
     level = (logging.INFO if status < 400 else
              logging.WARNING if status < 500 else logging.ERROR)
     if not logger.isEnabledFor(level):
         return
-    request = handler.request
-    logger.log(level, "%s %s %s %d %.2fms%s", request.method, request.path,
-               getattr(handler, "api_method", None) or "-", status,
-               1000.0 * request.request_time(),
-               ": " + handler.error_message if getattr(
-                   handler, "error_message", None) else "",
-               extra={"request_id": getattr(handler, "request_id", "-")})
+    duration_ms = round(1000.0 * seconds, 2)
+    error = getattr(handler, "error_message", None)
+    logger.log(level, "%s %s %s %s %d %.2fms%s", request.remote_ip,
+               request.method, request.path, api_method or "-", status,
+               duration_ms, ": " + error if error else "",
+               extra={"request_id": getattr(handler, "request_id", "-"),
+                      "access": {"http_method": request.method,
+                                 "path": request.path,
+                                 "api_method": api_method,
+                                 "code": status,
+                                 "duration_ms": duration_ms,
+                                 "client": request.remote_ip}})

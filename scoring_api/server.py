@@ -7,12 +7,15 @@ import signal
 import socket
 import time
 
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
+from scoring_api import metrics
 from scoring_api.app import make_app
-from scoring_api.logs import flush_logs
+from scoring_api.connections import (LimitedHTTPServer,
+                                     raise_descriptor_limit,
+                                     warn_if_descriptors_short)
+from scoring_api.logs import flush_logs, reopen_logs
 from scoring_api.store import Store
 
 logger = logging.getLogger(__name__)
@@ -40,12 +43,15 @@ async def serve(settings, sockets):
     `shutdown_timeout`), close the connections and the store."""
     store = Store.from_settings(settings)
     app = make_app(settings, store)
-    server = HTTPServer(
+    server = LimitedHTTPServer(
         app,
         # Above the configured limit, so that MethodHandler answers 413.
         max_body_size=settings.server.max_body_bytes + 1,
         idle_connection_timeout=settings.server.idle_timeout,
+        xheaders=settings.server.xheaders,  # the client behind a proxy
         # body_timeout is kept by MethodHandler, at less cost
+        max_connections=settings.server.max_connections,
+        write_timeout=settings.server.write_timeout,
     )
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
@@ -58,6 +64,7 @@ async def serve(settings, sockets):
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reopen_logs)  # logrotate
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
     await stopping.wait()
@@ -83,6 +90,8 @@ def run(settings):
     """
     workers = settings.server.workers
     reuse_port = workers > 1
+    # Before anything forks: workers inherit the limit.
+    warn_if_descriptors_short(settings, raise_descriptor_limit())
     # Bind once here, so a taken port fails before anything forks.
     sockets = listen(settings, reuse_port)
     if workers == 1:
@@ -90,7 +99,11 @@ def run(settings):
         return 0
     for sock in sockets:
         sock.close()
-    return _supervise(settings, workers)
+    metrics.start_run()  # the workers' metrics add up
+    try:
+        return _supervise(settings, workers)
+    finally:
+        metrics.end_run()
 
 
 def _start_worker(settings):
@@ -131,6 +144,8 @@ def _supervise(settings, workers):
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
+    signal.signal(signal.SIGHUP, lambda *_: (  # logrotate
+        reopen_logs(), _signal_all(children, signal.SIGHUP)))
     for _ in range(workers):
         children.add(_start_worker(settings))
     logger.info("started %d workers: %s", workers, sorted(children))
@@ -141,6 +156,7 @@ def _supervise(settings, workers):
         except ChildProcessError:
             break
         children.discard(pid)
+        metrics.worker_died(pid)
         if stopping:
             break
         restarts += 1
