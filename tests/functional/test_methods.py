@@ -79,13 +79,11 @@ class EnvelopeTest(MethodHandlerTestCase):
         self.assertEqual(self.context["method"], "unknown")
 
     @gen_test
-    async def test_a_long_unknown_method_is_named_by_its_first_40_chars(
-            self):
+    async def test_the_unknown_name_is_never_echoed(self):
         response = await self.assert_code(
-            api_request("x" * 39 + "yz" * 1000, {}), 422)
-        self.assertEqual(response, "method: unknown method '%sy' (known:"
-                                   " online_score, clients_interests)"
-                         % ("x" * 39))
+            api_request("79175002040 " * 100, {}), 422)
+        self.assertEqual(response, "method: unknown method (known:"
+                                   " online_score, clients_interests)")
 
     @gen_test
     async def test_an_unknown_method_with_a_bad_token_is_403(self):
