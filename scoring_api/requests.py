@@ -28,8 +28,11 @@ class Request:
                  % fields.type_name(data)})
         errors = {}
         for name, field in self.declared_fields.items():
-            if name not in data and field.required:
-                errors[name] = field.messages["required"]
+            if name not in data:
+                # An absent optional key is fine even when the field is not
+                # nullable: `required` is about presence (SPEC 3.1).
+                if field.required:
+                    errors[name] = field.messages["required"]
                 continue
             try:
                 setattr(self, name, data.get(name))

@@ -109,18 +109,26 @@ def run(settings):
 def _start_worker(settings):
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            for signum in STOP_SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)
-            asyncio.run(serve(settings, listen(settings, reuse_port=True)))
-            code = 0
-        except BaseException:
-            logger.exception("worker %d failed", os.getpid())
-        finally:
-            logging.shutdown()  # os._exit skips it, and the buffered lines
-            os._exit(code)
+        _run_worker(settings)  # never returns
     return pid
+
+
+def _run_worker(settings):
+    """The forked worker: serve, then end the process with os._exit.
+
+    A function of its own, so that coverage measures it (it restarts in
+    the child after the fork, for new frames only)."""
+    code = 1
+    try:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        asyncio.run(serve(settings, listen(settings, reuse_port=True)))
+        code = 0
+    except BaseException:
+        logger.exception("worker %d failed", os.getpid())
+    finally:
+        logging.shutdown()  # os._exit skips it, and the buffered lines
+        os._exit(code)
 
 
 def _supervise(settings, workers):

@@ -12,6 +12,10 @@ def cases(case_list):
     even after one fails, and a failure reads `(i=5, case={...})`.
     """
     case_list = list(case_list)
+    if not case_list:
+        # nose2 would make no test of it and report OK; refuse it instead,
+        # when the module is imported, whatever the runner.
+        raise ValueError("cases() got no case: the test would run nothing")
 
     def decorator(test):
         if inspect.iscoroutinefunction(test):

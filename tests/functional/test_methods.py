@@ -5,7 +5,9 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api import methods
 from scoring_api.config import Settings
 from tests.cases import cases
-from tests.helpers import MemoryStore, api_request, today, user_token
+from tests.clock import NOW, admin_request, stop_auth_clock
+from tests.helpers import (MemoryStore, admin_token, api_request, today,
+                           user_token)
 
 INTERESTS = {0: ["books"], 1: ["cars", "pets"], 2: ["travel"],
              3: ["music", "tv", "sport"]}
@@ -16,6 +18,7 @@ class MethodHandlerTestCase(AsyncTestCase):
 
     def setUp(self):
         super().setUp()
+        stop_auth_clock(self)
         self.store = MemoryStore()
         self.store.put_interests(INTERESTS)
         self.context = {}
@@ -73,10 +76,51 @@ class EnvelopeTest(MethodHandlerTestCase):
             api_request("delete_everything", {}), 422)
         self.assertEqual(response, "method: unknown method (known:"
                                    " online_score, clients_interests)")
+        self.assertEqual(self.context["method"], "unknown")
 
     @gen_test
-    async def test_arguments_that_are_not_an_object_are_422(self):
-        await self.assert_code(api_request("online_score", [1]), 422)
+    async def test_the_unknown_name_is_never_echoed(self):
+        response = await self.assert_code(
+            api_request("79175002040 " * 100, {}), 422)
+        self.assertEqual(response, "method: unknown method (known:"
+                                   " online_score, clients_interests)")
+
+    @gen_test
+    async def test_an_unknown_method_with_a_bad_token_is_403(self):
+        response = await self.assert_code(
+            api_request("delete_everything", {}, token="sdd"), 403)
+        self.assertEqual(response, "Forbidden")
+
+    @gen_test
+    async def test_the_context_names_the_method_called(self):
+        await self.assert_code(api_request(
+            "online_score", {"first_name": "a", "last_name": "b"}), 200)
+        self.assertEqual(self.context["method"], "online_score")
+
+    @cases([([1], "list"), ("x", "str"), (7, "int")])
+    @gen_test
+    async def test_arguments_that_are_not_an_object_are_422(self, case):
+        arguments, kind = case
+        response = await self.assert_code(
+            api_request("online_score", arguments), 422)
+        self.assertEqual(response,
+                         "arguments: must be an object, not %s" % kind)
+
+    @cases([None, {}])
+    @gen_test
+    async def test_empty_arguments_are_read_as_no_arguments(self, empty):
+        response = await self.assert_code(
+            api_request("online_score", empty), 422)
+        self.assertEqual(response, "arguments: need at least one pair with"
+                                   " values: phone and email, first_name"
+                                   " and last_name, or gender and birthday")
+
+    @gen_test
+    async def test_the_admin_token_of_another_hour_is_forbidden(self):
+        request = api_request(
+            "online_score", {"first_name": "a", "last_name": "b"},
+            login="admin", token=admin_token(NOW.replace(hour=11)))
+        self.assertEqual(await self.assert_code(request, 403), "Forbidden")
 
 
 class OnlineScoreTest(MethodHandlerTestCase):
@@ -105,6 +149,32 @@ class OnlineScoreTest(MethodHandlerTestCase):
             api_request("online_score", arguments), 422)
         self.assertIsInstance(response, str)
         self.assertTrue(response)
+
+    @cases([
+        ({"phone": "89175002040", "email": "stupnikov@otus.ru"},
+         "phone: must be 11 digits starting with 7"),
+        ({"phone": "79175002040", "email": "stupnikovotus.ru"},
+         "email: must contain @"),
+        ({"phone": "79175002040", "email": "stupnikov@otus.ru",
+          "gender": -1},
+         "gender: must be 0 (unknown), 1 (male) or 2 (female)"),
+        ({"phone": "79175002040", "email": "stupnikov@otus.ru",
+          "gender": "1"}, "gender: must be an integer 0, 1 or 2, not str"),
+        ({"phone": "79175002040", "email": "stupnikov@otus.ru", "gender": 1,
+          "birthday": "01.01.1890"}, "birthday: must be at most 70 years ago"),
+        ({"email": "stupnikov@otus.ru", "gender": 1, "last_name": 2},
+         "last_name: must be a string, not int"),
+        ({"phone": "79175002040", "birthday": "01.01.2000",
+          "first_name": "s"},
+         "arguments: need at least one pair with values: phone and email,"
+         " first_name and last_name, or gender and birthday"),
+    ])
+    @gen_test
+    async def test_the_422_names_the_field_and_why(self, case):
+        arguments, message = case
+        response = await self.assert_code(
+            api_request("online_score", arguments), 422)
+        self.assertEqual(response, message)
 
     @cases([
         {"phone": "79175002040", "email": "stupnikov@otus.ru"},
@@ -145,14 +215,46 @@ class OnlineScoreTest(MethodHandlerTestCase):
     async def test_the_admin_always_scores_42(self):
         arguments = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
         response = await self.assert_code(
-            api_request("online_score", arguments, login="admin"), 200)
+            admin_request("online_score", arguments), 200)
         self.assertEqual(response, {"score": 42})
         self.assertEqual(sorted(self.context["has"]), ["email", "phone"])
+        self.assertEqual(self.store.cache, {})
 
     @gen_test
     async def test_the_admin_arguments_are_still_validated(self):
-        await self.assert_code(api_request(
-            "online_score", {"phone": "79175002040"}, login="admin"), 422)
+        await self.assert_code(admin_request(
+            "online_score", {"phone": "79175002040"}), 422)
+
+    @gen_test
+    async def test_the_admin_gets_interests_like_anyone(self):
+        response = await self.assert_code(admin_request(
+            "clients_interests", {"client_ids": [1]}), 200)
+        self.assertEqual(response, {"1": ["cars", "pets"]})
+
+    @gen_test
+    async def test_has_lists_the_non_empty_arguments_in_field_order(self):
+        await self.assert_code(api_request("online_score", {
+            "last_name": "b", "first_name": "a", "email": "",
+            "gender": 0, "birthday": "01.01.2000"}), 200)
+        self.assertEqual(self.context["has"],
+                         ["first_name", "last_name", "birthday", "gender"])
+
+    @gen_test
+    async def test_every_argument_reaches_the_score(self):
+        arguments = {"phone": 79175002040, "email": "a@b", "gender": 1,
+                     "birthday": "01.01.2000", "first_name": "a",
+                     "last_name": "b"}
+        await self.assert_code(api_request("online_score", arguments), 200)
+        (key,) = self.store.cache
+        self.assertEqual(self.store.cache[key], "5.0")
+        for name, other in (("phone", 79175002041), ("email", "b@a"),
+                            ("gender", 2), ("birthday", "02.01.2000"),
+                            ("first_name", "c"), ("last_name", "d")):
+            with self.subTest(name=name):
+                self.store.cache = {}
+                await self.assert_code(api_request(
+                    "online_score", dict(arguments, **{name: other})), 200)
+                self.assertNotIn(key, self.store.cache)
 
     @gen_test
     async def test_a_second_request_is_answered_from_the_cache(self):
@@ -193,6 +295,39 @@ class ClientsInterestsTest(MethodHandlerTestCase):
     async def test_invalid_arguments_are_422(self, arguments):
         await self.assert_code(
             api_request("clients_interests", arguments), 422)
+
+    @cases([
+        ({}, "client_ids: is required"),
+        ({"client_ids": [], "date": "20.07.2017"},
+         "client_ids: may not be empty"),
+        ({"client_ids": {"1": 2}},
+         "client_ids: must be a list of integers, not dict"),
+        ({"client_ids": [-1]},
+         "client_ids: must hold only non-negative integers"),
+        ({"client_ids": [1, 2], "date": "XXX"},
+         "date: must be a real date in the form DD.MM.YYYY"),
+    ])
+    @gen_test
+    async def test_the_422_names_the_field_and_why(self, case):
+        arguments, message = case
+        response = await self.assert_code(
+            api_request("clients_interests", arguments), 422)
+        self.assertEqual(response, message)
+
+    @gen_test
+    async def test_repeated_ids_are_answered_once(self):
+        response = await self.assert_code(api_request(
+            "clients_interests", {"client_ids": [1, 1, 2]}), 200)
+        self.assertEqual(response, {"1": ["cars", "pets"], "2": ["travel"]})
+        self.assertEqual(self.context["nclients"], 3)
+
+    @gen_test
+    async def test_the_default_cap_is_1000_ids(self):
+        await self.assert_code(api_request(
+            "clients_interests", {"client_ids": list(range(1000))}), 200)
+        response = await self.assert_code(api_request(
+            "clients_interests", {"client_ids": list(range(1001))}), 422)
+        self.assertEqual(response, "client_ids: may hold at most 1000 ids")
 
     @cases([
         {"client_ids": [1, 2, 3], "date": today()},

@@ -11,6 +11,7 @@ import jsonschema_rs
 
 from scoring_api import app
 from tests.cases import cases
+from tests.clock import admin_request, stop_auth_clock
 from tests.functional.test_http import HttpTestCase
 from tests.helpers import api_request, today, user_token
 
@@ -77,7 +78,8 @@ VECTORS = [
         dict(FULL, first_name="a", last_name="b"),
     ]
 ] + [
-    (api_request("online_score", PHONE_EMAIL, login="admin"), 200, OK),
+    # the admin token of the stopped clock's hour (see setUp)
+    (admin_request("online_score", PHONE_EMAIL), 200, OK),
 ] + [
     (api_request("clients_interests", arguments), 422, False)
     for arguments in [
@@ -126,6 +128,10 @@ REQUEST = validator("#/components/schemas/MethodRequest")
 
 
 class OpenApiTest(HttpTestCase):
+    def setUp(self):
+        super().setUp()
+        stop_auth_clock(self)
+
     def get_app(self):
         application = super().get_app()
         self.store.put_interests({0: ["books"], 2: ["travel"],

@@ -16,6 +16,7 @@ import unittest
 import urllib.error
 import urllib.request
 
+from scoring_api.server import MAX_WORKER_RESTARTS
 from tests.helpers import api_request
 from tests.layers import BlackHole, free_port
 
@@ -23,8 +24,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCORE = api_request("online_score", {"phone": "79175002040",
                                      "email": "stupnikov@otus.ru"})
-START_SECONDS = 10.0
-STOP_SECONDS = 10.0
+# Guards against a hang, not promises: generous, so that a start-up on a
+# busy machine (imports, fork) never fails a test.
+START_SECONDS = 30.0
+STOP_SECONDS = 30.0
 
 
 def post(port, body, timeout=10):
@@ -147,7 +150,10 @@ class StopTest(ProcessTestCase):
             self.port, api_request("clients_interests",
                                    {"client_ids": [1]}))))
         waiting.start()
-        time.sleep(0.2)  # the request now waits on the black hole
+        # The store connecting to the black hole: the request is in flight.
+        hole.socket.settimeout(START_SECONDS)
+        connection, _ = hole.socket.accept()
+        self.addCleanup(connection.close)
         process.send_signal(signal.SIGTERM)
         waiting.join(STOP_SECONDS)
         self.assertEqual(answers, [(503, {"code": 503,
@@ -176,3 +182,56 @@ class StopTest(ProcessTestCase):
             time.sleep(0.05)
         self.assertNotIn(victim, self.wait_for_workers(2))
         self.assertEqual(post(self.port, SCORE)[0], 200)
+
+
+class SupervisorTest(ProcessTestCase):
+    """The parent of several workers: what it does when they misbehave."""
+
+    def read_log(self):
+        with open(self.log.name) as log:
+            return log.read()
+
+    def wait_for_a_new_child(self, process, known):
+        """The pid of a child of `process` not in `known`, once forked."""
+        deadline = time.monotonic() + START_SECONDS
+        children = "/proc/%d/task/%d/children" % (process.pid, process.pid)
+        while True:
+            with open(children) as listing:
+                new = set(map(int, listing.read().split())) - known
+            if new:
+                return new.pop()
+            self.assertLess(time.monotonic(), deadline, "no new worker")
+            time.sleep(0.01)
+
+    def test_a_crash_loop_gives_up_after_the_restart_limit(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        known = set(self.wait_for_workers(2))
+        victim = min(known)
+        for _ in range(MAX_WORKER_RESTARTS):
+            os.kill(victim, signal.SIGKILL)  # a worker that dies at once
+            victim = self.wait_for_a_new_child(process, known)
+            known.add(victim)
+        os.kill(victim, signal.SIGKILL)  # one death more than the limit
+        process.wait(STOP_SECONDS)
+        log = self.read_log()
+        self.assertEqual(log.count("starting another"), MAX_WORKER_RESTARTS)
+        self.assertIn("worker %d exited with -9; too many restarts,"
+                      " stopping" % victim, log)
+        self.assertEqual([pid for pid in known if _alive(pid)], [])
+
+    def test_a_worker_that_does_not_stop_is_killed_after_the_timeout(self):
+        process = self.start(SCORING_SERVER_WORKERS="2",
+                             SCORING_SERVER_SHUTDOWN_TIMEOUT="0.5")
+        self.wait_until_serving(process)
+        stuck, other = self.wait_for_workers(2)
+        os.kill(stuck, signal.SIGSTOP)  # it can no longer act on SIGTERM
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        # shutdown_timeout plus the parent's own 2 s of grace
+        self.assertGreaterEqual(time.monotonic() - started, 2.5)
+        self.assertIn("worker %d did not stop in 2.5s; killing it" % stuck,
+                      self.read_log())
+        self.assertFalse(_alive(stuck))
+        self.assertFalse(_alive(other))

@@ -3,6 +3,7 @@ import datetime
 import json
 
 from scoring_api import scoring
+from tests.clock import admin_request, stop_auth_clock
 from tests.helpers import api_request
 from tests.integration.base import ServiceTestCase
 
@@ -34,8 +35,9 @@ class OnlineScoreTest(ServiceTestCase):
         self.assertEqual((code, response), (200, {"score": 4.5}))
 
     def test_the_admin_score_writes_no_cache(self):
+        stop_auth_clock(self)
         code, response = self.answer(self.post(
-            api_request("online_score", ARGUMENTS, login="admin")))
+            admin_request("online_score", ARGUMENTS)))
         self.assertEqual((code, response), (200, {"score": 42}))
         self.assertEqual(self.redis.dbsize(), 0)
 

@@ -1,8 +1,11 @@
 import datetime
+import json
 import unittest
 
+from scoring_api import auth
 from scoring_api.auth import Authenticator
 from tests import helpers
+from tests.clock import stop_auth_clock
 
 AUTH = Authenticator(salt="Otus", admin_login="admin", admin_salt="42")
 TEN_TO_NOON = datetime.datetime(2026, 11, 24, 11, 59, 59)
@@ -66,3 +69,39 @@ class AdminTokenTest(unittest.TestCase):
     def test_a_user_token_does_not_make_an_admin(self):
         token = helpers.user_token("horns&hoofs", "admin")
         self.assertFalse(AUTH.check("horns&hoofs", "admin", token, now=NOON))
+
+    def test_without_a_time_given_the_token_is_that_of_the_clocks_hour(self):
+        stop_auth_clock(self, NOON)
+        self.assertEqual(AUTH.admin_token(), AUTH.admin_token(NOON))
+        self.assertTrue(AUTH.check(None, "admin", helpers.admin_token(NOON)))
+        self.assertFalse(AUTH.check(
+            None, "admin", helpers.admin_token(TEN_TO_NOON)))
+
+    def test_the_admin_salt_comes_from_the_settings(self):
+        other = Authenticator(salt="Otus", admin_login="admin",
+                              admin_salt="43")
+        self.assertFalse(other.check(None, "admin", helpers.admin_token(NOON),
+                                     now=NOON))
+        self.assertTrue(other.check(
+            None, "admin", helpers.admin_token(NOON, salt="43"), now=NOON))
+
+    def test_a_login_decoded_from_a_request_body_is_the_admin(self):
+        login = json.loads('{"login": "admin"}')["login"]
+        self.assertTrue(AUTH.is_admin(login))
+        self.assertTrue(AUTH.check(None, login, helpers.admin_token(NOON),
+                                   now=NOON))
+
+    def test_the_admin_login_is_an_exact_match(self):
+        for login in ("Admin", "admin ", "administrator", ""):
+            with self.subTest(login=login):
+                self.assertFalse(AUTH.is_admin(login))
+                token = helpers.user_token("horns&hoofs", login)
+                self.assertTrue(AUTH.check("horns&hoofs", login, token,
+                                           now=NOON))
+
+
+class WallClockTest(unittest.TestCase):
+    def test_the_clock_is_the_servers_local_time(self):
+        before = datetime.datetime.now()
+        now = auth.local_now()
+        self.assertTrue(before <= now <= datetime.datetime.now())

@@ -1,9 +1,16 @@
 """The `cases` decorator itself: every case runs and a failure names it."""
+import os
+import subprocess
+import sys
+import tempfile
 import unittest
 
 from tornado.testing import AsyncTestCase, gen_test
 
 from tests.cases import cases
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def make_vectors(seen):
@@ -71,3 +78,51 @@ class CasesDecoratorTest(unittest.TestCase):
             async def test_never_awaited(self, case):
                 pass
         self.assertIn("gen_test", str(raised.exception))
+
+    def test_an_empty_list_of_cases_is_an_error_at_import(self):
+        with self.assertRaises(ValueError) as raised:
+            cases([])
+        self.assertEqual(str(raised.exception),
+                         "cases() got no case: the test would run nothing")
+
+    def test_an_exhausted_generator_of_cases_is_an_error_too(self):
+        with self.assertRaises(ValueError):
+            cases(case for case in ())
+
+
+class EmptyCasesUnderEachRunnerTest(unittest.TestCase):
+    """A module with `@cases([])` fails to load under both runners."""
+
+    MODULE = (
+        "import unittest\n"
+        "from tests.cases import cases\n"
+        "class T(unittest.TestCase):\n"
+        "    @cases([])\n"
+        "    def test_nothing(self, case):\n"
+        "        pass\n")
+
+    def run_runner(self, *command):
+        # The fixture lives outside the work tree, where no other run's
+        # discovery can find it.
+        with tempfile.TemporaryDirectory() as scratch:
+            package = os.path.join(scratch, "empty_cases_fixture")
+            os.mkdir(package)
+            for name, text in (("__init__.py", ""),
+                               ("test_empty.py", self.MODULE)):
+                with open(os.path.join(package, name), "w") as module:
+                    module.write(text)
+            return subprocess.run(
+                [sys.executable, "-m", *command,
+                 "empty_cases_fixture.test_empty"], cwd=ROOT,
+                env=dict(os.environ, PYTHONPATH=scratch),
+                capture_output=True, text=True, timeout=60)
+
+    def test_nose2_reports_an_error(self):
+        ran = self.run_runner("nose2", "--config", "/dev/null")
+        self.assertNotEqual(ran.returncode, 0, ran.stderr)
+        self.assertIn("cases() got no case", ran.stderr)
+
+    def test_unittest_reports_an_error(self):
+        ran = self.run_runner("unittest")
+        self.assertNotEqual(ran.returncode, 0, ran.stderr)
+        self.assertIn("cases() got no case", ran.stderr)

@@ -1,8 +1,9 @@
 import unittest
 
+from scoring_api import fields
 from scoring_api.errors import ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
-                                  OnlineScoreRequest)
+                                  OnlineScoreRequest, Request)
 from tests.cases import cases
 
 ENVELOPE = {"account": "a", "login": "l", "method": "online_score",
@@ -26,6 +27,9 @@ class MethodRequestTest(unittest.TestCase):
             MethodRequest(without(ENVELOPE, key))
         self.assertEqual(raised.exception.errors, {key: "is required"})
 
+    def test_a_request_is_not_the_admins_until_its_token_is_checked(self):
+        self.assertFalse(MethodRequest(dict(ENVELOPE, login="admin")).is_admin)
+
     def test_account_may_be_absent(self):
         self.assertIsNone(MethodRequest(without(ENVELOPE, "account")).account)
 
@@ -48,9 +52,56 @@ class MethodRequestTest(unittest.TestCase):
             "method": "may not be empty",
         })
 
-    def test_a_body_that_is_not_an_object_is_invalid(self):
-        with self.assertRaises(ValidationError):
-            MethodRequest(["login"])
+    @cases([(["login"], "list"), ("login", "str"), (None, "null"),
+            (1, "int")])
+    def test_a_body_that_is_not_an_object_is_invalid(self, case):
+        body, kind = case
+        with self.assertRaises(ValidationError) as raised:
+            MethodRequest(body)
+        self.assertEqual(raised.exception.errors,
+                         {"arguments": "must be an object, not %s" % kind})
+
+
+class Optional(Request):
+    """A key that may be absent but, when given, may not be empty."""
+
+    name = fields.CharField(required=False, nullable=False)
+
+
+class Plain(Request):
+    """A field declared without options."""
+
+    name = fields.CharField()
+
+
+class PresenceTest(unittest.TestCase):
+    """SPEC 3.1: `required` is about the key, `nullable` about its value."""
+
+    def test_an_optional_key_may_be_absent_even_if_not_nullable(self):
+        self.assertIsNone(Optional({}).name)
+        self.assertEqual(Optional({}).present(), [])
+
+    @cases([None, "", [], {}])
+    def test_an_optional_key_given_empty_is_invalid_if_not_nullable(
+            self, value):
+        with self.assertRaises(ValidationError) as raised:
+            Optional({"name": value})
+        self.assertEqual(raised.exception.errors,
+                         {"name": "may not be empty"})
+
+    def test_an_optional_key_given_a_value_keeps_it(self):
+        self.assertEqual(Optional({"name": "x"}).name, "x")
+
+    def test_a_field_is_optional_and_not_nullable_unless_declared(self):
+        self.assertIsNone(Plain({}).name)
+        with self.assertRaises(ValidationError) as raised:
+            Plain({"name": ""})
+        self.assertEqual(raised.exception.errors,
+                         {"name": "may not be empty"})
+
+    def test_keys_no_field_declares_are_ignored(self):
+        request = Optional({"name": "x", "other": 1})
+        self.assertFalse(hasattr(request, "other"))
 
 
 class OnlineScoreRequestTest(unittest.TestCase):
@@ -83,6 +134,38 @@ class OnlineScoreRequestTest(unittest.TestCase):
                          " email, first_name and last_name, or gender and"
                          " birthday"})
 
+    @cases([
+        {"gender": 0, "birthday": "01.01.2000"},
+        {"phone": 79175002040, "email": "a@b"},
+        {"first_name": "a", "last_name": "b", "phone": None},
+    ])
+    def test_one_complete_pair_is_enough(self, arguments):
+        OnlineScoreRequest(arguments)
+
+    def test_each_argument_is_kept_as_cleaned(self):
+        request = OnlineScoreRequest({
+            "phone": 79175002040, "email": "a@b", "first_name": "f",
+            "last_name": "l", "birthday": "01.01.2000", "gender": 2})
+        self.assertEqual(
+            (request.phone, request.email, request.first_name,
+             request.last_name, request.birthday.isoformat(),
+             request.gender),
+            (79175002040, "a@b", "f", "l", "2000-01-01", 2))
+
+    def test_every_invalid_argument_is_named(self):
+        with self.assertRaises(ValidationError) as raised:
+            OnlineScoreRequest({"phone": 1, "email": 2, "first_name": 3,
+                                "last_name": 4, "birthday": 5,
+                                "gender": 6})
+        self.assertEqual(raised.exception.errors, {
+            "phone": "must be 11 digits starting with 7",
+            "email": "must be a string, not int",
+            "first_name": "must be a string, not int",
+            "last_name": "must be a string, not int",
+            "birthday": "must be a string DD.MM.YYYY, not int",
+            "gender": "must be 0 (unknown), 1 (male) or 2 (female)",
+        })
+
     def test_the_pair_rule_waits_until_every_field_is_valid(self):
         with self.assertRaises(ValidationError) as raised:
             OnlineScoreRequest({"phone": "89175002040", "email": "x"})
@@ -102,6 +185,41 @@ class ClientsInterestsRequestTest(unittest.TestCase):
         with self.assertRaises(ValidationError) as raised:
             ClientsInterestsRequest({"date": "20.07.2017"})
         self.assertEqual(str(raised.exception), "client_ids: is required")
+
+    def test_the_default_cap_is_1000_ids(self):
+        ClientsInterestsRequest({"client_ids": list(range(1000))})
+        with self.assertRaises(ValidationError) as raised:
+            ClientsInterestsRequest({"client_ids": list(range(1001))})
+        self.assertEqual(str(raised.exception),
+                         "client_ids: may hold at most 1000 ids")
+
+    def test_the_cap_waits_until_every_field_is_valid(self):
+        with self.assertRaises(ValidationError) as raised:
+            ClientsInterestsRequest(
+                {"client_ids": [1, 2, 3], "date": "XXX"}, max_client_ids=2)
+        self.assertEqual(raised.exception.errors, {
+            "date": "must be a real date in the form DD.MM.YYYY"})
+
+    @cases([
+        ({"client_ids": None}, "may not be empty"),
+        ({"client_ids": []}, "may not be empty"),
+        ({"client_ids": [-1]}, "must hold only non-negative integers"),
+        ({"client_ids": [False]}, "must hold only non-negative integers"),
+    ])
+    def test_invalid_ids_are_named(self, case):
+        arguments, message = case
+        with self.assertRaises(ValidationError) as raised:
+            ClientsInterestsRequest(arguments)
+        self.assertEqual(raised.exception.errors, {"client_ids": message})
+
+    def test_the_date_may_be_absent_or_empty(self):
+        for arguments in ({"client_ids": [1]},
+                          {"client_ids": [1], "date": None},
+                          {"client_ids": [1], "date": ""}):
+            with self.subTest(arguments=arguments):
+                request = ClientsInterestsRequest(arguments)
+                self.assertEqual(request.client_ids, [1])
+                self.assertFalse(request.date)
 
     def test_the_number_of_ids_is_capped(self):
         ClientsInterestsRequest({"client_ids": [1, 2, 3]}, max_client_ids=3)

@@ -1,0 +1,257 @@
+"""Mutation testing: ./run.sh mutate [--jobs N] [--timeout S] [MODULE ...]
+
+Each module is mutated by cosmic-ray (core operators) in a scratch copy of
+the work tree under var/mutation/, never in the work tree itself, so that
+modules can run side by side and an interrupted run leaves no mutant
+behind. A mutant is killed when the test command fails or times out. The
+mutants listed in tests/mutation/equivalent.txt (reviewed: no test can
+tell them from the original) are left out of the score.
+
+`python -m tests.mutation.run --test MODULE` is the test command cosmic-ray
+runs in the copy: the fast layers, then for some modules slower suites,
+only while the mutant still survives.
+"""
+import argparse
+import concurrent.futures
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORK = ROOT / "var" / "mutation"
+EQUIVALENT_FILE = ROOT / "tests" / "mutation" / "equivalent.txt"
+FAST_LAYERS = ["tests.unit", "tests.functional"]
+# Run first, so that most mutants die in a second: the tests of the module
+# itself. Only a mutant they miss costs the whole of the fast layers.
+OWN_TESTS = {
+    "fields": ["tests/unit/test_fields.py", "tests/unit/test_requests.py"],
+    "requests": ["tests/unit/test_requests.py"],
+    "auth": ["tests/unit/test_auth.py"],
+    "scoring": ["tests/unit/test_scoring.py"],
+    "methods": ["tests/functional/test_methods.py"],
+    "store": ["tests/unit/test_store.py"],
+    "config": ["tests/unit/test_config.py"],
+}
+# Suites run after the fast layers, for the modules they kill more of.
+EXTRA_SUITES = {
+    "store": ["tests.integration.test_store_round_trips",
+              "tests.integration.test_faults"],
+}
+MODULES = ["fields", "requests", "auth", "scoring", "methods", "store",
+           "config"]
+DEFAULT_TIMEOUT_SECONDS = 60.0
+CONFIG = """\
+[cosmic-ray]
+module-path = "{module_path}"
+timeout = {timeout}
+excluded-modules = []
+test-command = "{python} -m tests.mutation.run --test {module}"
+
+[cosmic-ray.distributor]
+name = "local"
+"""
+
+
+def module_path(root, module):
+    """scoring_api/NAME.py, or the package scoring_api/NAME/."""
+    package = root / "scoring_api" / module
+    return package if package.is_dir() else package.with_suffix(".py")
+
+
+def run_tests(module):
+    """Exit status of the test command for one mutant of `module`: the
+    fast layers decide (its own tests first only save time), then the
+    module's extra suites."""
+    own = [path[:-len(".py")].replace("/", ".")
+           for path in OWN_TESTS.get(module, []) if os.path.exists(path)]
+    for suite in [own, FAST_LAYERS, EXTRA_SUITES.get(module, [])]:
+        if not suite:
+            continue
+        status = subprocess.call(
+            [sys.executable, "-m", "nose2", "--fail-fast", *suite],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if status:
+            return status
+    return 0
+
+
+def scratch_copy(module):
+    """A copy of the work tree (tracked and new files) for `module`."""
+    copy = WORK / module
+    shutil.rmtree(copy, ignore_errors=True)
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard",
+         "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = copy / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return copy
+
+
+def mutate(module, timeout, resume=False):
+    """Run cosmic-ray on `module`; returns the path of its session.
+
+    With `resume`, an existing session goes on with the mutants it has not
+    tried yet (the work tree must not have changed since it began)."""
+    copy = scratch_copy(module)
+    session = WORK / ("%s.sqlite" % module)
+    resume = resume and session.exists()
+    if not resume:
+        session.unlink(missing_ok=True)
+    config = WORK / ("%s.toml" % module)
+    config.write_text(CONFIG.format(
+        module_path=module_path(copy, module).relative_to(copy),
+        timeout=timeout, python=sys.executable, module=module))
+    # Without a mutant the tests must pass, or every mutant looks killed.
+    if subprocess.call([sys.executable, "-m", "tests.mutation.run",
+                        "--test", module], cwd=copy):
+        raise SystemExit("mutate: the tests of %s fail without any mutant"
+                         " (in %s): fix them first" % (module, copy))
+    cosmic_ray = pathlib.Path(sys.executable).with_name("cosmic-ray")
+    log = (WORK / ("%s.log" % module)).open("a" if resume else "w")
+    with log:
+        for command in ("exec",) if resume else ("init", "exec"):
+            subprocess.run([str(cosmic_ray), command, str(config),
+                            str(session)], cwd=copy, check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
+    return session
+
+
+def load_equivalent():
+    """{(module, operator, column, source line): reason} of the list.
+
+    A line: `module | operator | column | reason | source line`.
+    """
+    equivalent = {}
+    for line in EQUIVALENT_FILE.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        module, operator, column, reason, source = line.split(" | ", 4)
+        equivalent[(module, operator, int(column), source.strip())] = reason
+    return equivalent
+
+
+def mutant_key(module, mutation, lines):
+    line, column = mutation.start_pos
+    return (module, mutation.operator_name, column, lines[line - 1].strip())
+
+
+def tally(module, session, equivalent):
+    """Counts of one module and the survivors not listed as equivalent."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    source = module_path(WORK / module, module)
+    sources = {}
+    counts = dict(mutants=0, killed=0, timeout=0, survived=0, equivalent=0)
+    survivors, stale = [], []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            (mutation,) = item.mutations
+            path = (WORK / module / mutation.module_path
+                    if not mutation.module_path.is_absolute()
+                    else mutation.module_path)
+            if path not in sources:
+                sources[path] = path.read_text().splitlines()
+            key = mutant_key(module, mutation, sources[path])
+            counts["mutants"] += 1
+            if result.test_outcome == TestOutcome.SURVIVED:
+                if key in equivalent:
+                    counts["equivalent"] += 1
+                else:
+                    counts["survived"] += 1
+                    survivors.append((path.relative_to(WORK / module)
+                                      if path.is_relative_to(WORK / module)
+                                      else source, mutation, key))
+            else:
+                counts["killed"] += 1
+                counts["timeout"] += result.output == "timeout"
+                if key in equivalent:
+                    stale.append(key)
+    scored = counts["mutants"] - counts["equivalent"]
+    counts["score"] = 100.0 * counts["killed"] / scored if scored else 100.0
+    return counts, survivors, stale
+
+
+def print_table(rows):
+    header = ("module", "mutants", "killed", "timeout", "survived",
+              "equivalent", "score")
+    print("%-10s %8s %8s %8s %9s %11s %7s" % header)
+    total = dict.fromkeys(header[1:-1], 0)
+    for module, counts in rows:
+        print("%-10s %8d %8d %8d %9d %11d %6.1f%%" % (
+            module, *(counts[name] for name in header[1:])))
+        for name in total:
+            total[name] += counts[name]
+    scored = total["mutants"] - total["equivalent"]
+    print("%-10s %8d %8d %8d %9d %11d %6.1f%%" % (
+        "all", *total.values(),
+        100.0 * total["killed"] / scored if scored else 100.0))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="./run.sh mutate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE",
+                        help="among %s (default: all)" % ", ".join(MODULES))
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="modules mutated side by side (default 2)")
+    parser.add_argument("--timeout", type=float,
+                        default=DEFAULT_TIMEOUT_SECONDS,
+                        help="seconds before a mutant's tests count as"
+                             " killed (default %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the sessions an interrupted run"
+                             " left")
+    parser.add_argument("--report", action="store_true",
+                        help="only print the table of the last sessions")
+    parser.add_argument("--test", metavar="MODULE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.test:
+        return run_tests(args.test)
+    unknown = set(args.modules) - set(MODULES)
+    if unknown:
+        parser.error("unknown module(s): %s" % ", ".join(sorted(unknown)))
+    modules = args.modules or MODULES
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    started = time.monotonic()
+    if not args.report:
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            for session in pool.map(
+                    lambda module: mutate(module, args.timeout,
+                                          args.resume), modules):
+                print("done: %s (%.0fs)" % (session.stem,
+                                            time.monotonic() - started),
+                      file=sys.stderr)
+    equivalent = load_equivalent()
+    rows, all_survivors, all_stale = [], [], []
+    for module in modules:
+        counts, survivors, stale = tally(
+            module, WORK / ("%s.sqlite" % module), equivalent)
+        rows.append((module, counts))
+        all_survivors += survivors
+        all_stale += stale
+    print_table(rows)
+    if all_survivors:
+        print("\nsurvivors (module | operator | column | reason | source),"
+              " line numbers after '#':")
+        for path, mutation, (module, operator, column, line) in sorted(
+                all_survivors, key=lambda s: (str(s[0]), s[1].start_pos)):
+            print("%s | %s | %d | ? | %s  # %s:%d" % (
+                module, operator, column, line, path,
+                mutation.start_pos[0]))
+    for key in all_stale:
+        print("listed as equivalent but killed (remove it): %s"
+              % " | ".join(map(str, key)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
