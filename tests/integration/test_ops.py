@@ -19,6 +19,12 @@ from tests.metrics_text import requests_total, samples, value
 
 
 class ReadyTest(ServiceTestCase):
+    # A live Redis answers well within these on a busy machine; FAST's
+    # 0.1-0.2 s to connect did not always (a 503 under coverage + load).
+    base_settings = ServiceTestCase.base_settings.replace(
+        store={"connect_timeout": 5.0, "timeout": 5.0},
+        cache={"connect_timeout": 5.0, "timeout": 5.0})
+
     def test_ready_while_the_store_answers(self):
         response = self.fetch("/ready")
         self.assertEqual(self.answer(response),

@@ -229,6 +229,52 @@ class LoadSettingsTest(unittest.TestCase):
         self.assertEqual(self.load(text).server.port, port)
 
     @cases([
+        "redis://localhost/0",  # the port is optional: 6379
+        "redis://localhost",
+        "redis://[::1]/0",  # IPv6, without and with a port
+        "redis://[::1]:65535/0",
+        "redis://h:1/0",
+        "rediss://user:pw@h:6380/15?ssl_cert_reqs=none",
+        "unix:///run/redis/redis.sock?db=2",
+        "redis://h:6379/0?client_name=",  # a blank option is still checked
+    ])
+    def test_redis_urls_accepted(self, url):
+        self.assertEqual(self.load("", {"SCORING_STORE_URL": url}).store.url,
+                         url)
+
+    @cases([
+        ("redis://h:0/0", "expected a port 1..65535, not '0'"),
+        ("redis://h:65536/0", "expected a port 1..65535, not '65536'"),
+        ("redis://h:+1/0", "expected a port 1..65535, not '+1'"),
+        ("redis://[::1:6379/0", "Invalid IPv6 URL"),
+        ("redis://h:6379/0?db=", "URL option db='' is not valid"),
+        ("unix:///run/redis.sock?socket_timeout=1",
+         "unknown URL option 'socket_timeout' (timeouts, retries and the"
+         " pool size are config keys)"),
+    ])
+    def test_redis_urls_refused(self, case):
+        url, message = case
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("", {"SCORING_STORE_URL": url})
+        self.assertEqual(str(raised.exception),
+                         "SCORING_STORE_URL: [store] url = %r: %s" % (
+                             url, message))
+
+    @cases([("10.0.0.1:65535", (("10.0.0.1", 65535),)),
+            ("a:1, [::1]:2,", (("a", 1), ("::1", 2)))])
+    def test_sentinel_nodes_accepted(self, case):
+        text, nodes = case
+        self.assertEqual(self.load("[store]\nsentinels = %s\n" % text)
+                         .store.sentinels, nodes)
+
+    @cases(["h:0", "h:65536", "h:+1", "h:-1", ":26379", "h"])
+    def test_sentinel_nodes_refused(self, node):
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[store]\nsentinels = %s\n" % node)
+        self.assertEqual(str(raised.exception).rpartition(": ")[2],
+                         "expected host:port, not %r" % node)
+
+    @cases([
         ("[store]\nmode = sentinel\nsentinels = 10.0.0.1:26379, "
          "[::1]:26380\nservice_name = mymaster\ndb = 2\npassword = pw\n",
          {"mode": "sentinel", "sentinels": (("10.0.0.1", 26379),
@@ -300,10 +346,91 @@ class LoadSettingsTest(unittest.TestCase):
             " directory")
 
     def test_the_worst_case_of_one_store_call(self):
-        store = config.StoreSettings(connect_timeout=0.5, timeout=1.0,
-                                     retries=2, backoff_max=0.5)
-        self.assertEqual(store.worst_call_seconds, 3 * 1.5 + 2 * 0.5)
+        # config.ini: (retries + 1) x (connect_timeout + timeout) plus
+        # retries x backoff_max. Unlike the defaults (2 retries, where
+        # 2 + 1 == 2 | 1 and 3 x 1.5 == 3 + 1.5), these tell each
+        # operation from any other.
+        store = config.StoreSettings(connect_timeout=0.25, timeout=0.5,
+                                     retries=3, backoff_max=2.0)
+        self.assertEqual(store.worst_call_seconds, 4 * 0.75 + 3 * 2.0)
+        self.assertEqual(config.StoreSettings().worst_call_seconds, 5.5)
 
     def test_settings_are_frozen(self):
         with self.assertRaises(dataclasses.FrozenInstanceError):
             config.Settings().server.port = 1
+
+
+# Every bounded integer key: (section, key, lowest, highest or None).
+INTEGER_RANGES = [
+    ("server", "port", 1, 65535), ("server", "workers", 1, 64),
+    ("server", "max_body_bytes", 1, None),
+    ("server", "max_client_ids", 1, None),
+    ("server", "max_connections", 1, None),
+    ("store", "db", 0, None), ("store", "retries", 0, 10),
+    ("store", "max_connections", 1, None),
+    ("cache", "db", 0, None), ("cache", "retries", 0, 10),
+    ("cache", "max_connections", 1, None), ("cache", "ttl", 1, None),
+    ("cache", "failure_threshold", 1, None), ("cache", "local_size", 0, None),
+]
+SECONDS_KEYS = [
+    ("server", "idle_timeout"), ("server", "body_timeout"),
+    ("server", "shutdown_timeout"), ("server", "write_timeout"),
+    ("store", "connect_timeout"), ("store", "timeout"), ("store", "backoff"),
+    ("store", "backoff_max"), ("cache", "connect_timeout"),
+    ("cache", "timeout"), ("cache", "backoff"), ("cache", "backoff_max"),
+    ("cache", "reset_timeout"), ("cache", "local_ttl"),
+]
+
+
+class KeyBoundsTest(unittest.TestCase):
+    """Each key accepts its whole range, both ends included, and refuses
+    one step past either end with a message that states the range."""
+
+    def value(self, section, key, text):
+        settings = config.load_settings(
+            None, {}, [("test", section, key, text)])
+        return getattr(getattr(settings, section), key)
+
+    def refusal(self, section, key, text):
+        with self.assertRaises(config.ConfigError) as raised:
+            self.value(section, key, text)
+        return str(raised.exception)
+
+    def test_the_lists_name_every_number_key(self):
+        numbers = {(section, field.name)
+                   for section, factory in config.SECTIONS.items()
+                   for field in dataclasses.fields(factory)
+                   if field.type in ("int", "float", int, float)}
+        self.assertEqual(
+            numbers, {(section, key) for section, key, *_ in INTEGER_RANGES}
+            | set(SECONDS_KEYS))
+
+    @cases(INTEGER_RANGES)
+    def test_integer_keys_at_both_ends(self, case):
+        section, key, lowest, highest = case
+        stated = ("%d..%d" % (lowest, highest) if highest is not None
+                  else ">= %d" % lowest)
+        self.assertEqual(self.value(section, key, str(lowest)), lowest)
+        self.assertEqual(
+            self.refusal(section, key, str(lowest - 1)),
+            "test: [%s] %s = '%d': expected an integer %s" % (
+                section, key, lowest - 1, stated))
+        if highest is None:
+            self.assertEqual(self.value(section, key, "1000000"), 1000000)
+            return
+        self.assertEqual(self.value(section, key, str(highest)), highest)
+        self.assertEqual(
+            self.refusal(section, key, str(highest + 1)),
+            "test: [%s] %s = '%d': expected an integer %s" % (
+                section, key, highest + 1, stated))
+
+    @cases(SECONDS_KEYS)
+    def test_seconds_keys_are_over_0_and_under_an_hour(self, case):
+        section, key = case
+        self.assertEqual(self.value(section, key, "0.001"), 0.001)
+        self.assertEqual(self.value(section, key, "3599.5"), 3599.5)
+        for text in ("0", "3600", "-0.5"):
+            self.assertEqual(
+                self.refusal(section, key, text),
+                "test: [%s] %s = %r: expected seconds, more than 0 and"
+                " under 3600" % (section, key, text))

@@ -5,6 +5,7 @@ import errno
 import os
 import resource
 import socket
+import ssl
 import time
 import unittest
 
@@ -31,16 +32,17 @@ class FakeClock:
 
 
 class Listener:
-    """A listening socket whose accept() fails with EMFILE `failures`
-    times first; records when each accept() was tried."""
+    """A listening socket whose accept() fails with `error` (EMFILE)
+    `failures` times first; records when each accept() was tried."""
 
-    def __init__(self, failures=0):
+    def __init__(self, failures=0, error=errno.EMFILE):
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.socket.listen()
         self.socket.setblocking(False)
         self.address = self.socket.getsockname()
         self.failures = failures
+        self.error = error
         self.attempts = []
 
     def fileno(self):
@@ -50,7 +52,7 @@ class Listener:
         self.attempts.append(time.monotonic())
         if self.failures:
             self.failures -= 1
-            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            raise OSError(self.error, os.strerror(self.error))
         return self.socket.accept()
 
     def close(self):
@@ -83,8 +85,8 @@ class ThrottledWarningTest(unittest.TestCase):
 
 
 class AcceptorTest(AsyncTestCase):
-    def listener(self, failures=0):
-        listener = Listener(failures)
+    def listener(self, failures=0, error=errno.EMFILE):
+        listener = Listener(failures, error)
         self.addCleanup(listener.close)
         return listener
 
@@ -119,6 +121,28 @@ class AcceptorTest(AsyncTestCase):
         self.assertIn("cannot accept connections, pausing 0.05s at a time:"
                       " [Errno 24] Too many open files (1 since the last"
                       " such line)", logs.output[0])
+
+    @gen_test
+    async def test_a_client_gone_before_its_accept_is_skipped_at_once(self):
+        listener = self.listener(failures=1, error=errno.ECONNABORTED)
+        accepted = []
+        with self.assertNoLogs(LOGGER):
+            self.acceptor(listener, accepted)
+            self.client(listener)
+            await until(lambda: accepted)
+        # No pause: the next accept() followed in the same turn.
+        self.assertLess(listener.attempts[1] - listener.attempts[0],
+                        PAUSE_SECONDS)
+
+    @gen_test
+    async def test_a_turn_takes_a_bounded_number_the_next_the_rest(self):
+        listener = self.listener()
+        accepted = []
+        with mock.patch.object(connections, "ACCEPTS_PER_TURN", 2):
+            self.acceptor(listener, accepted)
+            for _ in range(5):
+                self.client(listener)
+            await until(lambda: len(accepted) == 5)
 
     @gen_test
     async def test_when_full_clients_wait_until_resumed(self):
@@ -194,6 +218,16 @@ class WriteTimeoutStreamTest(AsyncTestCase):
         stream.close()
         with self.assertRaises(StreamClosedError):
             await stream.read_until_regex(b"\r\n\r\n")
+
+
+class LimitedHTTPServerTest(unittest.TestCase):
+    def test_tls_is_refused_plain_http_only(self):
+        with self.assertRaisesRegex(ValueError, "plain HTTP only"):
+            connections.LimitedHTTPServer(
+                lambda request: None,
+                ssl_options=ssl.create_default_context(
+                    ssl.Purpose.CLIENT_AUTH),
+                max_connections=1, write_timeout=1.0)
 
 
 class DescriptorLimitTest(unittest.TestCase):

@@ -5,6 +5,8 @@ import sys
 import tempfile
 import unittest
 
+import mock
+
 from scoring_api import metrics
 
 
@@ -24,3 +26,28 @@ class OrphanDirectoryTest(unittest.TestCase):
         metrics._remove_orphans()
         self.assertFalse(os.path.exists(orphan))
         self.assertTrue(os.path.isdir(mine))
+
+    def test_a_directory_of_another_users_live_process_is_kept(self):
+        theirs = self.make_directory(1)
+        with mock.patch.object(os, "kill", side_effect=PermissionError):
+            metrics._remove_orphans()
+        self.assertTrue(os.path.isdir(theirs))
+
+
+class SingleProcessRunTest(unittest.TestCase):
+    """One process (no start_run): nothing to add up, nothing to clean."""
+
+    def test_without_a_run_the_worker_and_end_calls_do_nothing(self):
+        metrics.worker_died(os.getpid())
+        metrics.end_run()
+        self.assertIsNone(metrics._run["directory"])
+        self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
+
+    def test_a_run_cannot_start_after_the_first_metric(self):
+        # prometheus_client chose in-process values at its import: a run
+        # started now would count nothing across workers.
+        metrics.request_started()
+        metrics.request_finished()
+        with self.assertRaisesRegex(RuntimeError, "after the first metric"):
+            metrics.start_run()
+        self.assertIsNone(metrics._run["directory"])

@@ -61,6 +61,14 @@ class ScoreKeyTest(unittest.TestCase):
     def test_gender_0_and_no_gender_are_different_keys(self):
         self.assertNotEqual(scoring.score_key(gender=0), scoring.score_key())
 
+    def test_the_key_of_a_person_is_the_same_in_every_release(self):
+        # Scores cached by the previous release stay hits after an
+        # upgrade: a change of the key's recipe must be a decision.
+        self.assertEqual(scoring.score_key(**FULL),
+                         "score:f31b61f0fcffa2e49933944ee1b64507")
+        self.assertEqual(scoring.score_key(),
+                         "score:20fa1ba31fcc216c657e99f4c6011787")
+
 
 class GetScoreTest(AsyncTestCase):
     @gen_test
@@ -110,6 +118,23 @@ class GetScoreTest(AsyncTestCase):
             for _ in range(50):
                 await scoring.get_score(store, TTL, **FULL)
         self.assertEqual(len(logs.output), 1, logs.output)
+
+    @cases([
+        (b"x" * 100, repr(b"x" * 40)),  # cut: a huge value stays one line
+        ("7" * 50, repr("7" * 40)),
+        (OtherType(), "a Redis value of another type"),  # a WRONGTYPE
+    ])
+    @gen_test
+    async def test_a_corrupt_entry_is_logged_by_its_first_40_characters(
+            self, case):
+        cached, shown = case
+        scoring.corrupt_scores.reset()
+        with self.assertLogs("scoring_api.scoring", "WARNING") as logs:
+            await scoring.get_score(cache_mock(cached), TTL, **FULL)
+        self.assertEqual(logs.records[0].getMessage(), (
+            "cache: %s holds %s, not a score; recomputed and overwritten (1"
+            " such entries since the last report)" % (
+                scoring.score_key(**FULL), shown)))
 
     @gen_test
     async def test_a_cache_that_raises_is_a_miss_and_the_score_is_computed(
@@ -165,15 +190,21 @@ class GetInterestsTest(AsyncTestCase):
         self.assertEqual(interests, {7: ["cars"]})
         redis.execute_command.assert_awaited_once_with("MGET", "i:7")
 
-    @cases(['{"cars": 1}', "not json", '["cars", 1]', '"cars"', "null",
-            b'["caf\xe9"]', b"\xff\xfe", b""])
+    @cases([('{"cars": 1}', "other JSON"), ("not json", "not JSON"),
+            ('["cars", 1]', "other JSON"), ('"cars"', "other JSON"),
+            ("null", "other JSON"), (b'["caf\xe9"]', "not JSON"),
+            (b"\xff\xfe", "not JSON"), (b"", "not JSON")])
     @gen_test
     async def test_a_stored_value_that_is_not_a_list_of_strings_is_an_error(
-            self, stored):
+            self, case):
+        stored, found = case
         store = store_over(mock_redis([stored]))
-        with self.assertLogs("scoring_api.scoring", "ERROR"), \
+        with self.assertLogs("scoring_api.scoring", "ERROR") as logs, \
                 self.assertRaises(StoreDataError) as raised:
             await scoring.get_interests(store, [3])
         self.assertEqual(
             str(raised.exception),
             "stored interests of client 3 are not a JSON list of strings")
+        self.assertEqual(logs.records[0].getMessage(),
+                         "store: i:3 is %s, not a JSON list of strings"
+                         % found)

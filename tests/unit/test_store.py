@@ -6,9 +6,11 @@ import mock
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import AsyncTestCase, gen_test
 
+from scoring_api import metrics
 from scoring_api.config import Settings
 from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
@@ -16,6 +18,7 @@ from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
 from scoring_api.throttle import Throttle
 from tests.cases import cases
 from tests.helpers import mock_redis, store_over
+from tests.metrics_text import samples, value
 
 FAST = Settings().replace(
     store={"retries": 3, "backoff": 0.001, "backoff_max": 0.002,
@@ -97,6 +100,16 @@ class RetryTest(AsyncTestCase):
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreRefused):
             await self.endpoint(client).call("SET", "i:1", "[]")
+        self.assertEqual(client.execute_command.await_count, 1)
+
+    @gen_test
+    async def test_another_redis_error_is_unavailable_without_a_retry(self):
+        # Not a connection failure and not an answer (a protocol error,
+        # a cluster without a node for a slot): retrying would not help.
+        client = mock_redis(forever=RedisError("Protocol error"))
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "i:1")
         self.assertEqual(client.execute_command.await_count, 1)
 
     @gen_test
@@ -185,6 +198,15 @@ class PingTest(AsyncTestCase):
         self.assertEqual(client.execute_command.await_count, 2)
 
     @gen_test
+    async def test_asked_not_to_it_does_not_retry_a_broken_connection(self):
+        client = mock_redis(forever=RedisConnectionError("Connection closed"
+                                                         " by server."))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertFalse(await self.endpoint(client).ping(
+                retry_broken=False))
+        self.assertEqual(client.execute_command.await_count, 1)
+
+    @gen_test
     async def test_a_ping_that_timed_out_is_not_tried_again(self):
         client = mock_redis(forever=RedisTimeoutError("timed out"))
         with self.assertLogs("scoring_api.store", "WARNING"):
@@ -205,6 +227,12 @@ class BackoffPolicyTest(unittest.TestCase):
             with self.subTest(failures=failures, pause=pause):
                 self.assertGreaterEqual(pause, ceiling / 2)
                 self.assertLessEqual(pause, ceiling)
+
+
+def circuit_open_gauge():
+    """The value /metrics shows for scoring_api_cache_circuit_open."""
+    return value(samples(metrics.render()[0]),
+                 "scoring_api_cache_circuit_open")
 
 
 class CircuitBreakerTest(ClosingTestCase):
@@ -238,6 +266,30 @@ class CircuitBreakerTest(ClosingTestCase):
         breaker.record_success()
         breaker.record_failure()
         self.assertTrue(breaker.allows())
+        # From zero: the threshold of failures in a row opens it again.
+        breaker.record_success()
+        self.trip(breaker)
+        self.assertFalse(breaker.allows())
+
+    @gen_test
+    async def test_once_closed_it_takes_the_whole_threshold_to_open(self):
+        breaker = self.breaker(True)
+        self.trip(breaker)
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            await breaker.probing
+        breaker.record_failure()
+        self.assertTrue(breaker.allows())
+        self.trip(breaker)
+        self.assertFalse(breaker.allows())
+
+    @gen_test
+    async def test_the_open_gauge_follows_the_circuit(self):
+        breaker = self.breaker()
+        self.probe.side_effect = hang_forever
+        self.trip(breaker)
+        self.assertEqual(circuit_open_gauge(), 1.0)
+        await breaker.close()
+        self.assertEqual(circuit_open_gauge(), 0.0)
 
     @gen_test
     async def test_probes_wait_for_the_reset_timeout(self):
@@ -367,6 +419,12 @@ class StoreCacheTest(ClosingTestCase):
     async def test_reading_no_keys_asks_redis_nothing(self):
         client = mock_redis()
         self.assertEqual(await store_over(client).get_many([]), [])
+        client.execute_command.assert_not_awaited()
+
+    @gen_test
+    async def test_writing_no_keys_asks_redis_nothing(self):
+        client = mock_redis()
+        await store_over(client).set_many({})
         client.execute_command.assert_not_awaited()
 
     @gen_test

@@ -57,6 +57,8 @@ class DescribeTest(unittest.TestCase):
          "standalone redis://user:***@h:6379/1"),
         (StoreSettings(url="unix:///run/redis.sock"),
          "standalone unix:///run/redis.sock"),
+        (StoreSettings(url="redis://user@h:6379/1"),  # no password
+         "standalone redis://user@h:6379/1"),
         (SENTINEL, "sentinel master 'mymaster' via"
                    " 10.0.0.1:26379,10.0.0.2:26380, db 2, password ***"),
         (CLUSTER, "cluster redis://:***@10.0.0.1:7000,10.0.0.2:7001"),
