@@ -78,3 +78,16 @@ class StartUpErrorTest(unittest.TestCase):
         self.assertEqual((code, stderr), (
             1, "scoring_api: cannot listen on 127.0.0.1:%d: Address already"
             " in use\n" % port))
+
+    def test_a_taken_port_is_logged_once_without_a_log_file(self):
+        # The log is standard error then: the line is not printed twice.
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with self.assertLogs("scoring_api", "ERROR") as logs:
+                code, stderr = self.run_main(["--port", str(port)])
+        self.assertEqual((code, stderr), (1, ""))
+        self.assertEqual(
+            [record.getMessage() for record in logs.records],
+            ["cannot listen on 127.0.0.1:%d: Address already in use" % port])
