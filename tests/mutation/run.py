@@ -39,7 +39,9 @@ OWN_TESTS = {
 EXTRA_SUITES = {
     "store": ["tests.integration.test_store_round_trips",
               "tests.integration.test_faults",
-              "tests.integration.test_corrupt_data"],
+              "tests.integration.test_corrupt_data",
+              "tests.integration.test_sentinel",
+              "tests.integration.test_cluster"],
 }
 # The test command of a package: its own tests, then its extra suites
 # (instead of the fast layers, whose other tests hardly touch it: a
@@ -179,22 +181,41 @@ def retest_survivors(module, timeout):
 
 
 def load_equivalent():
-    """{(module, operator, column, source line): reason} of the list.
+    """{(module, operator, column, source line): {mutated line: reason}}
+    of the list; the mutated line is None when the entry names none.
 
-    A line: `module | operator | column | reason | source line`.
+    A line: `module | operator | column | reason | source line`, the
+    source line optionally followed by ` => mutated line` (needed where
+    one place has several mutants, as NumberReplacer's 0 -> 1 and -1).
     """
     equivalent = {}
     for line in EQUIVALENT_FILE.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         module, operator, column, reason, source = line.split(" | ", 4)
-        equivalent[(module, operator, int(column), source.strip())] = reason
+        source, arrow, mutated = source.partition(" => ")
+        equivalent.setdefault(
+            (module, operator, int(column), source.strip()), {})[
+                mutated.strip() if arrow else None] = reason
     return equivalent
 
 
 def mutant_key(module, mutation, lines):
     line, column = mutation.start_pos
     return (module, mutation.operator_name, column, lines[line - 1].strip())
+
+
+def mutated_line(diff):
+    """The first line the mutant's diff adds."""
+    for line in (diff or "").splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            return line[1:].strip()
+    return ""
+
+
+def listed(equivalent, key, mutated):
+    reasons = equivalent.get(key, {})
+    return mutated in reasons or None in reasons
 
 
 def tally(module, session, equivalent):
@@ -215,18 +236,20 @@ def tally(module, session, equivalent):
             counts = rows.setdefault(module, dict(
                 mutants=0, killed=0, timeout=0, survived=0, equivalent=0))
             key = mutant_key(module, mutation, sources[path])
+            mutated = mutated_line(result.diff)
             counts["mutants"] += 1
             if result.test_outcome == TestOutcome.SURVIVED:
-                if key in equivalent:
+                if listed(equivalent, key, mutated):
                     counts["equivalent"] += 1
                 else:
                     counts["survived"] += 1
-                    survivors.append((mutation.module_path, mutation, key))
+                    survivors.append((mutation.module_path, mutation,
+                                      key + (mutated,)))
             else:
                 counts["killed"] += 1
                 counts["timeout"] += result.output == "timeout"
-                if key in equivalent:
-                    stale.append(key)
+                if listed(equivalent, key, mutated):
+                    stale.append(key + (mutated,))
     for counts in rows.values():
         scored = counts["mutants"] - counts["equivalent"]
         counts["score"] = (100.0 * counts["killed"] / scored if scored
@@ -303,10 +326,11 @@ def main(argv=None):
     if all_survivors:
         print("\nsurvivors (module | operator | column | reason | source),"
               " line numbers after '#':")
-        for path, mutation, (module, operator, column, line) in sorted(
+        for path, mutation, (module, operator, column, line,
+                             mutated) in sorted(
                 all_survivors, key=lambda s: (str(s[0]), s[1].start_pos)):
-            print("%s | %s | %d | ? | %s  # %s:%d" % (
-                module, operator, column, line, path,
+            print("%s | %s | %d | ? | %s => %s  # %s:%d" % (
+                module, operator, column, line, mutated, path,
                 mutation.start_pos[0]))
     for key in all_stale:
         print("listed as equivalent but killed (remove it): %s"

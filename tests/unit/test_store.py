@@ -407,6 +407,17 @@ class StoreCacheTest(ClosingTestCase):
             FAST.cache.failure_threshold * (1 + FAST.cache.retries))
 
     @gen_test
+    async def test_a_probe_of_the_cache_is_one_ping(self):
+        # A probe failing on a stale connection waits for the next one
+        # rather than retrying at once.
+        cache = mock_redis(forever=RedisConnectionError(
+            "Connection closed by server."))
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertFalse(await store.breaker.probe())
+        cache.execute_command.assert_awaited_once_with("PING")
+
+    @gen_test
     async def test_the_store_raises_where_the_cache_would_miss(self):
         client = mock_redis(forever=RedisConnectionError("refused"))
         store = store_over(client, settings=FAST)
