@@ -277,6 +277,7 @@ class CircuitBreakerTest(ClosingTestCase):
         self.trip(breaker)
         with self.assertLogs("scoring_api.store", "WARNING"):
             await breaker.probing
+        self.assertEqual(circuit_open_gauge(), 0.0)
         breaker.record_failure()
         self.assertTrue(breaker.allows())
         self.trip(breaker)
@@ -384,6 +385,12 @@ class StoreCacheTest(ClosingTestCase):
         clock.now += FAST.cache.reset_timeout
         await store.cache_set("score:x", 3.0, 60)  # the pause is over
         self.assertEqual(cache.execute_command.await_count, 3)
+        cache.execute_command.side_effect = OutOfMemoryError("not allowed")
+        await store.cache_set("score:x", 3.0, 60)  # refused: pauses again
+        clock.now += FAST.cache.reset_timeout * 10  # long after the pause
+        cache.execute_command.side_effect = [True]
+        await store.cache_set("score:x", 3.0, 60)
+        self.assertEqual(cache.execute_command.await_count, 5)
 
     @gen_test
     async def test_refused_reads_open_the_circuit(self):
@@ -405,6 +412,17 @@ class StoreCacheTest(ClosingTestCase):
         self.assertEqual(
             cache.execute_command.await_count,
             FAST.cache.failure_threshold * (1 + FAST.cache.retries))
+
+    @gen_test
+    async def test_a_key_of_another_type_is_not_kept_in_the_local_tier(self):
+        # Once it is overwritten with a score, the next read sees the score.
+        cache = mock_redis(ResponseError("WRONGTYPE Operation against a"
+                                         " key holding the wrong kind"),
+                           b"3.0")
+        store = self.closing(store_over(mock_redis(), cache,
+                                        FAST.replace(cache={"local_size": 8})))
+        self.assertIsInstance(await store.cache_get("score:x"), OtherType)
+        self.assertEqual(await store.cache_get("score:x"), b"3.0")
 
     @gen_test
     async def test_a_probe_of_the_cache_is_one_ping(self):
@@ -513,6 +531,11 @@ class LocalCacheTest(unittest.TestCase):
         self.clock.now += 9.9
         self.assertEqual(self.local.get("a"), "1.5")
         self.clock.now += 0.1
+        self.assertIsNone(self.local.get("a"))
+
+    def test_an_entry_read_long_after_its_expiry_is_gone(self):
+        self.local.set("a", "1.5")
+        self.clock.now += 3600.0  # a stale score is never served
         self.assertIsNone(self.local.get("a"))
 
     def test_a_shorter_ttl_given_wins(self):

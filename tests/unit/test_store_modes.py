@@ -1,6 +1,7 @@
 """The client of each Redis mode, built from config, and the per-node
 grouping of many keys in a cluster; no Redis needed."""
 import collections
+import tempfile
 import unittest
 
 import mock
@@ -12,7 +13,7 @@ from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ConnectionError as RedisConnectionError
 from tornado.testing import AsyncTestCase, gen_test
 
-from scoring_api.config import Settings, StoreSettings
+from scoring_api.config import Settings, StoreSettings, load_settings
 from scoring_api.errors import StoreUnavailable
 from scoring_api.store import RedisEndpoint, Store, describe, modes
 from tests.cases import cases
@@ -120,6 +121,17 @@ class BuildClientTest(AsyncTestCase):
             self.assert_bounds(kwargs)
             self.assertIsNone(kwargs["password"])
         self.assertEqual(endpoint.attempt_timeout, 1.0)
+
+    def test_the_mode_as_read_from_a_config_file_decides(self):
+        # The file's text, not the interned literals of a test.
+        with tempfile.NamedTemporaryFile("w", suffix=".ini") as ini:
+            ini.write("[store]\nmode = cluster\n"
+                      "url = redis://10.0.0.1:7000,10.0.0.2:7001\n")
+            ini.flush()
+            settings = load_settings(ini.name, {})
+        endpoint = self.build(settings.store)
+        self.assertIsInstance(endpoint.client, RedisCluster)
+        self.assertTrue(endpoint.cluster)  # MGET/MSET/EXISTS split by slot
 
     def test_cluster_starts_from_every_seed_and_retries_nothing_itself(
             self):
