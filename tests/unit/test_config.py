@@ -195,6 +195,32 @@ class LoadSettingsTest(unittest.TestCase):
         url, masked = case
         self.assertEqual(config.mask_url(url), masked)
 
+    def test_the_line_of_bad_utf8_counts_a_leading_blank_line(self):
+        path = write_config("")
+        self.addCleanup(os.unlink, path)
+        with open(path, "wb") as config_file:
+            config_file.write(b"\n[server]\nhost = caf\xe9\n")
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(path, {})
+        self.assertEqual(str(raised.exception),
+                         "%s: line 3 is not UTF-8 text" % path)
+
+    def test_several_nodes_in_standalone_mode_read_from_a_file(self):
+        # The mode as the file spells it, not the built-in default.
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[store]\nmode = standalone\nurl = redis://a:1,b:2\n")
+        self.assertEqual(str(raised.exception),
+                         "[store] url = 'redis://a:1,b:2': several nodes need"
+                         " mode = cluster")
+
+    def test_other_values_are_shown_as_typed(self):
+        # Only the password and a URL's password are masked: the operator
+        # sees what is wrong with any other value.
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[store]\nmode = redis://u:pw@h\n")
+        self.assertIn("[store] mode = 'redis://u:pw@h': expected one of",
+                      str(raised.exception))
+
     def test_a_file_that_is_not_utf8_is_one_line(self):
         path = write_config("")
         self.addCleanup(os.unlink, path)
