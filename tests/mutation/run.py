@@ -51,6 +51,9 @@ PACKAGES = {"store": ["breaker", "endpoint", "facade", "local", "modes",
 MODULES = ["fields", "requests", "auth", "scoring", "methods", "store",
            "config"]
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# A survivor of the store's modules runs five integration suites (about a
+# minute on an idle machine): a timeout must mean a hang, not a busy CPU.
+TIMEOUT_SECONDS = {"store": 300.0}
 CONFIG = """\
 [cosmic-ray]
 module-path = "{module_path}"
@@ -68,6 +71,11 @@ def module_path(root, module):
     (each module of a package is a session, a row, of its own)."""
     return (root / "scoring_api" / module.replace(".", "/")).with_suffix(
         ".py")
+
+
+def timeout_of(module):
+    return TIMEOUT_SECONDS.get(module.partition(".")[0],
+                               DEFAULT_TIMEOUT_SECONDS)
 
 
 def expand(modules):
@@ -158,7 +166,8 @@ def product_changed(module):
 
 
 def retest_survivors(module, timeout):
-    """Run the survivors of the last session of `module` again against the
+    """Run the survivors (and the mutants killed by a timeout, which a busy
+    machine may cause) of the last session of `module` again against the
     tests of the work tree. New tests can only kill more mutants, so the
     killed ones stay killed; the product code must be the one mutated."""
     from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
@@ -172,7 +181,8 @@ def retest_survivors(module, timeout):
                          % (module, ", ".join(changed) or "no session"))
     with use_db(str(session), WorkDB.Mode.open) as db:
         survivors = [item.job_id for item, result in db.completed_work_items
-                     if result.test_outcome == TestOutcome.SURVIVED]
+                     if result.test_outcome == TestOutcome.SURVIVED
+                     or result.output == "timeout"]
         with db._session_maker.begin() as transaction:
             transaction.query(WorkResultStorage).where(
                 WorkResultStorage.job_id.in_(survivors)).delete()
@@ -283,9 +293,12 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2,
                         help="modules mutated side by side (default 2)")
     parser.add_argument("--timeout", type=float,
-                        default=DEFAULT_TIMEOUT_SECONDS,
                         help="seconds before a mutant's tests count as"
-                             " killed (default %(default)s)")
+                             " killed (default %.0f, %s)" % (
+                                 DEFAULT_TIMEOUT_SECONDS, ", ".join(
+                                     "%.0f for %s" % (seconds, module)
+                                     for module, seconds
+                                     in TIMEOUT_SECONDS.items())))
     parser.add_argument("--resume", action="store_true",
                         help="go on with the sessions an interrupted run"
                              " left")
@@ -310,7 +323,8 @@ def main(argv=None):
             run = retest_survivors if args.survivors else (
                 lambda module, timeout: mutate(module, timeout, args.resume))
             for session in pool.map(
-                    lambda module: run(module, args.timeout), modules):
+                    lambda module: run(module, args.timeout or timeout_of(
+                        module)), modules):
                 print("done: %s (%.0fs)" % (session.stem,
                                             time.monotonic() - started),
                       file=sys.stderr)
