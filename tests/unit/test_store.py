@@ -118,9 +118,43 @@ class RetryTest(AsyncTestCase):
         client = mock_redis(ResponseError(
             "WRONGTYPE Operation against a key holding the wrong kind"))
         endpoint = self.endpoint(client)
-        self.assertIsInstance(await endpoint.call("GET", "score:x"),
-                              OtherType)
+        found = await endpoint.call("GET", "score:x")
+        self.assertIsInstance(found, OtherType)
         self.assertFalse(endpoint.outages.down)
+        # How the logs name it, with and without its type.
+        self.assertEqual(repr(found), "a Redis value of another type")
+        self.assertEqual(repr(OtherType("set")), "a Redis set")
+
+    @gen_test
+    async def test_outside_standalone_an_attempt_is_bounded_as_a_whole(
+            self):
+        # Asking a sentinel (or learning a cluster's layout: see
+        # test_cluster) adds steps the client does not bound;
+        # connect_timeout + timeout does.
+        client = mock_redis(forever=RedisConnectionError("unused"))
+        client.execute_command.side_effect = hang_forever
+        settings = FAST.store.__class__(
+            connect_timeout=0.05, timeout=0.05, retries=0)
+        endpoint = RedisEndpoint("store", client, settings, mode="sentinel")
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await endpoint.call("GET", "i:1")
+
+    @gen_test
+    async def test_types_are_read_in_a_pipeline_not_a_transaction(self):
+        # A cluster refuses MULTI across slots; a read needs none.
+        client = mock_redis()
+        client.pipeline.return_value.execute.return_value = [b"set"]
+        self.assertEqual(await self.endpoint(client).types(["i:1"]), ["set"])
+        client.pipeline.assert_called_once_with(transaction=False)
+
+    @gen_test
+    async def test_closing_closes_the_sentinel_clients_too(self):
+        sentinel = mock.AsyncMock()
+        endpoint = RedisEndpoint("store", mock_redis(), FAST.store,
+                                 mode="sentinel", closables=[sentinel])
+        await endpoint.close()
+        sentinel.aclose.assert_awaited_once_with()
 
     @gen_test
     async def test_the_backoff_is_asked_once_per_retry_with_the_count(self):

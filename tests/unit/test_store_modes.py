@@ -122,16 +122,27 @@ class BuildClientTest(AsyncTestCase):
             self.assertIsNone(kwargs["password"])
         self.assertEqual(endpoint.attempt_timeout, 1.0)
 
-    def test_the_mode_as_read_from_a_config_file_decides(self):
+    @cases([
+        ("mode = cluster\nurl = redis://10.0.0.1:7000,10.0.0.2:7001\n",
+         RedisCluster, True),
+        ("mode = sentinel\nsentinels = 10.0.0.1:26379\n"
+         "service_name = mymaster\n", redis.asyncio.Redis, True),
+        ("mode = standalone\nurl = redis://h:6379/0\n",
+         redis.asyncio.Redis, False),
+    ])
+    def test_the_mode_as_read_from_a_config_file_decides(self, case):
         # The file's text, not the interned literals of a test.
+        text, client_type, bounded = case
         with tempfile.NamedTemporaryFile("w", suffix=".ini") as ini:
-            ini.write("[store]\nmode = cluster\n"
-                      "url = redis://10.0.0.1:7000,10.0.0.2:7001\n")
+            ini.write("[store]\n" + text)
             ini.flush()
             settings = load_settings(ini.name, {})
         endpoint = self.build(settings.store)
-        self.assertIsInstance(endpoint.client, RedisCluster)
-        self.assertTrue(endpoint.cluster)  # MGET/MSET/EXISTS split by slot
+        self.assertIs(type(endpoint.client), client_type)
+        self.assertEqual(endpoint.cluster, client_type is RedisCluster)
+        self.assertEqual(endpoint.attempt_timeout is not None, bounded)
+        self.assertEqual(endpoint.closables != [],
+                         settings.store.mode == "sentinel")
 
     def test_cluster_starts_from_every_seed_and_retries_nothing_itself(
             self):
