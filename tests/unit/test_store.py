@@ -544,6 +544,27 @@ class OutageLogTest(unittest.TestCase):
         self.assertTrue(self.outages.down)
 
 
+    def test_the_lines_of_an_outage_word_for_word(self):
+        self.clock.now = 1.0  # small, so that now % up_since != now - it
+        with self.assertNoLogs("scoring_api.store"):
+            self.outages.success()  # up from the start: nothing to say
+        self.assertFalse(self.outages.down)
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            self.outages.failure("GET", self.error)
+            self.clock.now += 10.0
+            self.outages.failure("MGET", TimeoutError())  # no text: its type
+            self.outages.success()
+            self.clock.now += 12.0
+            self.outages.success()
+        self.assertEqual([record.getMessage() for record in logs.records], [
+            "store: GET failed: refused (1 failed calls since the last"
+            " report)",
+            "store: MGET failed: TimeoutError (1 failed calls since the last"
+            " report)",
+            "store: answering again for 12s"])
+        self.assertFalse(self.outages.down)
+
+
 class ThrottleTest(unittest.TestCase):
     def test_the_first_event_then_one_per_interval_with_the_count(self):
         clock = FakeClock()
