@@ -543,7 +543,6 @@ class OutageLogTest(unittest.TestCase):
         self.assertEqual(len(logs.output), 1, logs.output)
         self.assertTrue(self.outages.down)
 
-
     def test_the_lines_of_an_outage_word_for_word(self):
         self.clock.now = 1.0  # small, so that now % up_since != now - it
         with self.assertNoLogs("scoring_api.store"):
