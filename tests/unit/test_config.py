@@ -1,5 +1,6 @@
 import configparser
 import dataclasses
+import logging
 import os
 import tempfile
 import unittest
@@ -259,6 +260,7 @@ class LoadSettingsTest(unittest.TestCase):
         "redis://localhost",
         "redis://[::1]/0",  # IPv6, without and with a port
         "redis://[::1]:65535/0",
+        "redis://[2001:db8::1:5]/0",  # its last group is no port
         "redis://h:1/0",
         "rediss://user:pw@h:6380/15?ssl_cert_reqs=none",
         "unix:///run/redis/redis.sock?db=2",
@@ -380,6 +382,11 @@ class LoadSettingsTest(unittest.TestCase):
                                      retries=3, backoff_max=2.0)
         self.assertEqual(store.worst_call_seconds, 4 * 0.75 + 3 * 2.0)
         self.assertEqual(config.StoreSettings().worst_call_seconds, 5.5)
+
+    @cases(["DEBUG", "info", "Warning", "ERROR", "CRITICAL"])
+    def test_the_log_level_is_the_logging_module_s(self, name):
+        settings = self.load("[server]\nlog_level = %s\n" % name)
+        self.assertEqual(settings.log_level, getattr(logging, name.upper()))
 
     def test_settings_are_frozen(self):
         with self.assertRaises(dataclasses.FrozenInstanceError):
