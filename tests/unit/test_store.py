@@ -6,7 +6,7 @@ import mock
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, TryAgainError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import AsyncTestCase, gen_test
 
@@ -139,6 +139,19 @@ class RetryTest(AsyncTestCase):
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreUnavailable):
             await endpoint.call("GET", "i:1")
+
+    @gen_test
+    async def test_a_cluster_between_two_layouts_is_tried_again(self):
+        # TRYAGAIN while slots move: the next attempt, on the layout
+        # learned again, succeeds.
+        client = mock.AsyncMock()
+        client.execute_command.side_effect = [
+            TryAgainError("TRYAGAIN Multiple keys request during"
+                          " rehashing of slot"), b'["cars"]']
+        endpoint = RedisEndpoint("store", client, FAST.store, mode="cluster")
+        self.assertEqual(await endpoint.call("GET", "i:1"), b'["cars"]')
+        self.assertEqual(client.execute_command.await_count, 2)
+        self.assertTrue(client._initialize)  # asked to learn it again
 
     @gen_test
     async def test_types_are_read_in_a_pipeline_not_a_transaction(self):
