@@ -150,6 +150,7 @@ def _supervise(settings, workers):
         children.add(_start_worker(settings))
     logger.info("started %d workers: %s", workers, sorted(children))
     restarts = 0
+    gave_up = False
     while not stopping:
         try:
             pid, status = os.wait()  # the handler runs, then wait resumes
@@ -165,10 +166,13 @@ def _supervise(settings, workers):
             logger.error("worker %d exited with %d; too many restarts,"
                          " stopping", pid, code)
             stop(signal.SIGTERM, None)
+            gave_up = True
             break
         logger.error("worker %d exited with %d; starting another", pid, code)
         children.add(_start_worker(settings))
-    return _reap(children, settings.server.shutdown_timeout + 2.0)
+    _reap(children, settings.server.shutdown_timeout + 2.0)
+    # A supervisor (systemd, a container runtime) must see a crash loop.
+    return 1 if gave_up else 0
 
 
 def _reap(children, timeout):
@@ -186,7 +190,6 @@ def _reap(children, timeout):
                      pid, timeout)
         _signal(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    return 0
 
 
 def _signal_all(pids, signum):

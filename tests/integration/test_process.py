@@ -213,7 +213,7 @@ class SupervisorTest(ProcessTestCase):
             victim = self.wait_for_a_new_child(process, known)
             known.add(victim)
         os.kill(victim, signal.SIGKILL)  # one death more than the limit
-        process.wait(STOP_SECONDS)
+        self.assertEqual(process.wait(STOP_SECONDS), 1)  # not a clean stop
         log = self.read_log()
         self.assertEqual(log.count("starting another"), MAX_WORKER_RESTARTS)
         self.assertIn("worker %d exited with -9; too many restarts,"
