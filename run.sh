@@ -4,7 +4,9 @@
 # ./run.sh load-interests FILE [--partial]
 #                               load interests into the configured store
 # ./run.sh soak                 about 40 s of traffic while Redis dies twice
-# ./run.sh bench [--duration S] the service beside a reference server (wrk)
+# ./run.sh bench [--quick]      the service beside a reference server and
+#                               bare Tornado, in alternation (wrk); --list
+#                               names the scenarios, --only runs some
 set -euo pipefail
 cd "$(dirname "$0")"
 

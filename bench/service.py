@@ -14,14 +14,23 @@ def start_service(port, redis_url, log_path, **settings):
     """`python -m scoring_api` with config.ini, on `port`, over the Redis
     at `redis_url`; `settings` are more SCORING_* variables. Returns the
     process once /health answers."""
+    process = spawn_service(port, redis_url, log_path, **settings)
+    try:
+        wait_until_answering(port)
+    except RuntimeError:
+        stop(process)
+        raise
+    return process
+
+
+def spawn_service(port, redis_url, log_path, **settings):
+    """The process of `start_service`, without waiting for it to answer."""
     environ = dict(os.environ, SCORING_STORE_URL=redis_url,
                    SCORING_SERVER_LOG_FILE=log_path, **settings)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "scoring_api", "--config",
          os.path.join(ROOT, "config.ini"), "--port", str(port)],
         env=environ, cwd=ROOT)
-    wait_until_answering(port)
-    return process
 
 
 def wait_until_answering(port, path="/health"):
