@@ -91,7 +91,10 @@ def _milliseconds(text):
 
 def parse(output):
     """{rps, p50_ms, p99_ms, requests, non_2xx, socket_errors} of one run."""
-    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", output, re.M))
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", output,
+                                  re.M))
+    if "99" not in percentiles:
+        raise ValueError("wrk said something unexpected:\n" + output)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
     return {
