@@ -463,6 +463,9 @@ def parse_args(argv):
     parser.add_argument("--duration", type=int, metavar="SECONDS",
                         help="seconds per wrk run (default %d)"
                         % FULL.seconds)
+    parser.add_argument("--connections", type=int, nargs="+", metavar="N",
+                        help="concurrencies to run (default %s)" % " ".join(
+                            map(str, FULL.concurrencies)))
     parser.add_argument("--only", nargs="+", choices=NAMES,
                         metavar="SCENARIO", help="run only these scenarios"
                         " (see --list)")
@@ -480,6 +483,8 @@ def parse_args(argv):
         parser.error("--rounds must be at least 1")
     if args.duration is not None and args.duration < 1:
         parser.error("--duration must be at least 1")
+    if args.connections and min(args.connections) < 1:
+        parser.error("--connections must be at least 1")
     return args
 
 
@@ -490,8 +495,10 @@ def main(argv=None):
             print(describe(scenario))
         return
     mode = QUICK if args.quick else FULL
-    mode = mode._replace(rounds=args.rounds or mode.rounds,
-                         seconds=args.duration or mode.seconds)
+    mode = mode._replace(
+        rounds=args.rounds or mode.rounds,
+        seconds=args.duration or mode.seconds,
+        concurrencies=args.connections or mode.concurrencies)
     if args.only:
         scenarios = [s for s in SCENARIOS if s.name in args.only]
     else:  # --quick: the rows with a target
