@@ -444,6 +444,26 @@ def machine():
     return "%d cores" % os.cpu_count()
 
 
+def load_average():
+    """The 1-minute load average, or None where /proc has none."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/loadavg") as loadavg:
+            return float(loadavg.read().split()[0])
+    return None
+
+
+def busy_note(before, after):
+    """A line saying how busy the machine was, louder past one runnable
+    process per core beyond what the benchmark runs itself."""
+    if before is None or after is None:
+        return ""
+    note = "load average %.1f before, %.1f after, on %d cores" % (
+        before, after, os.cpu_count())
+    if max(before, after) > os.cpu_count() + 1:
+        note += ": a busy machine, the ratios may be off; rerun when quieter"
+    return note
+
+
 def describe(scenario):
     return "%-18s %s/%s vs %s/%s%s" % (
         scenario.name, scenario.load.server, scenario.load.script,
@@ -510,14 +530,19 @@ def main(argv=None):
     print("machine: %s; %d rounds of %d s per load" % (
         machine(), mode.rounds, mode.seconds))
     print(HEADER.rstrip())
+    load_before = load_average()
     rows = run(mode, scenarios, args.against)
+    load_after = load_average()
     print(summary(rows))
+    if busy_note(load_before, load_after):
+        print(busy_note(load_before, load_after))
     path = AGAINST_RESULTS if args.against else RESULTS
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as results:
         json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
                    "rounds": mode.rounds, "duration_s": mode.seconds,
                    "quick": args.quick, "against": args.against,
+                   "load_average": [load_before, load_after],
                    "rows": rows}, results, indent=1)
     print("rows written to %s" % os.path.relpath(path, ROOT))
 
