@@ -1,18 +1,65 @@
 """The Tornado application: routes and the dependencies they are given."""
-from tornado import web
+from tornado import httputil, web
 
 from scoring_api.handlers import (HealthHandler, NotFoundHandler,
                                   RequestCounter, log_request)
 from scoring_api.method_endpoint import MethodRoute
 
+METHOD_PATHS = ("/method/", "/method")
+
+
+class Application(web.Application):
+    """Sends /method/ straight to its delegate; other paths (and /method/
+    with a query string) go through Tornado's routing."""
+
+    def __init__(self, method_route, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method_route = method_route
+
+    def start_request(self, server_conn, request_conn):
+        return _MethodFirst(self, server_conn, request_conn)
+
+
+class _MethodFirst(httputil.HTTPMessageDelegate):
+    """Picks the delegate of one request from its start line."""
+
+    def __init__(self, app, server_conn, request_conn):
+        self.app = app
+        self.server_conn = server_conn
+        self.request_conn = request_conn
+        self.delegate = None
+
+    def headers_received(self, start_line, headers):
+        if start_line.path in METHOD_PATHS:
+            self.delegate = self.app.method_route.find_handler(
+                httputil.HTTPServerRequest(
+                    connection=self.request_conn,
+                    server_connection=self.server_conn,
+                    start_line=start_line, headers=headers))
+        else:
+            self.delegate = web.Application.start_request(
+                self.app, self.server_conn, self.request_conn)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.delegate.data_received(chunk)
+
+    def finish(self):
+        self.delegate.finish()
+
+    def on_connection_close(self):
+        if self.delegate is not None:
+            self.delegate.on_connection_close()
+
 
 def make_app(settings, store):
     """The application serving `settings` with `store`."""
     requests = RequestCounter()
-    return web.Application(
+    method_route = MethodRoute(store, settings, requests)
+    return Application(
+        method_route,
         [
-            (r"/method/?", MethodRoute(),
-             {"store": store, "config": settings, "requests": requests}),
+            (r"/method/?", method_route),
             (r"/health", HealthHandler, {"store": store}),
         ],
         default_handler_class=NotFoundHandler,

@@ -47,14 +47,16 @@ class _Date:
 
 
 class MethodRoute(routing.Router):
-    """The route target of /method/; route kwargs: `store`, `config`,
-    `requests` (the RequestCounter a graceful stop waits on)."""
+    """The route target of /method/, with what its requests need:
+    `store`, `config` and `requests` (the RequestCounter a graceful stop
+    waits on)."""
 
-    def __init__(self):
-        self.bodies = BodyDeadlines()
+    def __init__(self, store, config, requests):
+        self.dependencies = dict(store=store, config=config,
+                                 requests=requests, bodies=BodyDeadlines())
 
-    def find_handler(self, request, target_kwargs=None, **path_arguments):
-        return MethodDelegate(request, bodies=self.bodies, **target_kwargs)
+    def find_handler(self, request, **route_arguments):
+        return MethodDelegate(request, **self.dependencies)
 
 
 class BodyDeadlines:
