@@ -19,6 +19,7 @@ import tornado
 from tornado import httputil, routing
 
 from scoring_api import logs
+from scoring_api.deadlines import Deadlines
 from scoring_api.handlers import (REQUEST_ID_HEADER, REQUEST_IDS,
                                   _REQUEST_ID_PATTERN, decode_body, envelope,
                                   log_request)
@@ -52,50 +53,12 @@ class MethodRoute(routing.Router):
     waits on)."""
 
     def __init__(self, store, config, requests):
-        self.dependencies = dict(store=store, config=config,
-                                 requests=requests, bodies=BodyDeadlines())
+        self.dependencies = dict(
+            store=store, config=config, requests=requests,
+            bodies=Deadlines(config.server.body_timeout))
 
     def find_handler(self, request, **route_arguments):
         return MethodDelegate(request, **self.dependencies)
-
-
-class BodyDeadlines:
-    """Cuts the connections whose body is late, with one timer for all.
-
-    A timer per request (call_later, then cancel) cost more than the rest
-    of the body handling; here a request only enters and leaves a dict,
-    and one sweep every SWEEPS_PER_TIMEOUT-th of the timeout, scheduled
-    only while bodies are awaited, closes the late ones: a body gets
-    between `timeout` and 1.25 x `timeout`.
-    """
-
-    SWEEPS_PER_TIMEOUT = 4
-
-    def __init__(self):
-        self.waiting = {}  # delegate -> monotonic deadline
-        self.sweep = None
-
-    def expect(self, delegate, timeout):
-        loop = asyncio.get_running_loop()
-        self.waiting[delegate] = loop.time() + timeout
-        if self.sweep is None:
-            self.sweep = loop.call_later(timeout / self.SWEEPS_PER_TIMEOUT,
-                                         self._sweep, timeout)
-
-    def received(self, delegate):
-        self.waiting.pop(delegate, None)
-
-    def _sweep(self, timeout):
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        late = [delegate for delegate, deadline in self.waiting.items()
-                if deadline <= now]
-        for delegate in late:
-            del self.waiting[delegate]
-            delegate.body_too_slow()
-        self.sweep = (loop.call_later(timeout / self.SWEEPS_PER_TIMEOUT,
-                                      self._sweep, timeout)
-                      if self.waiting else None)
 
 
 class MethodDelegate(httputil.HTTPMessageDelegate):
@@ -135,7 +98,7 @@ class MethodDelegate(httputil.HTTPMessageDelegate):
                         error="request body is over %d bytes" % limit)
             return
         # Cheaper than Tornado's body_timeout, which wraps every body read.
-        self.bodies.expect(self, self.config.server.body_timeout)
+        self.bodies.wait(self)
 
     def data_received(self, chunk):
         self.chunks.append(chunk)
@@ -202,13 +165,13 @@ class MethodDelegate(httputil.HTTPMessageDelegate):
         log_request(self)
         self.uncount()
 
-    def body_too_slow(self):
+    def late(self):  # the body did not come in time (see Deadlines)
         logger.warning("body not received in %.1fs; closing the connection",
                        self.config.server.body_timeout)
         self.connection.close()
 
     def stop_body_timer(self):
-        self.bodies.received(self)
+        self.bodies.done(self)
 
     def uncount(self):
         if self.counted:

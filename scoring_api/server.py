@@ -47,6 +47,9 @@ async def serve(settings, sockets):
         idle_connection_timeout=settings.server.idle_timeout,
         # body_timeout is kept by MethodHandler, at less cost
     )
+    # idle_timeout is kept by the application, at less cost than the
+    # header timeout Tornado puts around every request (3600 s when none).
+    server.conn_params.header_timeout = None
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
