@@ -1,6 +1,7 @@
 """The benchmark: each service row beside its yardstick, in alternation.
 
-    ./run.sh bench [--quick] [--rounds N] [--duration S] [--only NAME ...]
+    ./run.sh bench [--quick] [--rounds N] [--duration S] [--connections N ...]
+                   [--only NAME ...] [--against CHECKOUT]
     ./run.sh bench --list
 
 Starts its own redis-server, loads interests, then starts every server it
@@ -14,8 +15,10 @@ only figures taken side by side compare. For each concurrency, the loads
 (a server and a script) that compare are driven in turns, A B C, then
 C B A, and so on for every round, after a short warm-up; each round gives
 one ratio of a row to its yardstick, and the table shows the median of
-these ratios with their min..max. The same rows go to
-bench/results/latest.json.
+these ratios with their min..max, and the same from the server's CPU
+time a request (steadier on a busy machine). The same rows go to
+bench/results/latest.json. --against runs another checkout's service
+beside this one, request by request: how a change is measured.
 """
 import argparse
 import collections
