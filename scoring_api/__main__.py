@@ -41,8 +41,12 @@ def main(argv=None):
     try:
         return server.run(settings)
     except OSError as error:
-        logger.error("cannot listen on %s:%d: %s", settings.server.host,
-                     settings.server.port, error.strerror or error)
+        message = "cannot listen on %s:%d: %s" % (
+            settings.server.host, settings.server.port,
+            error.strerror or error)
+        logger.error("%s", message)
+        if settings.server.log_file:  # the operator watches the terminal
+            print("scoring_api: %s" % message, file=sys.stderr)
         return 1
 
 

@@ -8,25 +8,61 @@ import configparser
 import dataclasses
 import logging
 import os
+import re
 import urllib.parse
 
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
 ENV_PREFIX = "SCORING_"
+# Variables of the test harness (SCORING_TEST_REDIS_URL): not config keys.
+TEST_PREFIX = ENV_PREFIX + "TEST_"
 
 
 class ConfigError(Exception):
     """A config file or value that cannot be used."""
 
 
-def _convert(convert, text, expected):
-    try:
-        return convert(text)
-    except ValueError:
-        raise ValueError("expected " + expected) from None
+# Numbers as an operator types them: ASCII digits only (int() would also
+# take "47_399" and Arabic-Indic digits).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+# Query parameters a Redis URL may carry; the timeouts, retries and pool
+# size are config keys, so the URL cannot silently override them.
+URL_OPTIONS = frozenset({
+    "db", "socket_keepalive", "socket_read_size", "health_check_interval",
+    "protocol", "client_name", "username", "ssl_keyfile", "ssl_certfile",
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path",
+    "ssl_check_hostname", "ssl_min_version", "ssl_ciphers",
+    "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+})
+SECRET_KEYS = frozenset({"password"})
+MASK = "***"
+
+
+def mask_url(text):
+    """`text` with the password of a Redis URL shown as ***: safe to print
+    and log."""
+    scheme, separator, rest = text.partition("://")
+    credentials, at, hosts = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return text
+    user = credentials.partition(":")[0]
+    return "%s://%s:%s@%s" % (scheme, user, MASK, hosts)
+
+
+def shown(key, text):
+    """How the value `text` of `key` may be printed: secrets masked."""
+    if key in SECRET_KEYS:
+        return MASK if text else text
+    return mask_url(text) if key == "url" else text
 
 
 def _integer(low, high=None):
     def parse(text):
-        value = _convert(int, text, "an integer")
+        if not _INTEGER.fullmatch(text):
+            raise ValueError("expected an integer")
+        value = int(text)
         if value < low or (high is not None and value > high):
             bound = "%d..%d" % (low, high) if high is not None else \
                 ">= %d" % low
@@ -36,7 +72,9 @@ def _integer(low, high=None):
 
 
 def _seconds(text):
-    value = _convert(float, text, "a number of seconds")
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError("expected a number of seconds")
+    value = float(text)
     if not 0 < value < 3600:
         raise ValueError("expected seconds, more than 0 and under 3600")
     return value
@@ -59,17 +97,18 @@ def _choice(*allowed):
     def parse(text):
         if text not in allowed:
             raise ValueError("expected one of " + ", ".join(
-                repr(option) if not option else option for option in allowed))
+                option or "(empty)" for option in allowed))
         return text
     return parse
 
 
 def _host_port(text):
     host, _, port = text.rpartition(":")
-    if not host or not port.isascii() or not port.isdigit() \
+    host = host.strip("[]")
+    if not host or not _INTEGER.fullmatch(port) or port[0] in "+-" \
             or not 0 < int(port) <= 65535:
-        raise ValueError("expected host:port")
-    return host.strip("[]"), int(port)
+        raise ValueError("expected host:port, not %r" % text)
+    return host, int(port)
 
 
 def _nodes(text):
@@ -78,19 +117,48 @@ def _nodes(text):
                  if part.strip())
 
 
+def _redis_node(node):
+    """Checks one host[:port] of a Redis URL (IPv6 in brackets)."""
+    host, colon, port = node.rpartition(":")
+    if not colon or host.endswith(":") or (host.startswith("[")
+                                           != host.endswith("]")):
+        host, port = node, ""  # no port, or a bare IPv6 address
+    if not host.strip("[]"):
+        raise ValueError("expected redis://host:port/db")
+    if port and (not _INTEGER.fullmatch(port) or port[0] in "+-"
+                 or not 0 < int(port) <= 65535):
+        raise ValueError("expected a port 1..65535, not %r" % port)
+
+
 def _redis_url(text):
+    """A Redis URL: redis://[[user]:password@]host:port/db, rediss://,
+    unix:///path; or, for a cluster, redis://host:port,host:port,..."""
     if not text:
         return text
     url = urllib.parse.urlsplit(text)
     if url.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("expected redis://host:port/db")
-    if url.scheme != "unix":
-        url.port  # raises ValueError on a port that is not a number
-        if not url.hostname:
-            raise ValueError("expected redis://host:port/db")
+    if url.scheme == "unix":
+        if not url.path:
+            raise ValueError("expected unix:///path/to/redis.sock")
+    else:
+        for node in url.netloc.rpartition("@")[2].split(","):
+            _redis_node(node)
         db = url.path.strip("/")
-        if db and not db.isdigit():
+        if db and not (db.isascii() and db.isdigit()):
             raise ValueError("expected a database number after the port")
+    for name, value in urllib.parse.parse_qsl(url.query,
+                                              keep_blank_values=True):
+        if name not in URL_OPTIONS:
+            raise ValueError(
+                "unknown URL option %r (timeouts, retries and the pool"
+                " size are config keys)" % name)
+        parser = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        try:
+            parser and parser(value)
+        except (TypeError, ValueError):
+            raise ValueError("URL option %s=%r is not valid" % (
+                name, value)) from None
     return text
 
 
@@ -131,7 +199,7 @@ class ServerSettings:
     max_connections: int = _key(
         1000, _integer(1), "client connections per process; more wait")
     write_timeout: float = _key(
-        30.0, _seconds, "seconds a client may take to read an answer")
+        10.0, _seconds, "seconds a client may take to read an answer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,39 +306,83 @@ def _parse(section, key, text, source):
         return parse(text.strip())
     except ValueError as error:
         raise ConfigError("%s: [%s] %s = %r: %s" % (
-            source, section, key, text, error)) from None
+            source, section, key, shown(key, text), error)) from None
+
+
+def _read_file(path):
+    """{section: {key: text}} of the config file at `path`."""
+    # No section is special: a [DEFAULT] section is an unknown section.
+    parser = configparser.ConfigParser(interpolation=None,
+                                       default_section="\0")
+    try:
+        with open(path, "rb") as config_file:
+            data = config_file.read()
+        parser.read_string(data.decode("utf-8"), path)
+    except OSError as error:
+        raise ConfigError("cannot read config %s: %s" % (
+            path, error.strerror)) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError("%s: line %d is not UTF-8 text" % (
+            path, data.count(b"\n", 0, error.start) + 1)) from None
+    except configparser.Error as error:
+        raise ConfigError("%s: %s" % (
+            path, " ".join(str(error).split()))) from None
+    for section in parser.sections():
+        if section not in SECTIONS:
+            raise ConfigError("%s: unknown section [%s] (known: %s)" % (
+                path, section, ", ".join(SECTIONS)))
+    return {section: dict(parser.items(section))
+            for section in parser.sections()}
+
+
+def _environment_keys(environ):
+    """(name, section, key, text) of every SCORING_* variable; an unknown
+    section is an error. The test harness's SCORING_TEST_* are not ours."""
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name.startswith(TEST_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        if section not in SECTIONS:
+            raise ConfigError("%s: unknown section [%s] (known: %s)" % (
+                name, section, ", ".join(SECTIONS)))
+        yield name, section, key, text
+
+
+def _check_redis(section, redis):
+    """What one key cannot say alone: each mode's keys must be there."""
+    if redis.mode == "sentinel" and not (redis.sentinels
+                                         and redis.service_name):
+        raise ConfigError("[%s] mode = sentinel needs sentinels and"
+                          " service_name" % section)
+    if redis.mode in ("standalone", "cluster") and not redis.url:
+        raise ConfigError("[%s] mode = %s needs a url" % (
+            section, redis.mode))
+    if redis.mode == "standalone" and "," in redis.url.partition("?")[0]:
+        raise ConfigError("[%s] url = %r: several nodes need mode ="
+                          " cluster" % (section, mask_url(redis.url)))
+    if redis.mode == "cluster" and redis.url.startswith("unix:"):
+        raise ConfigError("[%s] url = %r: a cluster needs redis:// or"
+                          " rediss://" % (section, mask_url(redis.url)))
 
 
 def load_settings(path=None, environ=None, overrides=()):
     """Settings from the file at `path` (if any), then the environment,
     then `overrides`: (source, section, key, text) such as a command-line
-    option."""
+    option. A bad file, key or value raises `ConfigError`."""
     environ = os.environ if environ is None else environ
     values = {section: {} for section in SECTIONS}
     if path is not None:
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            with open(path, encoding="utf-8") as config_file:
-                parser.read_file(config_file)
-        except OSError as error:
-            raise ConfigError("cannot read config %s: %s" % (
-                path, error.strerror)) from None
-        except configparser.Error as error:
-            raise ConfigError("%s: %s" % (
-                path, " ".join(str(error).split()))) from None
-        for section in parser.sections():
-            if section not in SECTIONS:
-                raise ConfigError("%s: unknown section [%s] (known: %s)" % (
-                    path, section, ", ".join(SECTIONS)))
-            for key, text in parser.items(section):
+        for section, keys in _read_file(path).items():
+            for key, text in keys.items():
                 values[section][key] = _parse(section, key, text, path)
-    for name, text in environ.items():
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
-        if name.startswith(ENV_PREFIX) and section in SECTIONS:
-            values[section][key] = _parse(section, key, text, name)
+    for name, section, key, text in _environment_keys(environ):
+        values[section][key] = _parse(section, key, text, name)
     for source, section, key, text in overrides:
         values[section][key] = _parse(section, key, text, source)
-    return Settings(**{
+    settings = Settings(**{
         section: SECTIONS[section](**keys)
         for section, keys in values.items()
     })
+    _check_redis("store", settings.store)
+    _check_redis("cache", settings.cache_redis)
+    return settings

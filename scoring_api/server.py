@@ -7,11 +7,13 @@ import signal
 import socket
 import time
 
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from scoring_api.app import make_app
+from scoring_api.connections import (LimitedHTTPServer,
+                                     raise_descriptor_limit,
+                                     warn_if_descriptors_short)
 from scoring_api.logs import flush_logs
 from scoring_api.store import Store
 
@@ -40,12 +42,14 @@ async def serve(settings, sockets):
     `shutdown_timeout`), close the connections and the store."""
     store = Store.from_settings(settings)
     app = make_app(settings, store)
-    server = HTTPServer(
+    server = LimitedHTTPServer(
         app,
         # Above the configured limit, so that MethodHandler answers 413.
         max_body_size=settings.server.max_body_bytes + 1,
         idle_connection_timeout=settings.server.idle_timeout,
         # body_timeout is kept by MethodHandler, at less cost
+        max_connections=settings.server.max_connections,
+        write_timeout=settings.server.write_timeout,
     )
     # idle_timeout is kept by the application, at less cost than the
     # header timeout Tornado puts around every request (3600 s when none).
@@ -86,6 +90,8 @@ def run(settings):
     """
     workers = settings.server.workers
     reuse_port = workers > 1
+    # Before anything forks: workers inherit the limit.
+    warn_if_descriptors_short(settings, raise_descriptor_limit())
     # Bind once here, so a taken port fails before anything forks.
     sockets = listen(settings, reuse_port)
     if workers == 1:

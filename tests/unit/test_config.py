@@ -19,6 +19,15 @@ def write_config(text):
     return handle.name
 
 
+def _as_text(value):
+    """A default as config.ini would spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join("%s:%d" % node for node in value)
+    return str(value)
+
+
 class LoadSettingsTest(unittest.TestCase):
     def load(self, text, environ=None, overrides=()):
         path = write_config(text)
@@ -86,8 +95,55 @@ class LoadSettingsTest(unittest.TestCase):
         ("[store]\nurl = redis://:6379/0\n",
          "[store] url = 'redis://:6379/0': expected redis://host:port/db"),
         ("[store]\nurl = redis://host:port/0\n",
-         "[store] url = 'redis://host:port/0': Port could not be cast to"
-         " integer value as 'port'"),
+         "[store] url = 'redis://host:port/0': expected a port 1..65535,"
+         " not 'port'"),
+        ("[store]\nurl = redis://h:6379/0?socket_timeout=abc\n",
+         "[store] url = 'redis://h:6379/0?socket_timeout=abc': unknown URL"
+         " option 'socket_timeout' (timeouts, retries and the pool size are"
+         " config keys)"),
+        ("[store]\nurl = redis://h:6379/0?db=two\n",
+         "[store] url = 'redis://h:6379/0?db=two': URL option db='two' is"
+         " not valid"),
+        ("[store]\nurl = redis://h:6379/0?colour=red\n",
+         "unknown URL option 'colour'"),
+        ("[store]\nurl = unix://\n",
+         "[store] url = 'unix://': expected unix:///path/to/redis.sock"),
+        ("[server]\nport = 47_399\n",
+         "[server] port = '47_399': expected an integer"),
+        ("[server]\nport = \u0664\u0667\u0663\u0669\u0669\n",
+         "[server] port = '\u0664\u0667\u0663\u0669\u0669': expected an"
+         " integer"),
+        ("[server]\nport = 65536\n",
+         "[server] port = '65536': expected an integer 1..65535"),
+        ("[store]\ntimeout = 1_0\n",
+         "[store] timeout = '1_0': expected a number of seconds"),
+        ("[store]\ntimeout = nan\n",
+         "[store] timeout = 'nan': expected a number of seconds"),
+        ("[server]\nxheaders = maybe\n",
+         "[server] xheaders = 'maybe': expected true or false"),
+        ("[server]\nlog_format = xml\n",
+         "[server] log_format = 'xml': expected one of text, json"),
+        ("[store]\nmode = replicated\n",
+         "[store] mode = 'replicated': expected one of standalone,"
+         " sentinel, cluster"),
+        ("[cache]\nmode = ring\n",
+         "[cache] mode = 'ring': expected one of (empty), standalone,"
+         " sentinel, cluster"),
+        ("[store]\nsentinels = 10.0.0.1:26379,10.0.0.2\n",
+         "[store] sentinels = '10.0.0.1:26379,10.0.0.2': expected"
+         " host:port, not '10.0.0.2'"),
+        ("[store]\nmode = sentinel\nsentinels = h:26379\n",
+         "[store] mode = sentinel needs sentinels and service_name"),
+        ("[cache]\nmode = sentinel\nservice_name = m\n",
+         "[cache] mode = sentinel needs sentinels and service_name"),
+        ("[store]\nurl = redis://a:1,b:2\n",
+         "[store] url = 'redis://a:1,b:2': several nodes need mode ="
+         " cluster"),
+        ("[store]\nmode = cluster\nurl = unix:///tmp/r.sock\n",
+         "[store] url = 'unix:///tmp/r.sock': a cluster needs redis://"),
+        ("[store]\nmode = cluster\nurl =\n",
+         "[store] mode = cluster needs a url"),
+        ("[DEFAULT]\nport = 80\n", "unknown section [DEFAULT]"),
         ("[cache]\nurl = redis://host:6379/x\n",
          "[cache] url = 'redis://host:6379/x': expected a database number"
          " after the port"),
@@ -104,6 +160,124 @@ class LoadSettingsTest(unittest.TestCase):
             self.load(text)
         self.assertIn(message, str(raised.exception))
         self.assertNotIn("\n", str(raised.exception))
+
+    @cases([
+        ("redis://:s3cret@h:6379/x", "redis://:***@h:6379/x"),
+        ("redis://user:s3cret@h:6379/0?colour=red",
+         "redis://user:***@h:6379/0?colour=red"),
+        ("redis://:s3cret@h:port/0", "redis://:***@h:port/0"),
+    ])
+    def test_a_password_in_a_bad_url_is_masked(self, case):
+        url, masked = case
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("", {"SCORING_STORE_URL": url})
+        self.assertNotIn("s3cret", str(raised.exception))
+        self.assertIn(masked, str(raised.exception))
+
+    def test_a_bad_password_value_is_masked(self):
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[store]\npassword = s3cret\n",
+                      {"SCORING_STORE_PASSWORD_X": "1"})
+        self.assertNotIn("s3cret", str(raised.exception))
+        self.assertEqual(config.shown("password", "s3cret"), "***")
+        self.assertEqual(config.shown("password", ""), "")
+
+    @cases([
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        ("rediss://user:p%40ss@h:6380/1", "rediss://user:***@h:6380/1"),
+        ("redis://user@h:6379/0", "redis://user@h:6379/0"),
+        ("redis://:pw@a:1,b:2", "redis://:***@a:1,b:2"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("unix:///tmp/redis.sock", "unix:///tmp/redis.sock"),
+        ("", ""),
+    ])
+    def test_mask_url(self, case):
+        url, masked = case
+        self.assertEqual(config.mask_url(url), masked)
+
+    def test_a_file_that_is_not_utf8_is_one_line(self):
+        path = write_config("")
+        self.addCleanup(os.unlink, path)
+        with open(path, "wb") as config_file:
+            config_file.write(b"[server]\n; caf\xc3\xa9\nhost = caf\xe9\n")
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(path, {})
+        self.assertEqual(str(raised.exception),
+                         "%s: line 3 is not UTF-8 text" % path)
+
+    def test_an_unknown_section_in_the_environment_is_refused(self):
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("", {"SCORING_STOER_URL": "redis://h:6379/0"})
+        self.assertEqual(str(raised.exception),
+                         "SCORING_STOER_URL: unknown section [stoer] (known:"
+                         " server, auth, store, cache)")
+
+    def test_the_test_harness_variables_are_not_config(self):
+        settings = self.load("", {"SCORING_TEST_REDIS_URL": "anything",
+                                  "SCORING_TEST_OTHER": "x",
+                                  "OTHER_STORE_URL": "x"})
+        self.assertEqual(settings, config.Settings())
+
+    @cases([
+        ("[server]\nport = 1\n", 1),
+        ("[server]\nport = 65535\n", 65535),
+        ("[server]\nport = +8080\n", 8080),
+        ("[server]\nport =  8080 \n", 8080),
+    ])
+    def test_ports_at_their_bounds(self, case):
+        text, port = case
+        self.assertEqual(self.load(text).server.port, port)
+
+    @cases([
+        ("[store]\nmode = sentinel\nsentinels = 10.0.0.1:26379, "
+         "[::1]:26380\nservice_name = mymaster\ndb = 2\npassword = pw\n",
+         {"mode": "sentinel", "sentinels": (("10.0.0.1", 26379),
+                                            ("::1", 26380)),
+          "service_name": "mymaster", "db": 2, "password": "pw"}),
+        ("[store]\nmode = cluster\nurl = redis://a:7000,b:7001\n",
+         {"mode": "cluster", "url": "redis://a:7000,b:7001"}),
+    ])
+    def test_redis_modes(self, case):
+        text, expected = case
+        store = self.load(text).store
+        self.assertEqual({key: getattr(store, key) for key in expected},
+                         expected)
+
+    def test_the_cache_uses_the_store_redis_in_every_mode(self):
+        settings = self.load("[store]\nmode = sentinel\nsentinels = h:1\n"
+                             "service_name = m\npassword = pw\n"
+                             "[cache]\ntimeout = 0.3\n")
+        cache = settings.cache_redis
+        self.assertEqual((cache.mode, cache.sentinels, cache.service_name,
+                          cache.password, cache.timeout),
+                         ("sentinel", (("h", 1),), "m", "pw", 0.3))
+
+    def test_a_cache_url_of_its_own_is_standalone(self):
+        settings = self.load("[store]\nmode = sentinel\nsentinels = h:1\n"
+                             "service_name = m\n"
+                             "[cache]\nurl = redis://c:6379/1\n")
+        self.assertEqual((settings.cache_redis.mode, settings.cache_redis.url),
+                         ("standalone", "redis://c:6379/1"))
+
+    @cases([("true", True), ("Yes", True), ("on", True), ("1", True),
+            ("false", False), ("NO", False), ("off", False), ("0", False)])
+    def test_booleans(self, case):
+        text, value = case
+        self.assertEqual(
+            self.load("[server]\nxheaders = %s\n" % text).server.xheaders,
+            value)
+
+    def test_the_shipped_config_ini_equals_the_built_in_defaults(self):
+        self.assertEqual(config.load_settings(CONFIG_INI, {}),
+                         config.Settings())
+
+    def test_each_default_passes_its_own_parser(self):
+        for section, factory in config.SECTIONS.items():
+            for field in dataclasses.fields(factory):
+                with self.subTest(section=section, key=field.name):
+                    text = _as_text(field.default)
+                    parse = field.metadata["parse"]
+                    self.assertEqual(parse(text), field.default)
 
     def test_a_bad_environment_value_names_the_variable(self):
         with self.assertRaises(config.ConfigError) as raised:

@@ -1,0 +1,256 @@
+"""Client connections of one process (SPEC 8, "Limits", "Slow clients").
+
+At most `max_connections` at once: past it the listening sockets leave the
+IOLoop and new clients wait in the kernel's backlog until one closes.
+Running out of descriptors (EMFILE/ENFILE) pauses accepting briefly and is
+logged once per interval with a count, never once per attempt (Tornado's
+own accept loop spins and logs a traceback per turn). An answer the client
+does not read within `write_timeout` closes its connection (Tornado has
+no write timeout).
+"""
+import errno
+import functools
+import logging
+import math
+import resource
+import time
+
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream, StreamClosedError
+
+logger = logging.getLogger(__name__)
+
+# How long accepting stops after accept() failed for want of descriptors
+# (or memory): long enough not to spin, short enough to serve again soon.
+ACCEPT_PAUSE_SECONDS = 0.5
+# Connections taken in one loop turn, as Tornado does (its listen backlog).
+ACCEPTS_PER_TURN = 128
+# At most one line per interval for each kind of repeated trouble.
+LOG_INTERVAL_SECONDS = 10.0
+# Descriptors the process holds besides clients and Redis: standard
+# streams, the log file, listening sockets, the event loop's own.
+DESCRIPTOR_MARGIN = 32
+# Errors that accept(2) reports for a connection already gone (Linux
+# passes pending network errors on): try the next one.
+_GONE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.ENETDOWN,
+                   errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+                   errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH))
+
+
+def raise_descriptor_limit():
+    """Raise the soft RLIMIT_NOFILE to the hard one; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as error:
+            logger.warning("cannot raise the descriptor limit from %d to"
+                           " %d: %s", soft, hard, error)
+    return soft
+
+
+def warn_if_descriptors_short(settings, limit):
+    """A WARNING when `max_connections` clients, the Redis connections and
+    the process's own descriptors may not fit in `limit`."""
+    redis = settings.store.max_connections + settings.cache.max_connections
+    needed = settings.server.max_connections + redis + DESCRIPTOR_MARGIN
+    if limit != resource.RLIM_INFINITY and needed > limit:
+        logger.warning(
+            "descriptor limit %d < %d needed ([server] max_connections %d +"
+            " Redis connections %d + %d for the process): past it accepts"
+            " pause; raise the limit (ulimit -n) or lower max_connections",
+            limit, needed, settings.server.max_connections, redis,
+            DESCRIPTOR_MARGIN)
+
+
+class ThrottledWarning:
+    """Counts a repeated event and logs it at WARNING at most once per
+    `interval`, with the number of events since the last line."""
+
+    def __init__(self, message, interval=LOG_INTERVAL_SECONDS,
+                 clock=time.monotonic):
+        self.message = message
+        self.interval = interval
+        self.clock = clock
+        self.unreported = 0
+        self.next_report = -math.inf
+
+    def event(self, detail):
+        self.unreported += 1
+        now = self.clock()
+        if now >= self.next_report:
+            logger.warning("%s: %s (%d since the last such line)",
+                           self.message, detail, self.unreported)
+            self.unreported = 0
+            self.next_report = now + self.interval
+
+
+class Acceptor:
+    """Accepts on listening `sockets` and hands each connection to
+    `on_accept(connection, address)`, while `full()` is false.
+
+    When full, or when accept() fails for want of descriptors, the sockets
+    leave the IOLoop (the kernel keeps the clients waiting); `resume()`
+    brings them back once a connection closed, a pause brings them back
+    after `pause_seconds`.
+    """
+
+    def __init__(self, sockets, on_accept, full,
+                 pause_seconds=ACCEPT_PAUSE_SECONDS):
+        self.sockets = list(sockets)
+        self.on_accept = on_accept
+        self.full = full
+        self.pause_seconds = pause_seconds
+        self.refusals = ThrottledWarning(
+            "cannot accept connections, pausing %gs at a time"
+            % pause_seconds)
+        self.io_loop = IOLoop.current()
+        self.listening = False
+        self.stopped = False
+        self.pause_timer = None
+
+    def resume(self):
+        """Listen again, unless stopped, paused or still full."""
+        if (self.listening or self.stopped or self.pause_timer
+                or self.full()):
+            return
+        for sock in self.sockets:
+            self.io_loop.add_handler(
+                sock, functools.partial(self._accept, sock), IOLoop.READ)
+        self.listening = True
+
+    def stop(self):
+        self.stopped = True
+        self._mute()
+        if self.pause_timer:
+            self.io_loop.remove_timeout(self.pause_timer)
+            self.pause_timer = None
+
+    def _mute(self):
+        if self.listening:
+            for sock in self.sockets:
+                self.io_loop.remove_handler(sock)
+            self.listening = False
+
+    def _accept(self, sock, fd, events):
+        for _ in range(ACCEPTS_PER_TURN):
+            if self.full():
+                self._mute()
+                return
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno in _GONE:
+                    continue
+                # EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything else: the
+                # socket stays readable, so retrying now would spin.
+                self.refusals.event(error)
+                self._pause()
+                return
+            self.on_accept(connection, address)
+
+    def _pause(self):
+        self._mute()
+        self.pause_timer = self.io_loop.call_later(self.pause_seconds,
+                                                   self._end_pause)
+
+    def _end_pause(self):
+        self.pause_timer = None
+        self.resume()
+
+
+class WriteTimeoutStream(IOStream):
+    """An IOStream closed when what it was given to write is not all
+    written (the client does not read) within `write_timeout` seconds.
+
+    Once closed it starts no new request, even one already buffered:
+    Tornado would serve every request a client pipelined, though no answer
+    can reach it any more.
+    """
+
+    def __init__(self, socket, write_timeout, stalls, **kwargs):
+        super().__init__(socket, **kwargs)
+        self.write_timeout = write_timeout
+        self.stalls = stalls  # ThrottledWarning shared by the server
+        self.write_timer = None
+
+    def write(self, data):
+        future = super().write(data)
+        if not future.done():  # the kernel's buffer is full: wait, bounded
+            if self.write_timer is None:
+                self.write_timer = self.io_loop.call_later(
+                    self.write_timeout, self._write_too_slow)
+            future.add_done_callback(self._written)
+        return future
+
+    def read_until_regex(self, regex, max_bytes=None):
+        if self.closed():  # the start of a request's headers
+            raise StreamClosedError(real_error=self.error)
+        return super().read_until_regex(regex, max_bytes)
+
+    def _written(self, future):
+        if not self.writing():
+            self._stop_write_timer()
+
+    def _write_too_slow(self):
+        self.write_timer = None
+        self.stalls.event("answer not read in %.1fs" % self.write_timeout)
+        self.close()
+
+    def _stop_write_timer(self):
+        if self.write_timer is not None:
+            self.io_loop.remove_timeout(self.write_timer)
+            self.write_timer = None
+
+    def close_fd(self):
+        self._stop_write_timer()
+        super().close_fd()
+
+
+class LimitedHTTPServer(HTTPServer):
+    """Tornado's HTTPServer with `max_connections` and `write_timeout`
+    (plain HTTP only: no ssl_options)."""
+
+    def initialize(self, *args, max_connections, write_timeout, **kwargs):
+        super().initialize(*args, **kwargs)
+        if self.ssl_options is not None:
+            raise ValueError("LimitedHTTPServer serves plain HTTP only")
+        self.max_connections = max_connections
+        self.write_timeout = write_timeout
+        self.stalls = ThrottledWarning(
+            "closed connections whose client did not read its answer")
+        self.acceptors = []
+
+    def full(self):
+        return len(self._connections) >= self.max_connections
+
+    def add_sockets(self, sockets):
+        sockets = list(sockets)
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+        acceptor = Acceptor(sockets, self._accepted, self.full)
+        self.acceptors.append(acceptor)
+        acceptor.resume()
+
+    def stop(self):
+        for acceptor in self.acceptors:
+            acceptor.stop()
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+    def _accepted(self, connection, address):
+        stream = WriteTimeoutStream(
+            connection, self.write_timeout, self.stalls,
+            max_buffer_size=self.max_buffer_size,
+            read_chunk_size=self.read_chunk_size)
+        self.handle_stream(stream, address)  # counted in _connections
+
+    def on_close(self, server_conn):
+        super().on_close(server_conn)
+        for acceptor in self.acceptors:
+            acceptor.resume()
