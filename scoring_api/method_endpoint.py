@@ -148,22 +148,28 @@ class MethodDelegate(httputil.HTTPMessageDelegate):
         self.answered = True
         self.status = code
         self.error_message = error
-        if not self.closed:
-            body = orjson.dumps(envelope(code, response, error))
-            headers = httputil.HTTPHeaders()
-            headers["Server"] = SERVER
-            headers["Content-Type"] = CONTENT_TYPE
-            headers["Date"] = _Date.now()
-            headers[REQUEST_ID_HEADER] = self.request_id
-            headers["Content-Length"] = str(len(body))
-            if code == HTTPStatus.METHOD_NOT_ALLOWED:
-                headers["Allow"] = ALLOWED
-            self.connection.write_headers(
-                httputil.ResponseStartLine("", int(code), code.phrase),
-                headers, body)
-            self.connection.finish()
-        log_request(self)
-        self.uncount()
+        try:
+            if not self.closed:
+                self.write(code, orjson.dumps(envelope(code, response, error)))
+        finally:
+            log_request(self)
+            self.uncount()
+
+    def write(self, code, body):
+        headers = httputil.HTTPHeaders()
+        headers["Server"] = SERVER
+        headers["Content-Type"] = CONTENT_TYPE
+        headers["Date"] = _Date.now()
+        headers[REQUEST_ID_HEADER] = self.request_id
+        headers["Content-Length"] = str(len(body))
+        if code == HTTPStatus.METHOD_NOT_ALLOWED:
+            headers["Allow"] = ALLOWED
+        if self.request.method == "HEAD":
+            body = None  # the headers of the answer, without its body
+        self.connection.write_headers(
+            httputil.ResponseStartLine("", int(code), code.phrase), headers,
+            body)
+        self.connection.finish()
 
     def late(self):  # the body did not come in time (see Deadlines)
         logger.warning("body not received in %.1fs; closing the connection",
