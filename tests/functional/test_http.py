@@ -114,6 +114,17 @@ class MethodEndpointTest(HttpTestCase):
         self.assertEqual(self.assert_answer(response, 503),
                          "store is unavailable")
 
+    def test_a_query_string_does_not_change_the_endpoint(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             path="/method/?source=x")
+        self.assertEqual(self.assert_answer(response, 200), {"score": 3.0})
+
+    def test_head_is_405_with_headers_only(self):
+        response = self.fetch("/method/", method="HEAD")
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers["Allow"], "POST")
+        self.assertEqual(response.body, b"")
+
     @params("GET", "PUT", "DELETE", "PATCH")
     def test_another_verb_is_405_naming_post(self, verb):
         response = self.fetch("/method/", method=verb,
