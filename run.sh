@@ -7,6 +7,8 @@
 # ./run.sh bench [--quick]      the service beside a reference server and
 #                               bare Tornado, in alternation (wrk); --list
 #                               names the scenarios, --only runs some
+# ./run.sh fuzz [--max-time S]  schemathesis over scoring_api/openapi.json
+# ./run.sh stop-redis           stop the redis-server that ./run.sh started
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,19 +42,42 @@ setup_venv() {
     fi
 }
 
-# Print "host port" of the configured store, or nothing if it is not a
-# TCP address on this host.
-local_store_address() {
+# One line: the configured store and cache as they may be printed
+# (passwords masked), each followed by "host port" when it is a TCP
+# address on this host, "-" otherwise; fields separated by tabs. Nothing
+# for a bad config: the server or the loader says what is wrong.
+redis_plan() {
     "$PY" - "$CONFIG" <<'PYTHON'
 import sys
 import urllib.parse
-from scoring_api.config import ConfigError, load_settings
+from scoring_api.config import ConfigError, load_settings, mask_url
 try:
-    url = urllib.parse.urlsplit(load_settings(sys.argv[1]).store.url)
-except ConfigError as error:
-    sys.exit("run.sh: %s" % error)
-if url.scheme == "redis" and url.hostname in ("127.0.0.1", "localhost"):
-    print(url.hostname, url.port or 6379)
+    settings = load_settings(sys.argv[1])
+except ConfigError:
+    sys.exit(0)
+
+
+def described(redis):
+    if redis.mode == "sentinel":
+        return "sentinel %s via %s" % (redis.service_name, ",".join(
+            "%s:%d" % node for node in redis.sentinels))
+    prefix = "cluster " if redis.mode == "cluster" else ""
+    return prefix + mask_url(redis.url)
+
+
+def local(redis):
+    url = urllib.parse.urlsplit(redis.url)
+    if redis.mode == "standalone" and url.scheme == "redis" \
+            and url.hostname in ("127.0.0.1", "localhost"):
+        return "%s %d" % (url.hostname, url.port or 6379)
+    return "-"
+
+
+same = not (settings.cache.mode or settings.cache.url)
+cache = settings.cache_redis
+print("\t".join([described(settings.store), local(settings.store),
+                 "-" if same else described(cache),
+                 "-" if same else local(cache)]))
 PYTHON
 }
 
@@ -70,36 +95,87 @@ except OSError:
 PYTHON
 }
 
-# Start a local redis-server (data and append-only file under var/) when
-# the configured store is on this host and does not answer.
-ensure_redis() {
-    local address host port
-    address=$(local_store_address)
-    if [ -z "$address" ]; then
-        say "store is not on this host; not starting Redis"
+# The state of the Redis at "host port" (or "-": elsewhere), starting a
+# local redis-server (data and append-only file under var/redis) when
+# `may_start` and it is on this host, down, and the binary is installed.
+redis_state() {
+    local address=$1 may_start=$2 host port
+    if [ "$address" = "-" ]; then
+        echo "not on this host, not checked"
         return
     fi
     read -r host port <<< "$address"
     if redis_answers "$host" "$port"; then
+        echo "found running"
+        return
+    fi
+    if [ "$may_start" != yes ]; then
+        echo "not answering"
         return
     fi
     if ! command -v redis-server > /dev/null; then
-        say "no Redis at $host:$port and redis-server is not installed:"
-        say "online_score works without it; clients_interests answers 503"
+        echo "not answering, and redis-server is not installed"
         return
     fi
     mkdir -p var/redis
-    say "starting redis-server on $host:$port (data in var/redis)"
     redis-server --bind "$host" --port "$port" --dir "$PWD/var/redis" \
         --appendonly yes --save "" --daemonize yes \
         --pidfile "$PWD/var/redis/redis.pid" \
-        --logfile "$PWD/var/redis/redis.log"
+        --logfile "$PWD/var/redis/redis.log" > /dev/null
     for _ in $(seq 50); do
-        redis_answers "$host" "$port" && return
+        if redis_answers "$host" "$port"; then
+            echo "started by run.sh, data in var/redis; it keeps running" \
+                 "until ./run.sh stop-redis"
+            return
+        fi
         sleep 0.1
     done
-    say "redis-server did not answer in 5 s: see var/redis/redis.log;"
-    say "clients_interests will answer 503 until Redis is up"
+    echo "started, but not answering after 5 s: see var/redis/redis.log"
+}
+
+# Say which store and cache are used and whether their Redis answers
+# (starting the store's when it is local and down). $1: server or loader.
+ensure_redis() {
+    local plan store store_at cache cache_at state cache_state
+    plan=$(redis_plan)
+    [ -n "$plan" ] || return 0  # a bad config: the command itself says so
+    IFS=$'\t' read -r store store_at cache cache_at <<< "$plan"
+    state=$(redis_state "$store_at" yes)
+    if [ "$cache" = "-" ]; then
+        say "store $store: $state; cache: the same Redis"
+    else
+        cache_state=$(redis_state "$cache_at" no)
+        say "store $store: $state; cache $cache: $cache_state"
+    fi
+    case "$state" in
+    found*|started\ by*|not\ on*) ;;
+    *) if [ "$1" = server ]; then
+           say "clients_interests answers 503 until the store answers;" \
+               "online_score works without it"
+       fi ;;
+    esac
+}
+
+# Stop the redis-server that ./run.sh started (var/redis/redis.pid).
+stop_redis() {
+    local pidfile=var/redis/redis.pid pid
+    pid=$(cat "$pidfile" 2> /dev/null || true)
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2> /dev/null \
+            || [ "$(cat "/proc/$pid/comm" 2> /dev/null)" != redis-server ]
+    then
+        say "no redis-server started by run.sh is running"
+        return 0
+    fi
+    kill "$pid"
+    for _ in $(seq 100); do
+        if ! kill -0 "$pid" 2> /dev/null; then
+            say "stopped redis-server (pid $pid); its data stays in var/redis"
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "redis-server (pid $pid) did not stop in 10 s"
+    return 1
 }
 
 case "${1:-}" in
@@ -125,12 +201,20 @@ soak)
 load-interests)
     shift
     setup_venv requirements.txt
-    ensure_redis
+    ensure_redis loader
     exec "$PY" -m scoring_api.loader --config "$CONFIG" "$@"
+    ;;
+fuzz)
+    shift
+    setup_venv requirements-test.txt
+    exec "$PY" -m bench.fuzz "$@"
+    ;;
+stop-redis)
+    stop_redis
     ;;
 *)
     setup_venv requirements.txt
-    ensure_redis
+    ensure_redis server
     exec "$PY" -m scoring_api --config "$CONFIG" "$@"
     ;;
 esac

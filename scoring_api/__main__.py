@@ -34,7 +34,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         settings = load(args)
-        logs.setup_logging(settings.log_level, settings.server.log_file)
+        logs.setup_logging(settings.log_level, settings.server.log_file,
+                           settings.server.log_format)
     except (config.ConfigError, OSError) as error:
         print("scoring_api: %s" % error, file=sys.stderr)
         return 2

@@ -1,12 +1,21 @@
 """The Tornado application: routes and the dependencies they are given."""
+import os
+
 from tornado import httputil, web
 
 from scoring_api.deadlines import Deadlines
-from scoring_api.handlers import (HealthHandler, NotFoundHandler,
-                                  RequestCounter, log_request)
+from scoring_api.handlers import (DocumentHandler, HealthHandler,
+                                  MetricsHandler, NotFoundHandler,
+                                  ReadyHandler, RequestCounter, log_request)
 from scoring_api.method_endpoint import MethodRoute
 
 METHOD_PATHS = ("/method/", "/method")
+OPENAPI_PATH = os.path.join(os.path.dirname(__file__), "openapi.json")
+
+
+def read_openapi():
+    with open(OPENAPI_PATH, "rb") as document:
+        return document.read()
 
 
 class Application(web.Application):
@@ -75,6 +84,9 @@ def make_app(settings, store):
         [
             (r"/method/?", method_route),
             (r"/health", HealthHandler, {"store": store}),
+            (r"/ready", ReadyHandler, {"store": store}),
+            (r"/metrics", MetricsHandler),
+            (r"/openapi.json", DocumentHandler, {"document": read_openapi()}),
         ],
         default_handler_class=NotFoundHandler,
         log_function=log_request,

@@ -1,7 +1,11 @@
-"""Logging set-up: one format, and the request id on every line."""
+"""Logging set-up: text or JSON lines, the request id on every line, and a
+log file that can be reopened (SIGHUP, after logrotate moved it)."""
 import contextvars
 import logging
+import os
 import time
+
+import orjson
 
 LOG_FORMAT = "[%(asctime)s] %(levelname).1s %(request_id)s %(message)s"
 DATE_FORMAT = "%Y.%m.%d %H:%M:%S"
@@ -36,6 +40,45 @@ class Formatter(logging.Formatter):
         return self._time_text
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, message, the request id in a
+    request, the `access` fields of an access line, and a traceback."""
+
+    def __init__(self):
+        super().__init__()
+        self._second = None
+        self._time_text = ""
+
+    def formatTime(self, record, datefmt=None):
+        """ISO 8601 local time with milliseconds and the UTC offset."""
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            local = time.localtime(second)
+            offset = time.strftime("%z", local)
+            self._time_text = (time.strftime("%Y-%m-%dT%H:%M:%S", local),
+                               offset[:3] + ":" + offset[3:])
+        day_and_time, offset = self._time_text
+        return "%s.%03d%s" % (day_and_time, record.msecs, offset)
+
+    def format(self, record):
+        entry = {"time": self.formatTime(record),
+                 "level": record.levelname,
+                 "message": record.getMessage()}
+        request = getattr(record, "request_id", NO_REQUEST)
+        if request != NO_REQUEST:
+            entry["request_id"] = request
+        access = getattr(record, "access", None)
+        if access:
+            entry.update(access)
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+FORMATTERS = {"text": Formatter, "json": JsonFormatter}
+
+
 class BufferedWrites:
     """Handler mixin: lines go through the stream's buffer instead of one
     write per line. ERROR and worse are flushed at once, the rest at the
@@ -52,7 +95,12 @@ class BufferedWrites:
 
 
 class BufferedFileHandler(BufferedWrites, logging.FileHandler):
-    pass
+    def reopen(self):
+        """Write to a new file at the same path (logrotate moved the old)."""
+        with self.lock:
+            if self.stream is not None:
+                self.stream.close()  # flushes what is buffered
+            self.stream = self._open()
 
 
 class BufferedStreamHandler(BufferedWrites, logging.StreamHandler):
@@ -64,20 +112,43 @@ def flush_logs():
         handler.flush()
 
 
-def setup_logging(level=logging.INFO, log_file=None):
-    """Log to `log_file` (standard error when empty) at `level`."""
+# A forked worker would write the parent's buffered lines a second time.
+os.register_at_fork(before=flush_logs)
+
+
+def reopen_logs(*ignored):
+    """Reopen the log file (the server calls it on SIGHUP)."""
+    reopened = False
+    for handler in logging.getLogger().handlers:
+        if hasattr(handler, "reopen"):
+            handler.reopen()
+            reopened = True
+    if reopened:
+        logging.getLogger(__name__).info("log file reopened")
+
+
+def make_handler(log_file=None, log_format="text"):
+    """A handler writing `log_format` lines to `log_file` (standard error
+    when empty)."""
+    if log_file:
+        handler = BufferedFileHandler(log_file, encoding="utf-8")
+    else:
+        handler = BufferedStreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(FORMATTERS[log_format]())
+    return handler
+
+
+def setup_logging(level=logging.INFO, log_file=None, log_format="text"):
+    """Log `log_format` lines to `log_file` (standard error when empty) at
+    `level`."""
     # The logging HOWTO's "Optimization": records need no caller, thread
     # or process; finding them costs more than the rest of an access line.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    if log_file:
-        handler = BufferedFileHandler(log_file, encoding="utf-8")
-    else:
-        handler = BufferedStreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(Formatter())
+    handler = make_handler(log_file, log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

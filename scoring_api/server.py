@@ -10,11 +10,12 @@ import time
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
+from scoring_api import metrics
 from scoring_api.app import make_app
 from scoring_api.connections import (LimitedHTTPServer,
                                      raise_descriptor_limit,
                                      warn_if_descriptors_short)
-from scoring_api.logs import flush_logs
+from scoring_api.logs import flush_logs, reopen_logs
 from scoring_api.store import Store
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ async def serve(settings, sockets):
     app = make_app(settings, store)
     server = LimitedHTTPServer(
         app,
-        # Above the configured limit, so that MethodHandler answers 413.
+        # Above the configured limit, so that /method/ answers 413 itself.
         max_body_size=settings.server.max_body_bytes + 1,
         idle_connection_timeout=settings.server.idle_timeout,
-        # body_timeout is kept by MethodHandler, at less cost
+        xheaders=settings.server.xheaders,  # the client behind a proxy
+        # body_timeout is kept by the /method/ delegate, at less cost
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,
     )
@@ -65,6 +67,7 @@ async def serve(settings, sockets):
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reopen_logs)  # logrotate
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
     await stopping.wait()
@@ -99,7 +102,11 @@ def run(settings):
         return 0
     for sock in sockets:
         sock.close()
-    return _supervise(settings, workers)
+    metrics.start_run()  # the workers' metrics add up
+    try:
+        return _supervise(settings, workers)
+    finally:
+        metrics.end_run()
 
 
 def _start_worker(settings):
@@ -132,6 +139,8 @@ def _supervise(settings, workers):
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
+    signal.signal(signal.SIGHUP, lambda *_: (  # logrotate
+        reopen_logs(), _signal_all(children, signal.SIGHUP)))
     for _ in range(workers):
         children.add(_start_worker(settings))
     logger.info("started %d workers: %s", workers, sorted(children))
@@ -142,6 +151,7 @@ def _supervise(settings, workers):
         except ChildProcessError:
             break
         children.discard(pid)
+        metrics.worker_died(pid)
         if stopping:
             break
         restarts += 1

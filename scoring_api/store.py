@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from scoring_api import metrics
 from scoring_api.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class RedisEndpoint:
 
     def _give_up(self, command, error):
         self.outages.failure(command, error)
+        metrics.redis_error(self.name)
         raise StoreUnavailable("%s is unavailable" % self.name) from error
 
     async def ping(self):
@@ -214,6 +216,7 @@ class CircuitBreaker:
             logger.warning("%s: circuit open after %d failed calls; probing"
                            " every %.1fs", self.name, self.failures,
                            self.reset_timeout)
+            metrics.set_circuit_open(True)
             # A fresh context: the probe belongs to no request.
             self.probing = asyncio.get_running_loop().create_task(
                 self._probe_until_up(), context=contextvars.Context())
@@ -228,6 +231,7 @@ class CircuitBreaker:
                 logger.exception("%s: the probe failed", self.name)
         self.failures = 0
         self.probing = None
+        metrics.set_circuit_open(False)
         logger.warning("%s: circuit closed, calls resume", self.name)
 
     async def close(self):
@@ -235,6 +239,7 @@ class CircuitBreaker:
             self.probing.cancel()
             await asyncio.gather(self.probing, return_exceptions=True)
             self.probing = None
+            metrics.set_circuit_open(False)
 
 
 class Store:

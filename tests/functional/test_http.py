@@ -190,6 +190,21 @@ class OtherPathsTest(HttpTestCase):
         self.assertEqual(self.assert_answer(self.fetch("/health"), 200),
                          {"store": "down", "cache": "down"})
 
+    def test_ready_answers_200_while_the_store_answers(self):
+        self.assertEqual(self.assert_answer(self.fetch("/ready"), 200),
+                         {"store": "up", "cache": "up"})
+
+    def test_ready_answers_503_when_the_store_is_down(self):
+        self.store.down = True
+        self.assertEqual(self.assert_answer(self.fetch("/ready"), 503),
+                         "store is unavailable")
+
+    @params("/health", "/ready")
+    def test_a_post_to_health_or_ready_is_405(self, path):
+        response = self.post({}, path=path)
+        self.assert_answer(response, 405)
+        self.assertEqual(response.headers["Allow"], "GET, HEAD")
+
 
 class RequestIdTest(HttpTestCase):
     def test_a_request_id_is_generated_when_none_is_given(self):
@@ -225,7 +240,8 @@ class AccessLogTest(HttpTestCase):
         (record,) = logs.records
         self.assertEqual(record.request_id, "req-1")
         self.assertRegex(record.getMessage(),
-                         r"^POST /method/ online_score 200 \d+\.\d\dms$")
+                         r"^127\.0\.0\.1 POST /method/ online_score 200"
+                         r" \d+\.\d\dms$")
         self.assertNotIn(request["token"], record.getMessage())
 
     def test_a_failed_request_is_a_warning_with_its_reason(self):

@@ -1,0 +1,233 @@
+"""Running it: readiness, metrics across workers and under a dead cache,
+logs as an operator configures them (JSON, behind a proxy, rotated)."""
+import glob
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+import urllib.request
+
+from tests.helpers import api_request
+from tests.integration.base import ServiceTestCase
+from tests.integration.test_faults import SCORE, FaultTestCase
+from tests.integration.test_process import (START_SECONDS, STOP_SECONDS,
+                                            ProcessTestCase, _alive, post)
+from tests.layers import free_port
+from tests.metrics_text import requests_total, samples, value
+
+
+class ReadyTest(ServiceTestCase):
+    def test_ready_while_the_store_answers(self):
+        response = self.fetch("/ready")
+        self.assertEqual(self.answer(response),
+                         (200, {"store": "up", "cache": "up"}))
+
+
+class NotReadyTest(ServiceTestCase):
+    def redis_urls(self):
+        return "redis://127.0.0.1:%d/0" % free_port(), ""  # nothing there
+
+    def test_not_ready_while_the_store_is_down_but_alive(self):
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            ready = self.fetch("/ready")
+            health = self.fetch("/health")
+        self.assertEqual(self.answer(ready), (503, "store is unavailable"))
+        self.assertEqual(self.answer(health),
+                         (200, {"store": "down", "cache": "down"}))
+
+
+class DeadCacheMetricsTest(FaultTestCase):
+    def scrape(self):
+        return samples(self.fetch("/metrics").body)
+
+    def test_a_killed_cache_moves_the_error_counter_and_the_breaker(self):
+        self.post(SCORE)
+        before = self.scrape()
+        self.assertEqual(value(before, "scoring_api_cache_circuit_open"), 0)
+        self.server.kill()
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for _ in range(5):
+                self.assertEqual(self.answer(self.post(SCORE))[0], 200)
+            dead = self.scrape()
+            self.assertEqual(
+                value(dead, "scoring_api_redis_errors_total", role="cache")
+                - value(before, "scoring_api_redis_errors_total",
+                        role="cache"),
+                self.settings.cache.failure_threshold)
+            self.assertEqual(value(dead, "scoring_api_cache_circuit_open"), 1)
+            self.server.start()
+            self.wait_until(lambda: value(
+                self.scrape(), "scoring_api_cache_circuit_open") == 0)
+
+
+def get(port, path, headers=None):
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                     headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+class OpsProcessTestCase(ProcessTestCase):
+    def worker_pids(self):
+        """As ProcessTestCase's, for text and JSON lines."""
+        with open(self.log.name, encoding="utf-8") as log:
+            pids = re.findall(r"serving on .*\(pid (\d+)\)", log.read())
+        return [int(pid) for pid in pids if _alive(int(pid))]
+
+    def log_lines(self):
+        with open(self.log.name, encoding="utf-8") as log:
+            return log.read().splitlines()
+
+    def wait_for_lines(self, text, count):
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if os.path.exists(self.log.name):  # after the reopening
+                with open(self.log.name, encoding="utf-8") as log:
+                    if log.read().count(text) >= count:
+                        return
+            time.sleep(0.05)
+        self.fail("fewer than %d lines with %r in the log" % (count, text))
+
+
+class WorkersMetricsTest(OpsProcessTestCase):
+    def setUp(self):
+        super().setUp()
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        self.metrics_dir = directory.name
+        with open(os.path.join(self.metrics_dir, "counter_1.db"), "wb") as f:
+            f.write(b"stale counts of an earlier run")
+
+    def start_two_workers(self):
+        process = self.start(SCORING_SERVER_WORKERS="2",
+                             PROMETHEUS_MULTIPROC_DIR=self.metrics_dir)
+        self.wait_until_serving(process)
+        return process, self.wait_for_workers(2)
+
+    def totals(self):
+        scraped = samples(get(self.port, "/metrics"))
+        return (requests_total(scraped, "online_score", 200),
+                requests_total(scraped, "online_score", 403),
+                value(scraped, "scoring_api_requests_in_flight"))
+
+    def wait_for_totals(self, expected):
+        """A worker counts a call just after it answered it: the last
+        count may come a moment after the last answer."""
+        deadline = time.monotonic() + START_SECONDS
+        while self.totals() != expected:
+            self.assertLess(time.monotonic(), deadline, self.totals())
+            time.sleep(0.05)
+
+    def test_two_workers_add_up_and_clean_their_directory(self):
+        process, workers = self.start_two_workers()
+        for _ in range(30):
+            post(self.port, SCORE)
+        for _ in range(10):
+            post(self.port, dict(SCORE, token="bad"))
+        self.wait_for_totals((30, 10, 0))
+        writers = {int(name.rsplit("_", 1)[1][:-3]) for name in
+                   map(os.path.basename,
+                       glob.glob(os.path.join(self.metrics_dir, "*.db")))}
+        self.assertEqual(writers, set(workers))  # both served; stale gone
+        for _ in range(6):  # each scrape is served by either worker
+            self.assertEqual(self.totals(), (30, 10, 0))
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        self.assertEqual(os.listdir(self.metrics_dir), [])
+
+    def test_the_counts_of_a_worker_that_died_are_kept(self):
+        process, workers = self.start_two_workers()
+        for _ in range(20):
+            post(self.port, SCORE)
+        self.wait_for_totals((20, 0, 0))
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + START_SECONDS
+        while _alive(workers[0]):
+            self.assertLess(time.monotonic(), deadline, "not reaped")
+            time.sleep(0.05)
+        self.wait_for_workers(2)
+        self.assertEqual(self.totals(), (20, 0, 0))
+
+    def test_without_a_directory_given_one_is_made_and_removed(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        workers = self.wait_for_workers(2)
+        for _ in range(10):
+            post(self.port, SCORE)
+        (directory,) = {os.path.dirname(path) for pid in workers
+                        for path in glob.glob(os.path.join(
+                            tempfile.gettempdir(), "scoring-api-metrics-*",
+                            "*_%d.db" % pid))}
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        self.assertFalse(os.path.exists(directory))
+        # Logged before the fork, written once (not again by each worker).
+        self.assertEqual(
+            [line for line in self.log_lines() if "metrics of" in line],
+            ["[%s] I - metrics of the workers in %s" % (
+                self.log_lines()[0][1:20], directory)])
+
+
+class LogConfigTest(OpsProcessTestCase):
+    def test_json_lines_with_the_proxys_client_address(self):
+        process = self.start(SCORING_SERVER_LOG_FORMAT="json",
+                             SCORING_SERVER_XHEADERS="true")
+        self.wait_until_serving(process)
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/method/" % self.port,
+            data=json.dumps(SCORE).encode(),
+            headers={"X-Forwarded-For": "203.0.113.7",
+                     "X-Request-Id": "via-proxy"})
+        urllib.request.urlopen(request, timeout=10).close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(STOP_SECONDS)
+        lines = [json.loads(line) for line in self.log_lines()]
+        access = [line for line in lines if line.get("code")]
+        self.assertEqual(
+            [(line["client"], line["request_id"]) for line in access],
+            [("203.0.113.7", "via-proxy")])
+        self.assertTrue(all(set(line) >= {"time", "level", "message"}
+                            for line in lines))
+
+    def test_a_password_in_the_store_url_is_never_logged(self):
+        process = self.start(SCORING_STORE_URL="redis://:s3cretpass@"
+                             "127.0.0.1:%d/0" % free_port())
+        self.wait_until_serving(process)
+        post(self.port, api_request("clients_interests", {"client_ids": [1]}))
+        get(self.port, "/health")
+        process.send_signal(signal.SIGTERM)
+        process.wait(STOP_SECONDS)
+        text = "\n".join(self.log_lines())
+        self.assertIn("store is unavailable", text)
+        self.assertNotIn("s3cretpass", text)
+
+    def rotate_and_check(self, process, workers):
+        post(self.port, SCORE)
+        os.rename(self.log.name, self.log.name + ".1")
+        self.addCleanup(os.unlink, self.log.name + ".1")
+        process.send_signal(signal.SIGHUP)
+        # The workers' lines are flushed within a second; the parent's
+        # only at its stop, and it reopened before it told the workers.
+        self.wait_for_lines("log file reopened", workers)
+        for _ in range(10):  # reaches every worker
+            post(self.port, SCORE)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        with open(self.log.name + ".1", encoding="utf-8") as old:
+            old_access = old.read().count("POST /method/")
+        self.assertEqual(
+            (old_access, "\n".join(self.log_lines()).count("POST /method/")),
+            (1, 10))
+
+    def test_sighup_reopens_the_log_file(self):
+        process = self.start()
+        self.wait_until_serving(process)
+        self.rotate_and_check(process, 1)
+
+    def test_sighup_to_the_parent_reopens_every_workers_log(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        self.wait_for_workers(2)
+        self.rotate_and_check(process, 2)
