@@ -219,13 +219,12 @@ def log_request(handler):
         return
     duration_ms = round(1000.0 * seconds, 2)
     error = handler.error_message
-    logger.log(level, "%s %s %s %s %d %.2fms%s", request.remote_ip,
-               request.method, request.path, api_method or "-", status,
-               duration_ms, ": " + error if error else "",
-               extra={"request_id": handler.request_id,
-                      "access": {"http_method": request.method,
-                                 "path": request.path,
-                                 "api_method": api_method,
-                                 "code": status,
-                                 "duration_ms": duration_ms,
-                                 "client": request.remote_ip}})
+    logs.log_access(
+        logger, level, "%s %s %s %s %d %.2fms%s" % (
+            request.remote_ip, request.method, request.path,
+            api_method or "-", status, duration_ms,
+            ": " + error if error else ""),
+        handler.request_id,
+        {"http_method": request.method, "path": request.path,
+         "api_method": api_method, "code": status,
+         "duration_ms": duration_ms, "client": request.remote_ip})
