@@ -323,6 +323,7 @@ def row(scenario, connections, results):
     mine = results[scenario.load]
     vs = ratios(results, scenario.load, scenario.yardstick)
     bare = ratios(results, scenario.load, scenario.bare)
+    workers = WORKERS.get(scenario.load.server, 1)
     target = scenario.target
     result = {
         "scenario": scenario.name,
@@ -341,8 +342,11 @@ def row(scenario, connections, results):
         "vs": vs,
         "vs_bare": bare,
         "vs_cpu": (cpu_ratios(results, scenario.load, scenario.yardstick)
-                   if WORKERS.get(scenario.load.server, 1)
-                   == WORKERS.get(scenario.yardstick.server, 1) else None),
+                   if workers == WORKERS.get(scenario.yardstick.server, 1)
+                   else None),
+        "vs_bare_cpu": (cpu_ratios(results, scenario.load, scenario.bare)
+                        if workers == WORKERS.get(scenario.bare.server, 1)
+                        else None),
         "target": str(target) if target else None,
         "wide_spread": is_wide(vs) or is_wide(bare),
     }
@@ -352,9 +356,9 @@ def row(scenario, connections, results):
     return result
 
 
-HEADER = "%-17s %4s %6s %6s  %-9s %6s %-11s %5s %6s %-11s %-11s %s" % (
+HEADER = "%-17s %4s %6s %6s  %-9s %6s %-11s %5s %6s %-11s %5s %-11s %s" % (
     "scenario", "conc", "req/s", "p99ms", "vs", "ratio", "min..max", "cpu",
-    "x bare", "min..max", "target", "")
+    "x bare", "min..max", "cpu", "target", "")
 
 
 def spread(ratio):
@@ -365,16 +369,20 @@ def spread(ratio):
 def format_row(result):
     verdict = ("" if "passed" not in result
                else "PASS" if result["passed"] else "FAIL")
-    cpu = result["vs_cpu"]
     return "%-17s %4d %6d %6.1f  %-9s %5.2fx %-11s %5s %5.2fx %-11s" \
-        " %-11s %s" % (
+        " %5s %-11s %s" % (
             result["scenario"], result["concurrency"], result["rps"],
             result["p99_ms"], result["yardstick"],
             result["vs"]["median"], spread(result["vs"]),
-            "%.2fx" % cpu["median"] if cpu else "-",
+            _median(result["vs_cpu"]),
             result["vs_bare"]["median"], spread(result["vs_bare"]),
+            _median(result["vs_bare_cpu"]),
             result["target"] or "-", verdict) + (
                 " (socket errors)" if result["socket_errors"] else "")
+
+
+def _median(ratio):
+    return "%.2fx" % ratio["median"] if ratio else "-"
 
 
 def progress(text):
