@@ -53,11 +53,8 @@ class _MethodFirst(httputil.HTTPMessageDelegate):
     def headers_received(self, start_line, headers):
         self.app.idle.done(self)
         if start_line.path in METHOD_PATHS:
-            self.delegate = self.app.method_route.find_handler(
-                httputil.HTTPServerRequest(
-                    connection=self.request_conn,
-                    server_connection=self.server_conn,
-                    start_line=start_line, headers=headers))
+            self.delegate = self.app.method_route.delegate(
+                self.request_conn, start_line, headers)
         else:
             self.delegate = web.Application.start_request(
                 self.app, self.server_conn, self.request_conn)

@@ -14,6 +14,7 @@ with the other routes' JsonHandler lives in handlers.
 import asyncio
 import contextvars
 import logging
+import re
 import time
 from http import HTTPStatus
 
@@ -30,6 +31,10 @@ from scoring_api.methods import method_handler
 logger = logging.getLogger("scoring_api.handlers")
 
 ALLOWED = "POST"
+# Host headers HTTPServerRequest accepts, in their common form (a name or
+# an IPv4 address, and a port); any other goes through HTTPServerRequest,
+# whose checks answer 400 to a missing, invalid or repeated Host.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?", re.ASCII)
 SERVER = "TornadoServer/%s" % tornado.version
 
 
@@ -48,6 +53,27 @@ class _Date:
         return cls.text
 
 
+class MethodRequest:
+    """What the delegate and the access line read of a request: the part
+    of HTTPServerRequest they use, without its query string's parsing and
+    copying (2.4 % of a cache hit in the profile)."""
+
+    __slots__ = ("method", "path", "headers", "connection", "remote_ip",
+                 "_start_time")
+
+    def __init__(self, connection, start_line, headers):
+        self.method = start_line.method
+        self.path = start_line.path
+        self.headers = headers
+        self.connection = connection
+        # The client's address (X-Real-Ip / X-Forwarded-For with xheaders).
+        self.remote_ip = connection.context.remote_ip
+        self._start_time = time.time()
+
+    def request_time(self):
+        return time.time() - self._start_time
+
+
 class MethodRoute(routing.Router):
     """The route target of /method/, with what its requests need:
     `store`, `config` and `requests` (the RequestCounter a graceful stop
@@ -58,12 +84,24 @@ class MethodRoute(routing.Router):
             store=store, config=config, requests=requests,
             bodies=Deadlines(config.server.body_timeout))
 
+    def delegate(self, connection, start_line, headers):
+        """The delegate of a request to exactly /method/, without a query
+        string (see app.Application)."""
+        if _PLAIN_HOST.fullmatch(headers.get("Host", "")):
+            request = MethodRequest(connection, start_line, headers)
+        else:
+            request = httputil.HTTPServerRequest(
+                connection=connection, start_line=start_line, headers=headers)
+        return MethodDelegate(request, **self.dependencies)
+
     def find_handler(self, request, **route_arguments):
+        """The delegate of a request Tornado's routing brought here."""
         return MethodDelegate(request, **self.dependencies)
 
 
 class MethodDelegate(Answer, httputil.HTTPMessageDelegate):
-    """One request to /method/, from its headers to its answer."""
+    """One request to /method/, from its headers to its answer; `request`
+    is a MethodRequest or an HTTPServerRequest."""
 
     is_api_call = True
     status = HTTPStatus.OK

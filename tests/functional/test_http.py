@@ -158,6 +158,29 @@ class SlowClientTest(HttpTestCase):
         await self.assert_no_request_left()
 
 
+class HostHeaderTest(HttpTestCase):
+    """/method/ checks the Host header as every other path does."""
+
+    async def raw_answer(self, head):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(head + b"Content-Length: 2\r\n\r\n{}")
+        with self.assertLogs("tornado.general", "INFO"):
+            return await stream.read_until_close()
+
+    @params(b"", b"Host: a, b\r\n", b"Host: a b\r\n")
+    @gen_test(timeout=5)
+    async def test_a_missing_or_bad_host_is_400(self, host):
+        answer = await self.raw_answer(b"POST /method/ HTTP/1.1\r\n" + host)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
+        await self.assert_no_request_left()
+
+    @params("127.0.0.1:8080", "[::1]:8080", "api.example")
+    def test_a_good_host_reaches_the_method(self, host):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             headers={"Host": host})
+        self.assert_answer(response, 200)
+
+
 class ChunkedBodyTest(HttpTestCase):
     @gen_test(timeout=5)
     async def test_a_chunked_body_over_the_limit_is_cut_and_forgotten(self):
