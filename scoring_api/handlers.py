@@ -84,11 +84,11 @@ class RequestCounter:
 class Answer:
     """What every request's answerer shares, a RequestHandler (JsonHandler)
     or the /method/ delegate (method_endpoint): its count in flight, and
-    what `log_request` reads of it."""
+    the fields `log_request` reads (with `request`, `request_id` and
+    `get_status()`, which each has)."""
 
     api_method = None  # what the access log names, when a method ran
     error_message = None
-    request_id = "-"
     is_api_call = False  # counted in the request metrics
     counted = False
 
