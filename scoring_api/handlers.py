@@ -1,5 +1,6 @@
-"""HTTP <-> method calls: the only module that knows status lines and the
-JSON envelope of SPEC 3."""
+"""What every answer shares, the JSON envelope of SPEC 3, the request id,
+the count in flight and the access line, and the RequestHandlers of every
+path but /method/ (answered by method_endpoint, at less cost)."""
 import itertools
 import logging
 import os
