@@ -8,7 +8,9 @@
 # ./run.sh soak [--mode standalone|sentinel|cluster]
 #                               about 40 s of traffic while Redis (the master)
 #                               dies twice
-# ./run.sh bench [--duration S] the service beside a reference server (wrk)
+# ./run.sh bench [--quick]      the service beside a reference server and
+#                               bare Tornado, in alternation (wrk); --list
+#                               names the scenarios, --only runs some
 # ./run.sh mutate [MODULE ...]  mutation testing (cosmic-ray), a table per module
 # ./run.sh coverage [nose2 args] line and branch coverage, subprocesses included
 # ./run.sh fuzz [--max-time S]  schemathesis over scoring_api/openapi.json

@@ -76,6 +76,41 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+# What LogRecord.__init__ finds for an access line under setup_logging:
+# no caller, thread or process.
+_ACCESS_RECORD = {
+    "args": None, "exc_info": None, "exc_text": None, "stack_info": None,
+    "pathname": "", "filename": "", "module": "", "lineno": 0,
+    "funcName": None, "thread": None, "threadName": None,
+    "processName": None, "process": None, "taskName": None}
+
+
+def log_access(logger, level, message, request_id, fields):
+    """Log the access line `message` to `logger` at `level` (the caller
+    checked `isEnabledFor`), with the `request_id` and `access` fields the
+    formatters read, as `logger.log(..., extra=...)` would, through the
+    same filters and handlers.
+
+    The record is filled from a template instead of by logger.log and
+    LogRecord.__init__, which look for what setup_logging turns off: a
+    third of an access line's cost (measured: 9.1 us a text line, 6.1
+    here).
+    """
+    created = time.time()
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    record.__dict__.update(_ACCESS_RECORD)
+    record.name = logger.name
+    record.msg = message
+    record.levelno = level
+    record.levelname = logging.getLevelName(level)
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    record.relativeCreated = (created - logging._startTime) * 1000
+    record.request_id = request_id
+    record.access = fields
+    logger.handle(record)
+
+
 FORMATTERS = {"text": Formatter, "json": JsonFormatter}
 
 

@@ -45,14 +45,17 @@ async def serve(settings, sockets):
     app = make_app(settings, store)
     server = LimitedHTTPServer(
         app,
-        # Above the configured limit, so that MethodHandler answers 413.
+        # Above the configured limit, so that /method/ answers 413 itself.
         max_body_size=settings.server.max_body_bytes + 1,
         idle_connection_timeout=settings.server.idle_timeout,
         xheaders=settings.server.xheaders,  # the client behind a proxy
-        # body_timeout is kept by MethodHandler, at less cost
+        # body_timeout is kept by the /method/ delegate, at less cost
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,
     )
+    # idle_timeout is kept by the application, at less cost than the
+    # header timeout Tornado puts around every request (3600 s when none).
+    server.conn_params.header_timeout = None
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
