@@ -139,6 +139,11 @@ class JsonHandler(Answer, web.RequestHandler):
     def prepare(self):
         logs.request_id.set(self.request_id)
 
+    def compute_etag(self):
+        # No ETag, so never a bodyless 304: a probe or a proxy must see the
+        # state of now, and every answer is the JSON envelope.
+        return None
+
     def send_json(self, code, response=None, error=None):
         self.error_message = error
         self.set_status(int(code))
@@ -187,27 +192,32 @@ class ReadyHandler(JsonHandler):
 class MetricsHandler(JsonHandler):
     """Prometheus text of every worker's metrics."""
 
-    SUPPORTED_METHODS = ("GET",)
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def get(self):
         body, content_type = metrics.render()
         self.set_header("Content-Type", content_type)
         self.finish(body)
 
+    head = get
+
 
 class DocumentHandler(JsonHandler):
     """A JSON document read once at start-up (the OpenAPI description)."""
 
-    SUPPORTED_METHODS = ("GET",)
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def get(self):
         self.finish(self.document)
+
+    head = get
 
 
 def log_request(handler):
     """Once per answer (Tornado's log_function, and the /method/ delegate's
     call), `handler` an Answer: the request metrics, and the access line
-    (at WARNING from 400 up)."""
+    (at WARNING from 400 up, ERROR for a 500 only: a 503 is Redis being
+    down, which the store already reports once per interval)."""
     status = handler.get_status()
     request = handler.request
     seconds = request.request_time()
@@ -215,7 +225,7 @@ def log_request(handler):
     if handler.is_api_call:
         metrics.observe_request(api_method, status, seconds)
     level = (logging.INFO if status < 400 else
-             logging.WARNING if status < 500 else logging.ERROR)
+             logging.ERROR if status == 500 else logging.WARNING)
     if not logger.isEnabledFor(level):
         return
     duration_ms = round(1000.0 * seconds, 2)

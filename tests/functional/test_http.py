@@ -228,6 +228,18 @@ class OtherPathsTest(HttpTestCase):
         self.assert_answer(response, 405)
         self.assertEqual(response.headers["Allow"], "GET, HEAD")
 
+    @params("/health", "/ready", "/metrics", "/openapi.json")
+    def test_a_conditional_get_is_answered_in_full(self, path):
+        self.assertNotIn("Etag", self.fetch(path).headers)
+        again = self.fetch(path, headers={"If-None-Match": "*"})
+        self.assertEqual(again.code, 200)
+        self.assertTrue(again.body)
+
+    @params("/health", "/ready", "/metrics", "/openapi.json")
+    def test_head_answers_200_without_a_body(self, path):
+        response = self.fetch(path, method="HEAD")
+        self.assertEqual((response.code, response.body), (200, b""))
+
 
 class RequestIdTest(HttpTestCase):
     def test_a_request_id_is_generated_when_none_is_given(self):
@@ -275,9 +287,11 @@ class AccessLogTest(HttpTestCase):
                          r"POST /method/ online_score 403 .*ms: Forbidden$")
         self.assertNotIn("sdd", logs.output[0])
 
-    def test_a_store_error_logs_with_the_request_id(self):
+    def test_a_store_error_logs_a_warning_with_the_request_id(self):
         self.store.down = True
-        with self.assertLogs("scoring_api.handlers", "ERROR") as logs:
+        with self.assertLogs("scoring_api.handlers", "WARNING") as logs:
             self.post(api_request("clients_interests", {"client_ids": [1]}),
                       headers={"X-Request-Id": "req-503"})
         self.assertEqual(logs.records[0].request_id, "req-503")
+        # The store's outage lines say why; one ERROR per probe would flood.
+        self.assertEqual(logs.records[0].levelname, "WARNING")
