@@ -23,6 +23,27 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class MalformedHttpFilter(logging.Filter):
+    """Tornado logs a malformed request with the offending text, such as a
+    header's value, which may be a token or a phone number: keep what is
+    wrong, drop the caller's text."""
+
+    def filter(self, record):
+        if record.msg.startswith("Malformed HTTP message") and record.args:
+            where, error = record.args
+            record.args = (where, str(error).split("'", 1)[0].strip()
+                           or type(error).__name__)
+        return True
+
+
+def keep_callers_text_out():
+    """Install `MalformedHttpFilter` on Tornado's logger (once)."""
+    tornado_log = logging.getLogger("tornado.general")
+    if not any(isinstance(each, MalformedHttpFilter)
+               for each in tornado_log.filters):
+        tornado_log.addFilter(MalformedHttpFilter())
+
+
 class Formatter(logging.Formatter):
     """The log format; the time text is made once a second, not per line."""
 
@@ -184,6 +205,7 @@ def setup_logging(level=logging.INFO, log_file=None, log_format="text"):
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = make_handler(log_file, log_format)
+    keep_callers_text_out()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
