@@ -26,6 +26,8 @@ DRAIN_POLL_SECONDS = 0.05
 # allocate a lot of short-lived objects (measured: p99 -20% at 16 clients).
 GC_THRESHOLDS = (7000, 10, 10)
 LOG_FLUSH_MILLISECONDS = 1000
+# How often a worker checks that its supervisor still lives.
+PARENT_CHECK_MILLISECONDS = 1000
 MAX_WORKER_RESTARTS = 10
 
 
@@ -37,10 +39,11 @@ def listen(settings, reuse_port=False):
                         reuse_port=reuse_port)
 
 
-async def serve(settings, sockets):
-    """Serve on `sockets` until SIGTERM or SIGINT, then stop gracefully:
-    stop accepting, let requests in flight finish (at most
-    `shutdown_timeout`), close the connections and the store."""
+async def serve(settings, sockets, parent=None):
+    """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
+    its supervisor `parent` is gone), then stop gracefully: stop
+    accepting, let requests in flight finish (at most `shutdown_timeout`),
+    close the connections and the store."""
     store = Store.from_settings(settings)
     app = make_app(settings, store)
     server = LimitedHTTPServer(
@@ -68,6 +71,13 @@ async def serve(settings, sockets):
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)  # logrotate
+    if parent is not None:
+        # A supervisor killed with SIGKILL cannot pass a stop on: a worker
+        # left alone would keep serving stale config beside a new start.
+        orphan_check = PeriodicCallback(
+            lambda: _stop_if_orphaned(parent, stopping),
+            PARENT_CHECK_MILLISECONDS)
+        orphan_check.start()
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
     await stopping.wait()
@@ -82,6 +92,12 @@ async def serve(settings, sockets):
     log_flusher.stop()
     logger.info("stopped")
     flush_logs()
+
+
+def _stop_if_orphaned(parent, stopping):
+    if os.getppid() != parent and not stopping.is_set():
+        logger.warning("the supervisor (pid %d) is gone; stopping", parent)
+        stopping.set()
 
 
 def run(settings):
@@ -110,13 +126,14 @@ def run(settings):
 
 
 def _start_worker(settings):
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _run_worker(settings)  # never returns
+        _run_worker(settings, parent)  # never returns
     return pid
 
 
-def _run_worker(settings):
+def _run_worker(settings, parent):
     """The forked worker: serve, then end the process with os._exit.
 
     A function of its own, so that coverage measures it (it restarts in
@@ -125,7 +142,8 @@ def _run_worker(settings):
     try:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        asyncio.run(serve(settings, listen(settings, reuse_port=True)))
+        asyncio.run(serve(settings, listen(settings, reuse_port=True),
+                          parent))
         code = 0
     except BaseException:
         logger.exception("worker %d failed", os.getpid())
