@@ -8,7 +8,9 @@
 # ./run.sh soak [--mode standalone|sentinel|cluster]
 #                               about 40 s of traffic while Redis (the master)
 #                               dies twice
-# ./run.sh bench [--duration S] the service beside a reference server (wrk)
+# ./run.sh bench [--quick]      the service beside a reference server and
+#                               bare Tornado, in alternation (wrk); --list
+#                               names the scenarios, --only runs some
 # ./run.sh mutate [MODULE ...]  mutation testing (cosmic-ray), a table per module
 # ./run.sh coverage [nose2 args] line and branch coverage, subprocesses included
 # ./run.sh fuzz [--max-time S]  schemathesis over scoring_api/openapi.json
@@ -85,17 +87,30 @@ print("\t".join([described(settings.store), local(settings.store),
 PYTHON
 }
 
+# Exit 0 when Redis at $1:$2 answers a PING, waiting up to $3 seconds
+# (default 0: one try); 2 when something there accepts and stays silent or
+# is not Redis; 1 when nothing listens.
 redis_answers() {
-    "$PY" - "$1" "$2" <<'PYTHON'
+    "$PY" - "$1" "$2" "${3:-0}" <<'PYTHON'
 import socket
 import sys
-try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 1) as s:
-        s.settimeout(1)
-        s.sendall(b"PING\r\n")
-        sys.exit(0 if s.recv(16).startswith((b"+PONG", b"-NOAUTH")) else 1)
-except OSError:
-    sys.exit(1)
+import time
+
+host, port, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + wait
+while True:
+    try:
+        with socket.create_connection((host, port), 0.5) as s:
+            s.settimeout(0.5)
+            s.sendall(b"PING\r\n")
+            answer = s.recv(16)
+        sys.exit(0 if answer.startswith((b"+PONG", b"-NOAUTH")) else 2)
+    except socket.timeout:
+        sys.exit(2)
+    except OSError:
+        if time.monotonic() >= deadline:
+            sys.exit(1)
+        time.sleep(0.1)
 PYTHON
 }
 
@@ -109,10 +124,13 @@ redis_state() {
         return
     fi
     read -r host port <<< "$address"
-    if redis_answers "$host" "$port"; then
-        echo "found running"
-        return
-    fi
+    local answer=0
+    redis_answers "$host" "$port" || answer=$?
+    case $answer in
+    0) echo "found running"; return ;;
+    2) echo "something on $host:$port accepts but does not answer as Redis;" \
+            "not starting one"; return ;;
+    esac
     if [ "$may_start" != yes ]; then
         echo "not answering"
         return
@@ -122,19 +140,19 @@ redis_state() {
         return
     fi
     mkdir -p var/redis
-    redis-server --bind "$host" --port "$port" --dir "$PWD/var/redis" \
-        --appendonly yes --save "" --daemonize yes \
-        --pidfile "$PWD/var/redis/redis.pid" \
-        --logfile "$PWD/var/redis/redis.log" > /dev/null
-    for _ in $(seq 50); do
-        if redis_answers "$host" "$port"; then
-            echo "started by run.sh, data in var/redis; it keeps running" \
-                 "until ./run.sh stop-redis"
-            return
-        fi
-        sleep 0.1
-    done
-    echo "started, but not answering after 5 s: see var/redis/redis.log"
+    if ! redis-server --bind "$host" --port "$port" --dir "$PWD/var/redis" \
+            --appendonly yes --save "" --daemonize yes \
+            --pidfile "$PWD/var/redis/redis.pid" \
+            --logfile "$PWD/var/redis/redis.log" > /dev/null; then
+        echo "redis-server failed to start: see var/redis/redis.log"
+        return
+    fi
+    if redis_answers "$host" "$port" 5; then
+        echo "started by run.sh, data in var/redis; it keeps running" \
+             "until ./run.sh stop-redis"
+    else
+        echo "redis-server did not answer within 5 s: see var/redis/redis.log"
+    fi
 }
 
 # Say which store and cache are used and whether their Redis answers

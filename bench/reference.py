@@ -52,7 +52,11 @@ class ReferenceHandler(web.RequestHandler):
 
 
 async def serve(port, redis_url):
-    redis = aioredis.Redis.from_url(redis_url)
+    # A pool that waits for a free connection, as the service's does: on a
+    # busy machine wrk's reconnects leave more than 100 requests in flight,
+    # and the default pool would answer them 500 ("Too many connections").
+    redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool
+                           .from_url(redis_url, max_connections=100))
     app = web.Application([(r"/method/?", ReferenceHandler,
                             {"redis": redis})])
     HTTPServer(app).listen(port, "127.0.0.1")

@@ -34,10 +34,16 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         settings = load(args)
+    except config.ConfigError as error:
+        print("scoring_api: %s" % error, file=sys.stderr)
+        return 2
+    try:
         logs.setup_logging(settings.log_level, settings.server.log_file,
                            settings.server.log_format)
-    except (config.ConfigError, OSError) as error:
-        print("scoring_api: %s" % error, file=sys.stderr)
+    except OSError as error:
+        print("scoring_api: [server] log_file = %r: cannot open: %s" % (
+            settings.server.log_file, error.strerror or error),
+            file=sys.stderr)
         return 2
     try:
         return server.run(settings)

@@ -11,7 +11,6 @@ import os
 import re
 import urllib.parse
 
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 ENV_PREFIX = "SCORING_"
 # Variables of the test harness (SCORING_TEST_REDIS_URL): not config keys.
@@ -27,15 +26,28 @@ class ConfigError(Exception):
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
-# Query parameters a Redis URL may carry; the timeouts, retries and pool
-# size are config keys, so the URL cannot silently override them.
-URL_OPTIONS = frozenset({
-    "db", "socket_keepalive", "socket_read_size", "health_check_interval",
-    "protocol", "client_name", "username", "ssl_keyfile", "ssl_certfile",
-    "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path",
-    "ssl_check_hostname", "ssl_min_version", "ssl_ciphers",
-    "ssl_include_verify_flags", "ssl_exclude_verify_flags",
-})
+# Query parameters a Redis URL may carry, and what each takes (the value
+# as redis-py reads it). Timeouts, retries and the pool size are config
+# keys, so a URL cannot silently override them; an option redis-py would
+# refuse only at the first call is refused here, at start-up.
+_URL_BOOLEAN = re.compile(r"(?i)true|false|yes|no|1|0")
+URL_OPTIONS = {
+    "db": (re.compile(r"[0-9]+"), "a database number"),
+    "protocol": (re.compile(r"[23]"), "2 or 3"),
+    "client_name": (re.compile(r"[!-~]+"), "a name without spaces"),
+    "health_check_interval": (re.compile(r"[0-9]+"), "whole seconds"),
+    "socket_keepalive": (_URL_BOOLEAN, "true or false"),
+}
+# Only for rediss:// (TLS).
+TLS_URL_OPTIONS = {
+    "ssl_cert_reqs": (re.compile(r"none|optional|required"),
+                      "none, optional or required"),
+    "ssl_check_hostname": (_URL_BOOLEAN, "true or false"),
+    "ssl_ca_certs": (re.compile(r".+"), "a file"),
+    "ssl_ca_path": (re.compile(r".+"), "a directory"),
+    "ssl_certfile": (re.compile(r".+"), "a file"),
+    "ssl_keyfile": (re.compile(r".+"), "a file"),
+}
 SECRET_KEYS = frozenset({"password"})
 MASK = "***"
 
@@ -147,18 +159,19 @@ def _redis_url(text):
         db = url.path.strip("/")
         if db and not (db.isascii() and db.isdigit()):
             raise ValueError("expected a database number after the port")
+    options = URL_OPTIONS | (TLS_URL_OPTIONS if url.scheme == "rediss"
+                             else {})
     for name, value in urllib.parse.parse_qsl(url.query,
                                               keep_blank_values=True):
-        if name not in URL_OPTIONS:
+        if name not in options:
             raise ValueError(
                 "unknown URL option %r (timeouts, retries and the pool"
-                " size are config keys)" % name)
-        parser = URL_QUERY_ARGUMENT_PARSERS.get(name)
-        try:
-            parser and parser(value)
-        except (TypeError, ValueError):
-            raise ValueError("URL option %s=%r is not valid" % (
-                name, value)) from None
+                " size are config keys; ssl_* options need rediss://)"
+                % name)
+        pattern, expected = options[name]
+        if not pattern.fullmatch(value):
+            raise ValueError("URL option %s=%r: expected %s" % (
+                name, value, expected))
     return text
 
 
@@ -363,6 +376,10 @@ def _check_redis(section, redis):
     if redis.mode == "cluster" and redis.url.startswith("unix:"):
         raise ConfigError("[%s] url = %r: a cluster needs redis:// or"
                           " rediss://" % (section, mask_url(redis.url)))
+    if redis.mode == "cluster" and urllib.parse.urlsplit(
+            redis.url).path.strip("/") not in ("", "0"):
+        raise ConfigError("[%s] url = %r: a cluster has database 0 only" % (
+            section, mask_url(redis.url)))
 
 
 def load_settings(path=None, environ=None, overrides=()):

@@ -1,6 +1,6 @@
-"""HTTP <-> method calls: the only module that knows status lines and the
-JSON envelope of SPEC 3."""
-import asyncio
+"""What every answer shares, the JSON envelope of SPEC 3, the request id,
+the count in flight and the access line, and the RequestHandlers of every
+path but /method/ (answered by method_endpoint, at less cost)."""
 import itertools
 import logging
 import os
@@ -12,11 +12,11 @@ import orjson
 from tornado import web
 
 from scoring_api import logs, metrics
-from scoring_api.methods import method_handler
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+CONTENT_TYPE = "application/json; charset=UTF-8"
 # A caller's id is echoed only when it cannot forge a log line.
 _REQUEST_ID_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}", re.ASCII)
 
@@ -59,11 +59,20 @@ def decode_body(body):
     return data
 
 
+def request_id_of(headers):
+    """The caller's X-Request-Id when it cannot forge a log line, else a
+    new one."""
+    given = headers.get(REQUEST_ID_HEADER, "")
+    return (given if _REQUEST_ID_PATTERN.fullmatch(given)
+            else REQUEST_IDS.next())
+
+
 def envelope(code, response=None, error=None):
-    """The body of every answer: {"code", "response"} or {"code", "error"}."""
+    """The body of every answer (bytes): {"code", "response"} or
+    {"code", "error"}."""
     if code == HTTPStatus.OK:
-        return {"code": int(code), "response": response}
-    return {"code": int(code), "error": error}
+        return orjson.dumps({"code": int(code), "response": response})
+    return orjson.dumps({"code": int(code), "error": error})
 
 
 class RequestCounter:
@@ -73,55 +82,72 @@ class RequestCounter:
         self.active = 0
 
 
-class JsonHandler(web.RequestHandler):
-    """Answers everything, errors included, with the JSON envelope and the
-    request id."""
+class Answer:
+    """What every request's answerer shares, a RequestHandler (JsonHandler)
+    or the /method/ delegate (method_endpoint): its count in flight, and
+    the fields `log_request` reads (with `request`, `request_id` and
+    `get_status()`, which each has)."""
 
     api_method = None  # what the access log names, when a method ran
     error_message = None
     is_api_call = False  # counted in the request metrics
+    counted = False
 
-    def initialize(self, **dependencies):
-        self.__dict__.update(dependencies)
-        self.application.settings["requests"].active += 1
+    def count(self, requests):
+        """Count this request in `requests` (a RequestCounter) until
+        `uncount`."""
+        self.requests = requests
+        requests.active += 1
         self.counted = True
         if self.is_api_call:
             metrics.request_started()
+
+    def uncount(self):
+        if self.counted:
+            self.counted = False
+            self.requests.active -= 1
+            if self.is_api_call:
+                metrics.request_finished()
+
+
+class JsonHandler(Answer, web.RequestHandler):
+    """Answers everything, errors included, with the JSON envelope and the
+    request id."""
+
+    def initialize(self, **dependencies):
+        self.__dict__.update(dependencies)
+        self.count(self.application.settings["requests"])
 
     def on_finish(self):
         self.uncount()
 
     def on_connection_close(self):
         super().on_connection_close()  # ends a body still awaited
-        self.uncount()  # the client left, or we cut a slow body
-
-    def uncount(self):
-        if self.counted:
-            self.counted = False
-            self.application.settings["requests"].active -= 1
-            if self.is_api_call:
-                metrics.request_finished()
+        self.uncount()  # the client left
 
     @property
     def request_id(self):
         if "_request_id" not in self.__dict__:
-            given = self.request.headers.get(REQUEST_ID_HEADER, "")
-            self._request_id = (given if _REQUEST_ID_PATTERN.fullmatch(given)
-                                else REQUEST_IDS.next())
+            self._request_id = request_id_of(self.request.headers)
         return self._request_id
 
     def set_default_headers(self):
         # Also runs on every error, after the headers were cleared.
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Type", CONTENT_TYPE)
         self.set_header(REQUEST_ID_HEADER, self.request_id)
 
     def prepare(self):
         logs.request_id.set(self.request_id)
 
+    def compute_etag(self):
+        # No ETag, so never a bodyless 304: a probe or a proxy must see the
+        # state of now, and every answer is the JSON envelope.
+        return None
+
     def send_json(self, code, response=None, error=None):
         self.error_message = error
         self.set_status(int(code))
-        self.finish(orjson.dumps(envelope(code, response, error)))
+        self.finish(envelope(code, response, error))
 
     def write_error(self, status_code, **kwargs):
         if status_code == HTTPStatus.METHOD_NOT_ALLOWED:
@@ -166,104 +192,50 @@ class ReadyHandler(JsonHandler):
 class MetricsHandler(JsonHandler):
     """Prometheus text of every worker's metrics."""
 
-    SUPPORTED_METHODS = ("GET",)
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def get(self):
         body, content_type = metrics.render()
         self.set_header("Content-Type", content_type)
         self.finish(body)
 
+    head = get
+
 
 class DocumentHandler(JsonHandler):
     """A JSON document read once at start-up (the OpenAPI description)."""
 
-    SUPPORTED_METHODS = ("GET",)
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def get(self):
         self.finish(self.document)
 
-
-@web.stream_request_body
-class MethodHandler(JsonHandler):
-    """POST /method/: one API call. Needs `store` and `config`."""
-
-    SUPPORTED_METHODS = ("POST",)
-    is_api_call = True
-    body_timer = None
-
-    def prepare(self):
-        super().prepare()
-        self.chunks = []
-        # Cheaper than Tornado's body_timeout, which wraps every body read.
-        self.body_timer = asyncio.get_running_loop().call_later(
-            self.config.server.body_timeout, self.body_too_slow)
-        limit = self.config.server.max_body_bytes
-        # Also cuts a chunked body that grows past the limit (bare 400).
-        self.request.connection.set_max_body_size(limit)
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
-            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           error="request body is over %d bytes" % limit)
-
-    def data_received(self, chunk):
-        self.chunks.append(chunk)
-
-    def body_too_slow(self):
-        logger.warning("body not received in %.1fs; closing the connection",
-                       self.config.server.body_timeout)
-        self.request.connection.close()
-
-    def stop_body_timer(self):
-        if self.body_timer is not None:
-            self.body_timer.cancel()
-
-    def on_finish(self):
-        self.stop_body_timer()
-        super().on_finish()
-
-    def on_connection_close(self):
-        self.stop_body_timer()
-        super().on_connection_close()
-
-    async def post(self):
-        self.stop_body_timer()
-        try:
-            body = decode_body(b"".join(self.chunks))
-        except ValueError as error:
-            self.send_json(HTTPStatus.BAD_REQUEST, error=str(error))
-            return
-        ctx = {"request_id": self.request_id}
-        response, code = await method_handler(
-            body, ctx, self.store, self.config)
-        self.api_method = ctx.get("method")
-        if code == HTTPStatus.OK:
-            self.send_json(code, response)
-        else:
-            self.send_json(code, error=response)
+    head = get
 
 
 def log_request(handler):
-    """Tornado's log_function, once per answer: the request metrics, and
-    the access line (at WARNING from 400 up)."""
+    """Once per answer (Tornado's log_function, and the /method/ delegate's
+    call), `handler` an Answer: the request metrics, and the access line
+    (at WARNING from 400 up, ERROR for a 500 only: a 503 is Redis being
+    down, which the store already reports once per interval)."""
     status = handler.get_status()
     request = handler.request
     seconds = request.request_time()
-    api_method = getattr(handler, "api_method", None)
-    if getattr(handler, "is_api_call", False):
+    api_method = handler.api_method
+    if handler.is_api_call:
         metrics.observe_request(api_method, status, seconds)
     level = (logging.INFO if status < 400 else
-             logging.WARNING if status < 500 else logging.ERROR)
+             logging.ERROR if status == 500 else logging.WARNING)
     if not logger.isEnabledFor(level):
         return
     duration_ms = round(1000.0 * seconds, 2)
-    error = getattr(handler, "error_message", None)
-    logger.log(level, "%s %s %s %s %d %.2fms%s", request.remote_ip,
-               request.method, request.path, api_method or "-", status,
-               duration_ms, ": " + error if error else "",
-               extra={"request_id": getattr(handler, "request_id", "-"),
-                      "access": {"http_method": request.method,
-                                 "path": request.path,
-                                 "api_method": api_method,
-                                 "code": status,
-                                 "duration_ms": duration_ms,
-                                 "client": request.remote_ip}})
+    error = handler.error_message
+    logs.log_access(
+        logger, level, "%s %s %s %s %d %.2fms%s" % (
+            request.remote_ip, request.method, request.path,
+            api_method or "-", status, duration_ms,
+            ": " + error if error else ""),
+        handler.request_id,
+        {"http_method": request.method, "path": request.path,
+         "api_method": api_method, "code": status,
+         "duration_ms": duration_ms, "client": request.remote_ip})

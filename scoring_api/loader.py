@@ -21,6 +21,35 @@ from scoring_api.scoring import interests_key
 from scoring_api.store import Store, describe
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
+# The largest id a clients_interests request can carry (its JSON parser
+# reads integers up to 64 bits).
+MAX_CLIENT_ID = 2 ** 64 - 1
+
+
+class _Object(dict):
+    """A JSON object that remembers the keys it was given twice (json
+    keeps the last silently)."""
+
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        seen = set()
+        self.repeated = [key for key, _ in pairs
+                         if key in seen or seen.add(key)]
+
+
+def _json(text):
+    return json.loads(text, object_pairs_hook=_Object)
+
+
+def _is_text(item):
+    """A string Redis and the API can carry: no lone surrogate."""
+    if not isinstance(item, str):
+        return False
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Entries:
@@ -34,11 +63,12 @@ class Entries:
     def add(self, where, client_id, interests):
         """Keep one entry, or note why not; `where`: "line 3", 'key "x"'."""
         if (not isinstance(client_id, int) or isinstance(client_id, bool)
-                or client_id < 0):
+                or not 0 <= client_id <= MAX_CLIENT_ID):
             self.errors.append(
-                (where, "client_id must be a non-negative integer"))
+                (where, "client_id must be a non-negative integer"
+                 " below 2**64"))
         elif (not isinstance(interests, list)
-              or not all(isinstance(item, str) for item in interests)):
+              or not all(map(_is_text, interests))):
             self.errors.append(
                 (where, "interests of client %d must be a list of strings"
                  % client_id))
@@ -54,11 +84,16 @@ def parse_interests(text):
     """`Entries` of a JSON-lines text or of one JSON object."""
     entries = Entries()
     try:
-        whole = json.loads(text)
+        whole = _json(text)
     except ValueError:
         whole = None
     if isinstance(whole, dict) and "client_id" not in whole:
+        for key in whole.repeated:
+            entries.errors.append(("key %s" % json.dumps(key),
+                                   "given twice in the object"))
         for key, interests in whole.items():
+            if key in whole.repeated:
+                continue  # which of its values was meant is unknown
             client_id = int(key) if key.isascii() and key.isdigit() else key
             entries.add("key %s" % json.dumps(key), client_id, interests)
         return entries
@@ -66,12 +101,12 @@ def parse_interests(text):
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
+            entry = _json(line)
         except ValueError:
             entries.errors.append(("line %d" % number, "not valid JSON"))
             continue
-        if not isinstance(entry, dict) or set(entry) != {"client_id",
-                                                         "interests"}:
+        if not isinstance(entry, dict) or entry.repeated or set(entry) != {
+                "client_id", "interests"}:
             entries.errors.append(("line %d" % number,
                                    'expected {"client_id": N, "interests":'
                                    ' [...]}'))
@@ -110,10 +145,16 @@ def main(argv=None, environ=None):
     logs.setup_logging(logging.WARNING)
     try:
         settings = config.load_settings(args.config, environ)
-        with open(args.file, encoding="utf-8") as source:
-            entries = parse_interests(source.read())
-    except (config.ConfigError, OSError, UnicodeDecodeError) as error:
+        with open(args.file, "rb") as source:
+            data = source.read()
+        entries = parse_interests(data.decode("utf-8"))
+    except (config.ConfigError, OSError) as error:
         print("loader: %s" % error, file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as error:
+        print("loader: %s: line %d is not UTF-8 text" % (
+            args.file, data.count(b"\n", 0, error.start) + 1),
+            file=sys.stderr)
         return EXIT_USAGE
     for where, message in entries.errors:
         print("%s: %s: %s" % (args.file, where, message), file=sys.stderr)

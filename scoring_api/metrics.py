@@ -13,6 +13,7 @@ only when the first metric is made, after `start_run` had its say.
 import glob
 import logging
 import os
+import re
 import shutil
 import tempfile
 
@@ -163,13 +164,27 @@ def end_run():
 
 
 def _remove_orphans():
-    """Directories of earlier runs whose parent is gone."""
+    """Directories of earlier runs whose parent and workers are all gone
+    (a worker may outlive a killed parent for a moment)."""
     pattern = os.path.join(tempfile.gettempdir(), DIRECTORY_PREFIX + "*-*")
     for directory in glob.glob(pattern):
         pid = os.path.basename(directory)[len(DIRECTORY_PREFIX):]
         pid = pid.partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not any(
+                map(_alive, [int(pid), *_writers(directory)])):
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _writers(directory):
+    """Pids of the processes whose files are in `directory`
+    (counter_123.db, gauge_livesum_123.db, ...)."""
+    names = (os.path.basename(path) for path in
+             glob.glob(os.path.join(directory, "*.db")))
+    return [int(match.group(1)) for match in
+            map(_WRITER_FILE.search, names) if match]
+
+
+_WRITER_FILE = re.compile(r"_([0-9]+)\.db$")
 
 
 def _alive(pid):

@@ -2,6 +2,7 @@
 import hashlib
 import itertools
 import logging
+import re
 
 import orjson
 
@@ -56,6 +57,7 @@ def compute_score(phone=None, email=None, birthday=None, gender=None,
     return score
 
 
+_SCORE_TEXT = re.compile(rb"[0-9]+(\.[0-9]+)?")
 # Corrupt cache entries are logged once per interval, however many.
 corrupt_scores = Throttle()
 
@@ -65,10 +67,13 @@ def cached_score(value):
     rules cannot give: not UTF-8, not a number, nan, inf, -100, 99, ..."""
     if isinstance(value, float):  # from the local tier
         return value
-    try:
-        score = float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, str):
+        value = value.encode("utf-8", "replace")
+    # What cache_set writes ("3.0"): float() alone would also take "-0",
+    # "0_5" (5.0), " 3" and non-ASCII digits.
+    if not isinstance(value, bytes) or not _SCORE_TEXT.fullmatch(value):
         return None
+    score = float(value)
     return score if score in POSSIBLE_SCORES else None
 
 

@@ -26,6 +26,8 @@ DRAIN_POLL_SECONDS = 0.05
 # allocate a lot of short-lived objects (measured: p99 -20% at 16 clients).
 GC_THRESHOLDS = (7000, 10, 10)
 LOG_FLUSH_MILLISECONDS = 1000
+# How often a worker checks that its supervisor still lives.
+PARENT_CHECK_MILLISECONDS = 1000
 MAX_WORKER_RESTARTS = 10
 
 
@@ -37,22 +39,26 @@ def listen(settings, reuse_port=False):
                         reuse_port=reuse_port)
 
 
-async def serve(settings, sockets):
-    """Serve on `sockets` until SIGTERM or SIGINT, then stop gracefully:
-    stop accepting, let requests in flight finish (at most
-    `shutdown_timeout`), close the connections and the store."""
+async def serve(settings, sockets, parent=None):
+    """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
+    its supervisor `parent` is gone), then stop gracefully: stop
+    accepting, let requests in flight finish (at most `shutdown_timeout`),
+    close the connections and the store."""
     store = Store.from_settings(settings)
     app = make_app(settings, store)
     server = LimitedHTTPServer(
         app,
-        # Above the configured limit, so that MethodHandler answers 413.
+        # Above the configured limit, so that /method/ answers 413 itself.
         max_body_size=settings.server.max_body_bytes + 1,
         idle_connection_timeout=settings.server.idle_timeout,
         xheaders=settings.server.xheaders,  # the client behind a proxy
-        # body_timeout is kept by MethodHandler, at less cost
+        # body_timeout is kept by the /method/ delegate, at less cost
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,
     )
+    # idle_timeout is kept by the application, at less cost than the
+    # header timeout Tornado puts around every request (3600 s when none).
+    server.conn_params.header_timeout = None
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
@@ -65,6 +71,13 @@ async def serve(settings, sockets):
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)  # logrotate
+    if parent is not None:
+        # A supervisor killed with SIGKILL cannot pass a stop on: a worker
+        # left alone would keep serving stale config beside a new start.
+        orphan_check = PeriodicCallback(
+            lambda: _stop_if_orphaned(parent, stopping),
+            PARENT_CHECK_MILLISECONDS)
+        orphan_check.start()
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
     await stopping.wait()
@@ -79,6 +92,12 @@ async def serve(settings, sockets):
     log_flusher.stop()
     logger.info("stopped")
     flush_logs()
+
+
+def _stop_if_orphaned(parent, stopping):
+    if os.getppid() != parent and not stopping.is_set():
+        logger.warning("the supervisor (pid %d) is gone; stopping", parent)
+        stopping.set()
 
 
 def run(settings):
@@ -107,13 +126,14 @@ def run(settings):
 
 
 def _start_worker(settings):
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _run_worker(settings)  # never returns
+        _run_worker(settings, parent)  # never returns
     return pid
 
 
-def _run_worker(settings):
+def _run_worker(settings, parent):
     """The forked worker: serve, then end the process with os._exit.
 
     A function of its own, so that coverage measures it (it restarts in
@@ -122,7 +142,8 @@ def _run_worker(settings):
     try:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        asyncio.run(serve(settings, listen(settings, reuse_port=True)))
+        asyncio.run(serve(settings, listen(settings, reuse_port=True),
+                          parent))
         code = 0
     except BaseException:
         logger.exception("worker %d failed", os.getpid())
@@ -150,6 +171,7 @@ def _supervise(settings, workers):
         children.add(_start_worker(settings))
     logger.info("started %d workers: %s", workers, sorted(children))
     restarts = 0
+    gave_up = False
     while not stopping:
         try:
             pid, status = os.wait()  # the handler runs, then wait resumes
@@ -165,10 +187,13 @@ def _supervise(settings, workers):
             logger.error("worker %d exited with %d; too many restarts,"
                          " stopping", pid, code)
             stop(signal.SIGTERM, None)
+            gave_up = True
             break
         logger.error("worker %d exited with %d; starting another", pid, code)
         children.add(_start_worker(settings))
-    return _reap(children, settings.server.shutdown_timeout + 2.0)
+    _reap(children, settings.server.shutdown_timeout + 2.0)
+    # A supervisor (systemd, a container runtime) must see a crash loop.
+    return 1 if gave_up else 0
 
 
 def _reap(children, timeout):
@@ -186,7 +211,6 @@ def _reap(children, timeout):
                      pid, timeout)
         _signal(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    return 0
 
 
 def _signal_all(pids, signum):

@@ -114,6 +114,17 @@ class MethodEndpointTest(HttpTestCase):
         self.assertEqual(self.assert_answer(response, 503),
                          "store is unavailable")
 
+    def test_a_query_string_does_not_change_the_endpoint(self):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             path="/method/?source=x")
+        self.assertEqual(self.assert_answer(response, 200), {"score": 3.0})
+
+    def test_head_is_405_with_headers_only(self):
+        response = self.fetch("/method/", method="HEAD")
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers["Allow"], "POST")
+        self.assertEqual(response.body, b"")
+
     @params("GET", "PUT", "DELETE", "PATCH")
     def test_another_verb_is_405_naming_post(self, verb):
         response = self.fetch("/method/", method=verb,
@@ -145,6 +156,29 @@ class SlowClientTest(HttpTestCase):
         self.assertEqual(answer, b"")  # closed, nothing sent
         self.assertIn("body not received in 0.2s", logs.output[0])
         await self.assert_no_request_left()
+
+
+class HostHeaderTest(HttpTestCase):
+    """/method/ checks the Host header as every other path does."""
+
+    async def raw_answer(self, head):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(head + b"Content-Length: 2\r\n\r\n{}")
+        with self.assertLogs("tornado.general", "INFO"):
+            return await stream.read_until_close()
+
+    @params(b"", b"Host: a, b\r\n", b"Host: a b\r\n")
+    @gen_test(timeout=5)
+    async def test_a_missing_or_bad_host_is_400(self, host):
+        answer = await self.raw_answer(b"POST /method/ HTTP/1.1\r\n" + host)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
+        await self.assert_no_request_left()
+
+    @params("127.0.0.1:8080", "[::1]:8080", "api.example")
+    def test_a_good_host_reaches_the_method(self, host):
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                             headers={"Host": host})
+        self.assert_answer(response, 200)
 
 
 class ChunkedBodyTest(HttpTestCase):
@@ -194,6 +228,18 @@ class OtherPathsTest(HttpTestCase):
         self.assert_answer(response, 405)
         self.assertEqual(response.headers["Allow"], "GET, HEAD")
 
+    @params("/health", "/ready", "/metrics", "/openapi.json")
+    def test_a_conditional_get_is_answered_in_full(self, path):
+        self.assertNotIn("Etag", self.fetch(path).headers)
+        again = self.fetch(path, headers={"If-None-Match": "*"})
+        self.assertEqual(again.code, 200)
+        self.assertTrue(again.body)
+
+    @params("/health", "/ready", "/metrics", "/openapi.json")
+    def test_head_answers_200_without_a_body(self, path):
+        response = self.fetch(path, method="HEAD")
+        self.assertEqual((response.code, response.body), (200, b""))
+
 
 class RequestIdTest(HttpTestCase):
     def test_a_request_id_is_generated_when_none_is_given(self):
@@ -241,9 +287,11 @@ class AccessLogTest(HttpTestCase):
                          r"POST /method/ online_score 403 .*ms: Forbidden$")
         self.assertNotIn("sdd", logs.output[0])
 
-    def test_a_store_error_logs_with_the_request_id(self):
+    def test_a_store_error_logs_a_warning_with_the_request_id(self):
         self.store.down = True
-        with self.assertLogs("scoring_api.handlers", "ERROR") as logs:
+        with self.assertLogs("scoring_api.handlers", "WARNING") as logs:
             self.post(api_request("clients_interests", {"client_ids": [1]}),
                       headers={"X-Request-Id": "req-503"})
         self.assertEqual(logs.records[0].request_id, "req-503")
+        # The store's outage lines say why; one ERROR per probe would flood.
+        self.assertEqual(logs.records[0].levelname, "WARNING")

@@ -5,7 +5,8 @@ import logging
 import os
 import tempfile
 
-from tornado.testing import AsyncHTTPTestCase
+from tornado.tcpclient import TCPClient
+from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import logs
 from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
@@ -168,6 +169,24 @@ class NothingPersonalTest(LogFileMixin, HttpTestCase):
     def test_no_text_line_holds_a_token_or_a_personal_field(self):
         self.send_everything()
         self.assert_nothing_personal()
+
+
+class MalformedRequestTest(LogFileMixin, HttpTestCase):
+    """Tornado's own line about a malformed request says what is wrong,
+    never the caller's text (a header may carry a token)."""
+
+    @gen_test
+    async def test_a_bad_header_value_is_not_logged(self):
+        logs.keep_callers_text_out()
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        with self.assertLogs("tornado.general", "INFO") as caught:
+            await stream.write(b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                               b"X-Secret: hunter2-79175002040\x01\r\n\r\n")
+            await stream.read_until_close()
+        line = caught.output[0]
+        self.assertIn("Malformed HTTP message", line)
+        self.assertIn("Invalid header value", line)
+        self.assertNotIn("hunter2", line)
 
 
 class NothingPersonalInJsonTest(NothingPersonalTest):

@@ -171,6 +171,20 @@ class StopTest(ProcessTestCase):
         self.assertEqual(process.wait(STOP_SECONDS), 0)
         self.assertEqual([pid for pid in workers if _alive(pid)], [])
 
+    def test_workers_stop_when_their_supervisor_is_killed(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        workers = self.wait_for_workers(2)
+        process.kill()  # SIGKILL: it cannot pass a stop on
+        process.wait()
+        deadline = time.monotonic() + STOP_SECONDS
+        while [pid for pid in workers if _alive(pid)]:
+            self.assertLess(time.monotonic(), deadline, "workers left")
+            time.sleep(0.05)
+        with open(self.log.name) as log:
+            self.assertEqual(log.read().count(
+                "the supervisor (pid %d) is gone; stopping" % process.pid), 2)
+
     def test_a_worker_that_dies_is_replaced(self):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
@@ -213,7 +227,7 @@ class SupervisorTest(ProcessTestCase):
             victim = self.wait_for_a_new_child(process, known)
             known.add(victim)
         os.kill(victim, signal.SIGKILL)  # one death more than the limit
-        process.wait(STOP_SECONDS)
+        self.assertEqual(process.wait(STOP_SECONDS), 1)  # not a clean stop
         log = self.read_log()
         self.assertEqual(log.count("starting another"), MAX_WORKER_RESTARTS)
         self.assertIn("worker %d exited with -9; too many restarts,"

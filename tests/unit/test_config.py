@@ -101,10 +101,10 @@ class LoadSettingsTest(unittest.TestCase):
         ("[store]\nurl = redis://h:6379/0?socket_timeout=abc\n",
          "[store] url = 'redis://h:6379/0?socket_timeout=abc': unknown URL"
          " option 'socket_timeout' (timeouts, retries and the pool size are"
-         " config keys)"),
+         " config keys; ssl_* options need rediss://)"),
         ("[store]\nurl = redis://h:6379/0?db=two\n",
-         "[store] url = 'redis://h:6379/0?db=two': URL option db='two' is"
-         " not valid"),
+         "[store] url = 'redis://h:6379/0?db=two': URL option db='two':"
+         " expected a database number"),
         ("[store]\nurl = redis://h:6379/0?colour=red\n",
          "unknown URL option 'colour'"),
         ("[store]\nurl = unix://\n",
@@ -264,7 +264,7 @@ class LoadSettingsTest(unittest.TestCase):
         "redis://h:1/0",
         "rediss://user:pw@h:6380/15?ssl_cert_reqs=none",
         "unix:///run/redis/redis.sock?db=2",
-        "redis://h:6379/0?client_name=",  # a blank option is still checked
+        "redis://h:6379/0?client_name=api&protocol=3",
     ])
     def test_redis_urls_accepted(self, url):
         self.assertEqual(self.load("", {"SCORING_STORE_URL": url}).store.url,
@@ -275,10 +275,11 @@ class LoadSettingsTest(unittest.TestCase):
         ("redis://h:65536/0", "expected a port 1..65535, not '65536'"),
         ("redis://h:+1/0", "expected a port 1..65535, not '+1'"),
         ("redis://[::1:6379/0", "Invalid IPv6 URL"),
-        ("redis://h:6379/0?db=", "URL option db='' is not valid"),
+        ("redis://h:6379/0?db=", "URL option db='': expected a database"
+                                 " number"),  # blank, still checked
         ("unix:///run/redis.sock?socket_timeout=1",
          "unknown URL option 'socket_timeout' (timeouts, retries and the"
-         " pool size are config keys)"),
+         " pool size are config keys; ssl_* options need rediss://)"),
     ])
     def test_redis_urls_refused(self, case):
         url, message = case
@@ -467,3 +468,51 @@ class KeyBoundsTest(unittest.TestCase):
                 self.refusal(section, key, text),
                 "test: [%s] %s = %r: expected seconds, more than 0 and"
                 " under 3600" % (section, key, text))
+
+
+class RedisUrlOptionsTest(unittest.TestCase):
+    """A URL option redis-py would refuse at the first call (every score a
+    500, every interests call a 503) is refused at start-up instead."""
+
+    @cases([
+        ("redis://h:6379/0?ssl_cert_reqs=required",
+         "unknown URL option 'ssl_cert_reqs'"),
+        ("redis://h:6379/0?protocol=9",
+         "URL option protocol='9': expected 2 or 3"),
+        ("redis://h:6379/0?client_name=a%20b",
+         "URL option client_name='a b': expected a name without spaces"),
+        ("redis://h:6379/0?socket_keepalive=off",
+         "URL option socket_keepalive='off': expected true or false"),
+        ("rediss://h:6379/0?ssl_cert_reqs=bogus",
+         "URL option ssl_cert_reqs='bogus': expected none, optional or"
+         " required"),
+        ("redis://h:6379/0?health_check_interval=-1",
+         "URL option health_check_interval='-1': expected whole seconds"),
+    ])
+    def test_a_bad_option_is_refused(self, case):
+        url, message = case
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {"SCORING_STORE_URL": url})
+        self.assertIn(message, str(raised.exception))
+
+    @cases([
+        "redis://h:6379/0?db=2&protocol=3&client_name=scoring"
+        "&health_check_interval=30&socket_keepalive=true",
+        "rediss://h:6380/0?ssl_cert_reqs=none&ssl_check_hostname=false"
+        "&ssl_ca_certs=/etc/ssl/ca.pem",
+    ])
+    def test_a_good_option_is_kept(self, url):
+        settings = config.load_settings(None, {"SCORING_STORE_URL": url})
+        self.assertEqual(settings.store.url, url)
+
+    def test_a_cluster_has_database_0_only(self):
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {
+                "SCORING_STORE_MODE": "cluster",
+                "SCORING_STORE_URL": "redis://127.0.0.1:7000/3"})
+        self.assertEqual(str(raised.exception),
+                         "[store] url = 'redis://127.0.0.1:7000/3': a cluster"
+                         " has database 0 only")
+        config.load_settings(None, {
+            "SCORING_STORE_MODE": "cluster",
+            "SCORING_STORE_URL": "redis://127.0.0.1:7000/0"})

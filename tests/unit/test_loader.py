@@ -26,17 +26,23 @@ class ParseInterestsTest(unittest.TestCase):
                              ' "interests": [...]}'),
         ("[1, 2]", 'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"client_id": -1, "interests": []}',
-         "line 2: client_id must be a non-negative integer"),
+         "line 2: client_id must be a non-negative integer below 2**64"),
         ('{"client_id": "3", "interests": []}',
-         "line 2: client_id must be a non-negative integer"),
+         "line 2: client_id must be a non-negative integer below 2**64"),
         ('{"client_id": true, "interests": []}',
-         "line 2: client_id must be a non-negative integer"),
+         "line 2: client_id must be a non-negative integer below 2**64"),
         ('{"client_id": 3, "interests": "cars"}',
          "line 2: interests of client 3 must be a list of strings"),
         ('{"client_id": 3, "interests": ["cars", 1]}',
          "line 2: interests of client 3 must be a list of strings"),
         ('{"client_id": 1, "interests": ["again"]}',
          "line 2: client 1 is already given at line 1"),
+        ('{"client_id": 18446744073709551616, "interests": []}',
+         "line 2: client_id must be a non-negative integer below 2**64"),
+        ('{"client_id": 3, "interests": ["\\ud800"]}',
+         "line 2: interests of client 3 must be a list of strings"),
+        ('{"client_id": 2, "client_id": 3, "interests": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
     ])
     def test_a_bad_line_is_reported_with_its_number(self, case):
         bad_line, message = case
@@ -49,4 +55,17 @@ class ParseInterestsTest(unittest.TestCase):
     def test_a_bad_key_of_an_object_is_reported_by_name(self):
         entries = parse_interests('{"1": ["a"], "x": ["b"]}')
         self.assertEqual(entries.errors, [
-            ('key "x"', "client_id must be a non-negative integer")])
+            ('key "x"', "client_id must be a non-negative integer below"
+             " 2**64")])
+
+    def test_a_key_given_twice_in_an_object_is_an_error(self):
+        entries = parse_interests(
+            '{"1": ["first"], "2": ["b"], "1": ["second"]}')
+        self.assertEqual(entries.errors, [
+            ('key "1"', "given twice in the object")])
+        self.assertEqual(entries.interests, {2: ["b"]})  # for --partial
+
+    def test_the_largest_client_id_the_api_can_ask_for_loads(self):
+        entries = parse_interests(
+            '{"client_id": 18446744073709551615, "interests": ["a"]}')
+        self.assertEqual(entries.interests, {2 ** 64 - 1: ["a"]})

@@ -21,14 +21,20 @@ def write_file(data):
 
 
 class StartUpErrorTest(unittest.TestCase):
-    def run_main(self, argv, environ=None):
-        """(exit code, standard error) of main(argv) under `environ`."""
+    def run_main(self, argv, environ=None, real_logging=False):
+        """(exit code, standard error) of main(argv) under `environ`; the
+        logging set-up is skipped unless `real_logging` (it would replace
+        the test runner's handlers)."""
         stderr = io.StringIO()
         environ = {key: value for key, value in os.environ.items()
                    if not key.startswith("SCORING_")} | (environ or {})
-        with mock.patch.dict(os.environ, environ, clear=True), \
-                mock.patch.object(main_module.logs, "setup_logging"), \
-                contextlib.redirect_stderr(stderr):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mock.patch.dict(os.environ, environ,
+                                                clear=True))
+            if not real_logging:
+                stack.enter_context(
+                    mock.patch.object(main_module.logs, "setup_logging"))
+            stack.enter_context(contextlib.redirect_stderr(stderr))
             code = main_module.main(argv)
         return code, stderr.getvalue()
 
@@ -37,7 +43,7 @@ class StartUpErrorTest(unittest.TestCase):
          "scoring_api: SCORING_STORE_URL: [store] url ="
          " 'redis://h:6379/0?socket_timeout=abc': unknown URL option"
          " 'socket_timeout' (timeouts, retries and the pool size are config"
-         " keys)\n"),
+         " keys; ssl_* options need rediss://)\n"),
         ({"SCORING_STOER_URL": "redis://h:6379/0"},
          "scoring_api: SCORING_STOER_URL: unknown section [stoer] (known:"
          " server, auth, store, cache)\n"),
@@ -66,6 +72,14 @@ class StartUpErrorTest(unittest.TestCase):
         self.addCleanup(os.unlink, path)
         self.assertEqual(self.run_main(["--config", path]),
                          (2, "scoring_api: %s: %s\n" % (path, message)))
+
+    def test_a_log_file_that_cannot_be_opened_names_the_key(self):
+        code, stderr = self.run_main(
+            [], {"SCORING_SERVER_LOG_FILE": "/nonexistent/dir/x.log"},
+            real_logging=True)
+        self.assertEqual((code, stderr), (
+            2, "scoring_api: [server] log_file = '/nonexistent/dir/x.log':"
+            " cannot open: No such file or directory\n"))
 
     def test_a_taken_port_is_said_on_standard_error_with_a_log_file(self):
         log = write_file(b"")

@@ -1,5 +1,6 @@
 """The metrics directory of a run: what the parent cleans up."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,18 +15,30 @@ class OrphanDirectoryTest(unittest.TestCase):
     def make_directory(self, pid):
         directory = tempfile.mkdtemp(
             prefix="%s%d-" % (metrics.DIRECTORY_PREFIX, pid))
-        self.addCleanup(lambda: os.path.isdir(directory) and os.rmdir(
-            directory))
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
         return directory
 
-    def test_a_directory_whose_parent_is_gone_is_removed(self):
+    def gone_pid(self):
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
-        orphan = self.make_directory(gone.pid)
+        return gone.pid
+
+    def test_a_directory_whose_parent_is_gone_is_removed(self):
+        orphan = self.make_directory(self.gone_pid())
         mine = self.make_directory(os.getpid())
         metrics._remove_orphans()
         self.assertFalse(os.path.exists(orphan))
         self.assertTrue(os.path.isdir(mine))
+
+    def test_a_directory_a_live_worker_still_writes_is_kept(self):
+        # The parent was killed; its worker (here: this process) still
+        # serves and writes its counts until it notices.
+        directory = self.make_directory(self.gone_pid())
+        for name in ("counter_%d.db" % self.gone_pid(),
+                     "gauge_livesum_%d.db" % os.getpid()):
+            open(os.path.join(directory, name), "wb").close()
+        metrics._remove_orphans()
+        self.assertTrue(os.path.isdir(directory))
 
     def test_a_directory_of_another_users_live_process_is_kept(self):
         theirs = self.make_directory(1)

@@ -88,7 +88,8 @@ class GetScoreTest(AsyncTestCase):
 
     @cases([b"garbage", b"\xff", b"nan", b"inf", b"-inf", b"1e400", b"-100",
             b"1e308", b"1_000", b"99", b"42", b"", b"4.4", b"-0.5",
-            OtherType()])
+            b"-0", b"+3", b"0_5", b" 3", b"3\n", b"3.", b".5", b"3e0",
+            b"\xd9\xa3", OtherType()])
     @gen_test
     async def test_a_cached_value_that_is_not_a_score_is_recomputed(
             self, cached):
