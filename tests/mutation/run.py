@@ -152,24 +152,19 @@ def mutate(module, timeout, resume=False):
 
 
 def product_changed(module):
-    """The files of scoring_api/ that differ between the work tree and the
-    scratch copy of `module` (a session's results hold only for the code
-    it mutated)."""
-    copy = WORK / module
-    names = {path.relative_to(root) for root in (ROOT, copy)
-             for path in (root / "scoring_api").rglob("*")
-             if path.is_file() and "__pycache__" not in path.parts}
-    return sorted(str(name) for name in names
-                  if not (ROOT / name).is_file()
-                  or not (copy / name).is_file()
-                  or (ROOT / name).read_bytes() != (copy / name).read_bytes())
+    """Whether the mutated file differs between the work tree and the
+    scratch copy of `module` (a session's mutants are of that file)."""
+    path = module_path(pathlib.Path(), module)
+    copy = WORK / module / path
+    return not copy.is_file() or (
+        (ROOT / path).read_bytes() != copy.read_bytes())
 
 
 def retest_survivors(module, timeout):
     """Run the survivors (and the mutants killed by a timeout, which a busy
     machine may cause) of the last session of `module` again against the
     tests of the work tree. New tests can only kill more mutants, so the
-    killed ones stay killed; the product code must be the one mutated."""
+    killed ones stay killed; the mutated file must not have changed."""
     from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
     from cosmic_ray.work_item import TestOutcome
 
@@ -177,8 +172,8 @@ def retest_survivors(module, timeout):
     changed = product_changed(module)
     if not session.exists() or changed:
         raise SystemExit("mutate: --survivors needs a session of %s on the"
-                         " same product code (changed: %s): run it whole"
-                         % (module, ", ".join(changed) or "no session"))
+                         " same code (%s): run it whole" % (
+                             module, "changed" if changed else "none"))
     with use_db(str(session), WorkDB.Mode.open) as db:
         survivors = [item.job_id for item, result in db.completed_work_items
                      if result.test_outcome == TestOutcome.SURVIVED
