@@ -69,6 +69,18 @@ class LoaderTest(unittest.TestCase):
         self.assertIn("line 2: not valid JSON", result.stderr)
         self.assertEqual(self.redis.get("i:1"), '["cars"]')
 
+    def test_a_file_that_is_not_utf8_is_a_usage_error_naming_the_line(
+            self):
+        handle = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
+        with handle:
+            handle.write(b'{"client_id": 1, "interests": ["cars"]}\n'
+                         b'{"client_id": 2, "interests": ["caf\xe9"]}\n')
+        self.addCleanup(os.unlink, handle.name)
+        result = self.load(handle.name)
+        self.assertEqual((result.returncode, result.stderr), (
+            2, "loader: %s: line 2 is not UTF-8 text\n" % handle.name))
+        self.assertEqual(self.redis.dbsize(), 0)
+
     def test_a_missing_file_is_a_usage_error(self):
         result = self.load("/nonexistent/interests.jsonl")
         self.assertEqual(result.returncode, 2)
