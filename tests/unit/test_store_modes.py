@@ -125,15 +125,16 @@ class BuildClientTest(AsyncTestCase):
 
     @cases([
         ("mode = cluster\nurl = redis://10.0.0.1:7000,10.0.0.2:7001\n",
-         RedisCluster, True),
+         RedisCluster, True, "cluster redis://10.0.0.1:7000,10.0.0.2:7001"),
         ("mode = sentinel\nsentinels = 10.0.0.1:26379\n"
-         "service_name = mymaster\n", redis.asyncio.Redis, True),
+         "service_name = mymaster\n", redis.asyncio.Redis, True,
+         "sentinel master 'mymaster' via 10.0.0.1:26379, db 0"),
         ("mode = standalone\nurl = redis://h:6379/0\n",
-         redis.asyncio.Redis, False),
+         redis.asyncio.Redis, False, "standalone redis://h:6379/0"),
     ])
     def test_the_mode_as_read_from_a_config_file_decides(self, case):
         # The file's text, not the interned literals of a test.
-        text, client_type, bounded = case
+        text, client_type, bounded, description = case
         with tempfile.NamedTemporaryFile("w", suffix=".ini") as ini:
             ini.write("[store]\n" + text)
             ini.flush()
@@ -144,6 +145,7 @@ class BuildClientTest(AsyncTestCase):
         self.assertEqual(endpoint.attempt_timeout is not None, bounded)
         self.assertEqual(endpoint.closables != [],
                          settings.store.mode == "sentinel")
+        self.assertEqual(describe(settings.store), description)
 
     def test_cluster_starts_from_every_seed_and_retries_nothing_itself(
             self):
