@@ -214,13 +214,16 @@ class LoadSettingsTest(unittest.TestCase):
                          "[store] url = 'redis://a:1,b:2': several nodes need"
                          " mode = cluster")
 
-    def test_other_values_are_shown_as_typed(self):
+    @cases([("store", "mode", "expected one of"),
+            ("server", "xheaders", "expected true or false")])
+    def test_other_values_are_shown_as_typed(self, case):
         # Only the password and a URL's password are masked: the operator
         # sees what is wrong with any other value.
+        section, key, expected = case
         with self.assertRaises(config.ConfigError) as raised:
-            self.load("[store]\nmode = redis://u:pw@h\n")
-        self.assertIn("[store] mode = 'redis://u:pw@h': expected one of",
-                      str(raised.exception))
+            self.load("[%s]\n%s = redis://u:pw@h\n" % (section, key))
+        self.assertIn("[%s] %s = 'redis://u:pw@h': %s" % (
+            section, key, expected), str(raised.exception))
 
     def test_a_file_that_is_not_utf8_is_one_line(self):
         path = write_config("")
@@ -392,6 +395,8 @@ class LoadSettingsTest(unittest.TestCase):
     def test_settings_are_frozen(self):
         with self.assertRaises(dataclasses.FrozenInstanceError):
             config.Settings().server.port = 1
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            config.Settings().server = config.ServerSettings()
 
 
 # Every bounded integer key: (section, key, lowest, highest or None).
@@ -463,7 +468,7 @@ class KeyBoundsTest(unittest.TestCase):
         section, key = case
         self.assertEqual(self.value(section, key, "0.001"), 0.001)
         self.assertEqual(self.value(section, key, "3599.5"), 3599.5)
-        for text in ("0", "3600", "-0.5"):
+        for text in ("0", "3600", "86400", "-0.5"):
             self.assertEqual(
                 self.refusal(section, key, text),
                 "test: [%s] %s = %r: expected seconds, more than 0 and"
