@@ -133,7 +133,7 @@ def _redis_node(node):
     """Checks one host[:port] of a Redis URL (IPv6 in brackets)."""
     host, colon, port = node.rpartition(":")
     if not colon or host.endswith(":") or (host.startswith("[")
-                                           != host.endswith("]")):
+                                           and not host.endswith("]")):
         host, port = node, ""  # no port, or a bare IPv6 address
     if not host.strip("[]"):
         raise ValueError("expected redis://host:port/db")

@@ -278,6 +278,8 @@ class LoadSettingsTest(unittest.TestCase):
         ("redis://h:65536/0", "expected a port 1..65535, not '65536'"),
         ("redis://h:+1/0", "expected a port 1..65535, not '+1'"),
         ("redis://[::1:6379/0", "Invalid IPv6 URL"),
+        # A stray "]" is no bare IPv6 address: the port is checked.
+        ("redis://[::1]:1,a]:x/0", "expected a port 1..65535, not 'x'"),
         ("redis://h:6379/0?db=", "URL option db='': expected a database"
                                  " number"),  # blank, still checked
         ("unix:///run/redis.sock?socket_timeout=1",
