@@ -64,10 +64,11 @@ def mask_url(text):
 
 
 def shown(key, text):
-    """How the value `text` of `key` may be printed: secrets masked."""
+    """How the value `text` of `key` may be printed: secrets masked (also
+    a URL typed where it does not belong)."""
     if key in SECRET_KEYS:
         return MASK if text else text
-    return mask_url(text) if key == "url" else text
+    return mask_url(text)
 
 
 def _integer(low, high=None):
@@ -117,9 +118,12 @@ def _choice(*allowed):
 def _host_port(text):
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
-    if not host or not _INTEGER.fullmatch(port) or port[0] in "+-" \
+    # "/" or "@": a URL typed where host:port belongs (its password would
+    # be printed as a host).
+    if not host or "/" in host or "@" in host \
+            or not _INTEGER.fullmatch(port) or port[0] in "+-" \
             or not 0 < int(port) <= 65535:
-        raise ValueError("expected host:port, not %r" % text)
+        raise ValueError("expected host:port, not %r" % mask_url(text))
     return host, int(port)
 
 

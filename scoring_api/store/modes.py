@@ -13,8 +13,9 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
+from scoring_api.config import MASK, mask_url
+
 DEFAULT_PORT = 6379
-MASK = "***"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,18 +99,6 @@ def _host_port(text):
     else:
         host, _, port = text.partition(":")
     return urllib.parse.unquote(host), int(port) if port else DEFAULT_PORT
-
-
-def mask_url(url):
-    """`url` with its password shown as ***."""
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    user, colon, _ = userinfo.partition(":")
-    if not colon:
-        return url
-    return "%s://%s:%s@%s" % (scheme, user, MASK, tail)
 
 
 def describe(settings):

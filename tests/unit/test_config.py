@@ -216,13 +216,17 @@ class LoadSettingsTest(unittest.TestCase):
 
     @cases([("store", "mode", "expected one of"),
             ("server", "xheaders", "expected true or false")])
-    def test_other_values_are_shown_as_typed(self, case):
-        # Only the password and a URL's password are masked: the operator
-        # sees what is wrong with any other value.
+    def test_other_values_are_shown_as_typed_but_a_urls_password(self, case):
+        # A URL pasted into the wrong key keeps its password masked; any
+        # other text is shown, so the operator sees what is wrong.
         section, key, expected = case
         with self.assertRaises(config.ConfigError) as raised:
             self.load("[%s]\n%s = redis://u:pw@h\n" % (section, key))
-        self.assertIn("[%s] %s = 'redis://u:pw@h': %s" % (
+        self.assertIn("[%s] %s = 'redis://u:***@h': %s" % (
+            section, key, expected), str(raised.exception))
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[%s]\n%s = u:pw@h\n" % (section, key))
+        self.assertIn("[%s] %s = 'u:pw@h': %s" % (
             section, key, expected), str(raised.exception))
 
     def test_a_file_that_is_not_utf8_is_one_line(self):
@@ -523,3 +527,15 @@ class RedisUrlOptionsTest(unittest.TestCase):
         config.load_settings(None, {
             "SCORING_STORE_MODE": "cluster",
             "SCORING_STORE_URL": "redis://127.0.0.1:7000/0"})
+
+
+class SentinelNodesTest(unittest.TestCase):
+    def test_a_url_typed_as_a_sentinel_is_refused_masked(self):
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {
+                "SCORING_STORE_SENTINELS": "redis://:s3cret@h:26379"})
+        self.assertEqual(
+            str(raised.exception),
+            "SCORING_STORE_SENTINELS: [store] sentinels ="
+            " 'redis://:***@h:26379': expected host:port, not"
+            " 'redis://:***@h:26379'")
