@@ -44,21 +44,41 @@ def keep_callers_text_out():
         tornado_log.addFilter(MalformedHttpFilter())
 
 
+class PerSecond:
+    """`make(second)` computed once a second, not once a line: time text
+    is the costliest part of a log line's format."""
+
+    def __init__(self, make):
+        self.make = make
+        self.second = None
+        self.text = None
+
+    def __call__(self, created):
+        second = int(created)
+        if second != self.second:
+            self.second = second
+            self.text = self.make(second)
+        return self.text
+
+
+def _iso_second(second):
+    """(date and time, UTC offset) of `second` in ISO 8601, local time."""
+    local = time.localtime(second)
+    offset = time.strftime("%z", local)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", local),
+            offset[:3] + ":" + offset[3:])
+
+
 class Formatter(logging.Formatter):
-    """The log format; the time text is made once a second, not per line."""
+    """The text format."""
 
     def __init__(self):
         super().__init__(LOG_FORMAT, DATE_FORMAT)
-        self._second = None
-        self._time_text = ""
+        self._time_text = PerSecond(lambda second: time.strftime(
+            DATE_FORMAT, self.converter(second)))
 
     def formatTime(self, record, datefmt=None):
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            self._time_text = time.strftime(DATE_FORMAT,
-                                            self.converter(second))
-        return self._time_text
+        return self._time_text(record.created)
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,19 +87,11 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self):
         super().__init__()
-        self._second = None
-        self._time_text = ""
+        self._time_text = PerSecond(_iso_second)
 
     def formatTime(self, record, datefmt=None):
         """ISO 8601 local time with milliseconds and the UTC offset."""
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            local = time.localtime(second)
-            offset = time.strftime("%z", local)
-            self._time_text = (time.strftime("%Y-%m-%dT%H:%M:%S", local),
-                               offset[:3] + ":" + offset[3:])
-        day_and_time, offset = self._time_text
+        day_and_time, offset = self._time_text(record.created)
         return "%s.%03d%s" % (day_and_time, record.msecs, offset)
 
     def format(self, record):
