@@ -2,6 +2,7 @@
 import datetime
 import hashlib
 import json
+import os
 
 import mock
 import redis.asyncio
@@ -112,3 +113,22 @@ def store_over(store_client, cache_client=None, settings=None):
         RedisEndpoint("store", store_client, settings.store),
         RedisEndpoint("cache", cache_client or mock_redis(), settings.cache),
         settings.cache)
+
+
+# SPEC 7: the online_score arguments that must answer 200.
+SCORED_ARGUMENTS = [
+    {"phone": "79175002040", "email": "stupnikov@otus.ru"},
+    {"phone": 79175002040, "email": "stupnikov@otus.ru"},
+    {"gender": 1, "birthday": "01.01.2000", "first_name": "a",
+     "last_name": "b"},
+    {"gender": 0, "birthday": "01.01.2000"},
+    {"gender": 2, "birthday": "01.01.2000"},
+    {"first_name": "a", "last_name": "b"},
+    {"phone": "79175002040", "email": "stupnikov@otus.ru", "gender": 1,
+     "birthday": "01.01.2000", "first_name": "a", "last_name": "b"},
+]
+
+# The repository, where `python -m scoring_api` runs from.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A user's online_score request answered 200 with score 3.0.
+SCORE_REQUEST = api_request("online_score", SCORED_ARGUMENTS[0])

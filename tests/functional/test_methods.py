@@ -6,8 +6,8 @@ from scoring_api import methods
 from scoring_api.config import Settings
 from tests.cases import cases
 from tests.clock import NOW, admin_request, stop_auth_clock
-from tests.helpers import (MemoryStore, admin_token, api_request, today,
-                           user_token)
+from tests.helpers import (SCORED_ARGUMENTS, MemoryStore, admin_token,
+                           api_request, today, user_token)
 
 INTERESTS = {0: ["books"], 1: ["cars", "pets"], 2: ["travel"],
              3: ["music", "tv", "sport"]}
@@ -176,17 +176,7 @@ class OnlineScoreTest(MethodHandlerTestCase):
             api_request("online_score", arguments), 422)
         self.assertEqual(response, message)
 
-    @cases([
-        {"phone": "79175002040", "email": "stupnikov@otus.ru"},
-        {"phone": 79175002040, "email": "stupnikov@otus.ru"},
-        {"gender": 1, "birthday": "01.01.2000", "first_name": "a",
-         "last_name": "b"},
-        {"gender": 0, "birthday": "01.01.2000"},
-        {"gender": 2, "birthday": "01.01.2000"},
-        {"first_name": "a", "last_name": "b"},
-        {"phone": "79175002040", "email": "stupnikov@otus.ru", "gender": 1,
-         "birthday": "01.01.2000", "first_name": "a", "last_name": "b"},
-    ])
+    @cases(SCORED_ARGUMENTS)
     @gen_test
     async def test_valid_arguments_are_scored(self, arguments):
         response = await self.assert_code(

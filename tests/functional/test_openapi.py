@@ -13,7 +13,8 @@ from scoring_api import app
 from tests.cases import cases
 from tests.clock import admin_request, stop_auth_clock
 from tests.functional.test_http import HttpTestCase
-from tests.helpers import api_request, today, user_token
+from tests.helpers import (SCORED_ARGUMENTS, api_request, today,
+                           user_token)
 
 with open(app.OPENAPI_PATH, encoding="utf-8") as _document:
     DOCUMENT = json.load(_document)
@@ -67,16 +68,7 @@ VECTORS = [
     ]
 ] + [
     (api_request("online_score", arguments), 200, OK)
-    for arguments in [
-        PHONE_EMAIL,
-        {"phone": 79175002040, "email": "stupnikov@otus.ru"},
-        {"gender": 1, "birthday": "01.01.2000", "first_name": "a",
-         "last_name": "b"},
-        {"gender": 0, "birthday": "01.01.2000"},
-        {"gender": 2, "birthday": "01.01.2000"},
-        {"first_name": "a", "last_name": "b"},
-        dict(FULL, first_name="a", last_name="b"),
-    ]
+    for arguments in SCORED_ARGUMENTS
 ] + [
     # the admin token of the stopped clock's hour (see setUp)
     (admin_request("online_score", PHONE_EMAIL), 200, OK),

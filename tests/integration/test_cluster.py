@@ -11,7 +11,7 @@ import time
 import redis
 from tornado.testing import gen_test
 
-from tests.helpers import api_request
+from tests.helpers import SCORE_REQUEST, api_request
 from tests.integration.modes import (BOUNDED, CACHE_BUDGET, INTEREST_IDS,
                                      SLACK_SECONDS, STORE_BUDGET,
                                      ModeTestCase)
@@ -19,8 +19,6 @@ from tests.topologies import (CLUSTER_NODE_TIMEOUT_MS, ClusterLayer,
                               cluster_failover_bound_seconds,
                               requires_cluster)
 
-SCORE = api_request("online_score", {"phone": "79175002040",
-                                     "email": "stupnikov@otus.ru"})
 THOUSAND = list(range(1000))
 # From the kill until interests answer 200 again: the cluster's failover,
 # then at most one call that began before it ended.
@@ -100,7 +98,7 @@ class ClusterServiceTest(ClusterTestCase):
             self.assertEqual(gets, 0, "node %d: a GET per key" % port)
 
     def test_a_score_is_cached_on_its_node_for_an_hour(self):
-        code, response = self.answer(self.post(SCORE))
+        code, response = self.answer(self.post(SCORE_REQUEST))
         self.assertEqual((code, response), (200, {"score": 3.0}))
         keys = self.redis.keys("*", target_nodes=redis.RedisCluster.PRIMARIES)
         self.assertEqual(len(keys), 1, keys)
@@ -191,7 +189,7 @@ class ClusterHangingNodeTest(ClusterTestCase):
                                 STORE_BUDGET + SLACK_SECONDS)
                 codes.add(code)
                 started = time.monotonic()
-                self.assertEqual(self.answer(self.post(SCORE)),
+                self.assertEqual(self.answer(self.post(SCORE_REQUEST)),
                                  (200, {"score": 3.0}))
                 self.assertLess(time.monotonic() - started,
                                 2 * CACHE_BUDGET + SLACK_SECONDS)

@@ -11,12 +11,10 @@ import mock
 from tornado.testing import gen_test
 
 from tests.clock import admin_request, stop_auth_clock
-from tests.helpers import api_request
+from tests.helpers import SCORE_REQUEST, api_request
 from tests.integration.base import FAST, ServiceTestCase
 from tests.layers import FaultLayer, RedisLayer, requires_own_server
 
-SCORE = api_request("online_score", {"phone": "79175002040",
-                                     "email": "stupnikov@otus.ru"})
 INTERESTS = api_request("clients_interests", {"client_ids": [1, 2]})
 # The admin's score reads no Redis; its token is for the stopped clock's
 # hour (tests.clock), so no run can cross an hour between build and check.
@@ -58,7 +56,7 @@ class RedisKilledTest(FaultTestCase):
         self.server.kill()
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(5):
-                (code, response), _ = self.timed(SCORE)
+                (code, response), _ = self.timed(SCORE_REQUEST)
                 self.assertEqual((code, response), (200, {"score": 3.0}))
 
     def test_interests_answer_503_within_the_budget(self):
@@ -75,14 +73,14 @@ class RedisKilledTest(FaultTestCase):
         with self.assertLogs("scoring_api.store", "WARNING"):
             self.assertEqual(self.timed(INTERESTS)[0][0], 503)
             for _ in range(FAST.cache.failure_threshold):
-                self.assertEqual(self.timed(SCORE)[0][0], 200)
+                self.assertEqual(self.timed(SCORE_REQUEST)[0][0], 200)
             self.assertTrue(self.store.breaker.is_open)
             self.server.start()
             self.redis.set("i:1", json.dumps(["cars", "pets"]))
             (code, response), _ = self.timed(INTERESTS)
             self.assertEqual((code, response["1"]), (200, ["cars", "pets"]))
             self.wait_until(lambda: not self.store.breaker.is_open)
-        (code, _), _ = self.timed(SCORE)
+        (code, _), _ = self.timed(SCORE_REQUEST)
         self.assertEqual(code, 200)
         self.assertEqual(len(self.redis.keys("score:*")), 1)
 
@@ -94,7 +92,7 @@ class RedisHangingTest(FaultTestCase):
             (code, _), seconds = self.timed(INTERESTS)
             self.assertEqual(code, 503)
             self.assertLess(seconds, STORE_BUDGET + SLACK_SECONDS)
-            (code, response), seconds = self.timed(SCORE)
+            (code, response), seconds = self.timed(SCORE_REQUEST)
         self.assertEqual((code, response), (200, {"score": 3.0}))
         # a cache_get and a cache_set, each at most the cache budget
         self.assertLess(seconds, 2 * CACHE_BUDGET + SLACK_SECONDS)
@@ -142,10 +140,10 @@ class BlackHoleTest(FaultTestCase):
     def test_scores_answer_and_the_breaker_stops_the_waiting(self):
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(FAST.cache.failure_threshold):
-                (code, response), _ = self.timed(SCORE)
+                (code, response), _ = self.timed(SCORE_REQUEST)
                 self.assertEqual((code, response), (200, {"score": 3.0}))
         self.assertTrue(self.store.breaker.is_open)
-        (code, response), seconds = self.timed(SCORE)
+        (code, response), seconds = self.timed(SCORE_REQUEST)
         self.assertEqual((code, response), (200, {"score": 3.0}))
         self.assertLess(seconds, FAST.cache.timeout)
 
@@ -169,7 +167,7 @@ class CircuitOpenTest(FaultTestCase):
         self.server.kill()
         with self.assertLogs("scoring_api.store", "WARNING") as logs:
             for _ in range(50):
-                (code, response), _ = self.timed(SCORE)
+                (code, response), _ = self.timed(SCORE_REQUEST)
                 self.assertEqual((code, response), (200, {"score": 3.0}))
         # No flood: the first failure and the opening of the circuit.
         self.assertEqual(len(logs.output), 2, logs.output)
@@ -186,11 +184,11 @@ class CircuitBreakerTest(FaultTestCase):
         self.server.kill()
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(FAST.cache.failure_threshold):
-                self.timed(SCORE)
+                self.timed(SCORE_REQUEST)
             self.server.start()
             recovered_in = self.wait_until(
                 lambda: not self.store.breaker.is_open)
         self.assertLess(recovered_in, FAST.cache.reset_timeout
                         + CACHE_BUDGET + SLACK_SECONDS)
-        self.assertEqual(self.timed(SCORE)[0], (200, {"score": 3.0}))
+        self.assertEqual(self.timed(SCORE_REQUEST)[0], (200, {"score": 3.0}))
         self.assertEqual(len(self.redis.keys("score:*")), 1)

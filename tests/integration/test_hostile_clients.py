@@ -17,13 +17,9 @@ import unittest
 
 import redis
 
-from tests.helpers import api_request
+from tests.helpers import ROOT, SCORE_REQUEST, api_request
 from tests.layers import RedisLayer, free_port, requires_redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-SCORE = api_request("online_score", {"phone": "79175002040",
-                                     "email": "stupnikov@otus.ru"})
 START_SECONDS = 10.0
 # Generous: what is proven is "served at all", "closed at all", "freed".
 DEADLINE_SECONDS = 10.0
@@ -78,7 +74,7 @@ def connect(port, timeout=DEADLINE_SECONDS, receive_buffer=None):
     return sock
 
 
-def ask(port, body=SCORE):
+def ask(port, body=SCORE_REQUEST):
     """(status, body) of one request on a new connection."""
     with connect(port) as sock:
         sock.sendall(http_request(body))
@@ -238,7 +234,7 @@ class ConnectionLimitTest(unittest.TestCase):
         """A kept-alive connection, served once, so counted."""
         sock = connect(service.port)
         self.addCleanup(sock.close)
-        sock.sendall(http_request(SCORE))
+        sock.sendall(http_request(SCORE_REQUEST))
         self.assertEqual(read_answer(sock)[0], 200)
         return sock
 
@@ -246,7 +242,7 @@ class ConnectionLimitTest(unittest.TestCase):
         """A client past max_connections: asks and gets no answer yet."""
         sock = connect(service.port, timeout=NOT_ANSWERED_SECONDS)
         self.addCleanup(sock.close)
-        sock.sendall(http_request(SCORE))
+        sock.sendall(http_request(SCORE_REQUEST))
         with self.assertRaises(socket.timeout):
             sock.recv(1)
         sock.settimeout(DEADLINE_SECONDS)
@@ -275,7 +271,7 @@ class ConnectionLimitTest(unittest.TestCase):
         service = Service(self, SCORING_SERVER_MAX_CONNECTIONS="1",
                           SCORING_SERVER_BODY_TIMEOUT="0.5")
         slow = self.hold(service)
-        slow.sendall(http_request(SCORE)[:-10])  # and never the rest
+        slow.sendall(http_request(SCORE_REQUEST)[:-10])  # and never the rest
         self.assert_served_once_closed(service, slow)
         service.wait_for_log("body not received in 0.5s")
 

@@ -17,13 +17,9 @@ import urllib.error
 import urllib.request
 
 from scoring_api.server import MAX_WORKER_RESTARTS
-from tests.helpers import api_request
+from tests.helpers import ROOT, SCORE_REQUEST, api_request
 from tests.layers import BlackHole, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-SCORE = api_request("online_score", {"phone": "79175002040",
-                                     "email": "stupnikov@otus.ru"})
 # Guards against a hang, not promises: generous, so that a start-up on a
 # busy machine (imports, fork) never fails a test.
 START_SECONDS = 30.0
@@ -165,7 +161,7 @@ class StopTest(ProcessTestCase):
         self.wait_until_serving(process)
         workers = self.wait_for_workers(2)
         for _ in range(20):
-            self.assertEqual(post(self.port, SCORE),
+            self.assertEqual(post(self.port, SCORE_REQUEST),
                              (200, {"code": 200, "response": {"score": 3.0}}))
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
@@ -195,7 +191,7 @@ class StopTest(ProcessTestCase):
             self.assertLess(time.monotonic(), deadline, "not reaped")
             time.sleep(0.05)
         self.assertNotIn(victim, self.wait_for_workers(2))
-        self.assertEqual(post(self.port, SCORE)[0], 200)
+        self.assertEqual(post(self.port, SCORE_REQUEST)[0], 200)
 
 
 class SupervisorTest(ProcessTestCase):

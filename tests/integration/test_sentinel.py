@@ -9,15 +9,13 @@ import tempfile
 
 from tornado.testing import gen_test
 
-from tests.helpers import api_request
+from tests.helpers import SCORE_REQUEST, api_request
 from tests.integration.modes import (BOUNDED, INTEREST_IDS, INTERESTS,
                                      STORE_BUDGET, ModeTestCase)
 from tests.topologies import (SERVICE_NAME, SentinelLayer,
                               requires_sentinel,
                               sentinel_failover_bound_seconds)
 
-SCORE = api_request("online_score", {"phone": "79175002040",
-                                     "email": "stupnikov@otus.ru"})
 # From the kill until interests answer 200 again: the sentinels' failover,
 # then at most one call that began before it ended.
 RECOVERY_BOUND_SECONDS = sentinel_failover_bound_seconds() + STORE_BUDGET
@@ -54,7 +52,7 @@ class SentinelServiceTest(SentinelTestCase):
         self.assertEqual(response, dict(INTERESTS, **{"999": []}))
 
     def test_a_score_is_cached_on_the_master_for_an_hour(self):
-        code, response = self.answer(self.post(SCORE))
+        code, response = self.answer(self.post(SCORE_REQUEST))
         self.assertEqual((code, response), (200, {"score": 3.0}))
         client = self.master_client()
         keys = client.keys("*")
