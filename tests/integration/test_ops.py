@@ -9,9 +9,9 @@ import tempfile
 import time
 import urllib.request
 
-from tests.helpers import api_request
+from tests.helpers import SCORE_REQUEST, api_request
 from tests.integration.base import ServiceTestCase
-from tests.integration.test_faults import SCORE, FaultTestCase
+from tests.integration.test_faults import FaultTestCase
 from tests.integration.test_process import (START_SECONDS, STOP_SECONDS,
                                             ProcessTestCase, _alive, post)
 from tests.layers import free_port
@@ -49,13 +49,13 @@ class DeadCacheMetricsTest(FaultTestCase):
         return samples(self.fetch("/metrics").body)
 
     def test_a_killed_cache_moves_the_error_counter_and_the_breaker(self):
-        self.post(SCORE)
+        self.post(SCORE_REQUEST)
         before = self.scrape()
         self.assertEqual(value(before, "scoring_api_cache_circuit_open"), 0)
         self.server.kill()
         with self.assertLogs("scoring_api.store", "WARNING"):
             for _ in range(5):
-                self.assertEqual(self.answer(self.post(SCORE))[0], 200)
+                self.assertEqual(self.answer(self.post(SCORE_REQUEST))[0], 200)
             dead = self.scrape()
             self.assertEqual(
                 value(dead, "scoring_api_redis_errors_total", role="cache")
@@ -129,9 +129,9 @@ class WorkersMetricsTest(OpsProcessTestCase):
     def test_two_workers_add_up_and_clean_their_directory(self):
         process, workers = self.start_two_workers()
         for _ in range(30):
-            post(self.port, SCORE)
+            post(self.port, SCORE_REQUEST)
         for _ in range(10):
-            post(self.port, dict(SCORE, token="bad"))
+            post(self.port, dict(SCORE_REQUEST, token="bad"))
         self.wait_for_totals((30, 10, 0))
         writers = {int(name.rsplit("_", 1)[1][:-3]) for name in
                    map(os.path.basename,
@@ -146,7 +146,7 @@ class WorkersMetricsTest(OpsProcessTestCase):
     def test_the_counts_of_a_worker_that_died_are_kept(self):
         process, workers = self.start_two_workers()
         for _ in range(20):
-            post(self.port, SCORE)
+            post(self.port, SCORE_REQUEST)
         self.wait_for_totals((20, 0, 0))
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + START_SECONDS
@@ -161,7 +161,7 @@ class WorkersMetricsTest(OpsProcessTestCase):
         self.wait_until_serving(process)
         workers = self.wait_for_workers(2)
         for _ in range(10):
-            post(self.port, SCORE)
+            post(self.port, SCORE_REQUEST)
         (directory,) = {os.path.dirname(path) for pid in workers
                         for path in glob.glob(os.path.join(
                             tempfile.gettempdir(), "scoring-api-metrics-*",
@@ -183,7 +183,7 @@ class LogConfigTest(OpsProcessTestCase):
         self.wait_until_serving(process)
         request = urllib.request.Request(
             "http://127.0.0.1:%d/method/" % self.port,
-            data=json.dumps(SCORE).encode(),
+            data=json.dumps(SCORE_REQUEST).encode(),
             headers={"X-Forwarded-For": "203.0.113.7",
                      "X-Request-Id": "via-proxy"})
         urllib.request.urlopen(request, timeout=10).close()
@@ -210,7 +210,7 @@ class LogConfigTest(OpsProcessTestCase):
         self.assertNotIn("s3cretpass", text)
 
     def rotate_and_check(self, process, workers):
-        post(self.port, SCORE)
+        post(self.port, SCORE_REQUEST)
         os.rename(self.log.name, self.log.name + ".1")
         self.addCleanup(os.unlink, self.log.name + ".1")
         process.send_signal(signal.SIGHUP)
@@ -218,7 +218,7 @@ class LogConfigTest(OpsProcessTestCase):
         # only at its stop, and it reopened before it told the workers.
         self.wait_for_lines("log file reopened", workers)
         for _ in range(10):  # reaches every worker
-            post(self.port, SCORE)
+            post(self.port, SCORE_REQUEST)
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
         with open(self.log.name + ".1", encoding="utf-8") as old:
