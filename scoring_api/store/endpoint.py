@@ -1,6 +1,7 @@
 """One Redis role (the store or the cache): its client, its bounds, its
 counted retries and its outage log, in every mode."""
 import asyncio
+import functools
 
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ClusterError
@@ -82,10 +83,13 @@ class RedisEndpoint:
         endpoint.description = modes.describe(settings)
         return endpoint
 
-    async def call(self, command, *args, retries=None):
+    async def call(self, command, *args, retries=None, **options):
         """Run one command; retry transient failures, then raise
-        `StoreUnavailable`."""
-        return await self.run(command, self._command, command, *args,
+        `StoreUnavailable`. `options` go to redis-py's parsing of the
+        reply (`get=True`: SET ... GET answers the old value)."""
+        operation = (functools.partial(self._command, **options) if options
+                     else self._command)
+        return await self.run(command, operation, command, *args,
                               retries=retries)
 
     async def run(self, label, operation, *args, retries=None,
@@ -134,9 +138,9 @@ class RedisEndpoint:
         finally:
             self.slots.release()
 
-    def _command(self, *args):
+    def _command(self, *args, **options):
         # Looked up at each call, so a test can wrap execute_command.
-        return self.client.execute_command(*args)
+        return self.client.execute_command(*args, **options)
 
     def _forget_layout(self):
         # A cluster pipeline that failed does not make the client learn

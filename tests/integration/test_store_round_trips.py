@@ -5,7 +5,7 @@ import time
 from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api.errors import StoreUnavailable
-from scoring_api.store import Store
+from scoring_api.store import OtherType, Store
 from tests.integration.base import FAST
 from tests.layers import RedisLayer, requires_redis
 
@@ -47,6 +47,36 @@ class StoreRoundTripTest(AsyncTestCase):
         await self.store.cache_set("score:k", 3.5, 60)
         self.assertEqual(await self.store.cache_get("score:k"), b"3.5")
         self.assertIsNone(await self.store.cache_get("score:other"))
+
+    @gen_test
+    async def test_a_miss_is_read_and_written_by_one_command(self):
+        self.assertIsNone(
+            await self.store.cache_get_or_set("score:k", 4.5, 3600))
+        self.assertEqual(await self.command_calls("set"), 1)
+        self.assertEqual(await self.command_calls("get"), 0)
+        self.assertEqual(await self.store.cache_get("score:k"), b"4.5")
+        ttl = await self.store.cache.call("TTL", "score:k")
+        self.assertTrue(3590 <= ttl <= 3600, ttl)
+
+    @gen_test
+    async def test_what_the_cache_holds_is_answered_and_left_alone(self):
+        # Even what is not a score: the caller decides to overwrite it.
+        await self.store.cache.call("SET", "score:k", "garbage", "EX", 100)
+        self.assertEqual(
+            await self.store.cache_get_or_set("score:k", 4.5, 3600),
+            b"garbage")
+        self.assertEqual(await self.store.cache_get("score:k"), b"garbage")
+        self.assertLessEqual(await self.store.cache.call("TTL", "score:k"),
+                             100)
+
+    @gen_test
+    async def test_a_score_key_of_another_type_reads_as_such(self):
+        await self.store.cache.call("SADD", "score:k", "x")
+        self.assertIsInstance(
+            await self.store.cache_get_or_set("score:k", 4.5, 3600),
+            OtherType)
+        self.assertEqual(await self.store.cache.call("TYPE", "score:k"),
+                         b"set")
 
     @gen_test
     async def test_a_cached_value_gets_the_ttl_it_was_given(self):

@@ -417,6 +417,65 @@ class StoreCacheTest(ClosingTestCase):
             "SET", "score:x", 3.0, "EX", 60)
 
     @gen_test
+    async def test_a_miss_is_read_and_cached_in_one_round_trip(self):
+        cache = mock_redis(None)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        self.assertIsNone(await store.cache_get_or_set("score:x", 3.0, 60))
+        cache.execute_command.assert_awaited_once_with(
+            "SET", "score:x", 3.0, "NX", "GET", "EX", 60, get=True)
+
+    @gen_test
+    async def test_a_cached_value_is_answered_by_the_same_command(self):
+        cache = mock_redis(b"4.5")
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        self.assertEqual(await store.cache_get_or_set("score:x", 3.0, 60),
+                         b"4.5")
+        self.assertEqual(cache.execute_command.await_count, 1)
+
+    @gen_test
+    async def test_a_redis_without_set_nx_get_gets_get_then_set(self):
+        clock = FakeClock()
+        cache = mock_redis(ResponseError("syntax error"), None, True)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        store.clock = clock
+        with self.assertLogs("scoring_api.store", "WARNING") as logs:
+            self.assertIsNone(
+                await store.cache_get_or_set("score:x", 3.0, 60))
+        self.assertIn("Redis < 7.0", "\n".join(logs.output))
+        clock.now += FAST.cache.reset_timeout  # the write pause is over
+        self.assertIsNone(await store.cache_get_or_set("score:y", 1.5, 60))
+        self.assertEqual(cache.execute_command.await_args_list[1:], [
+            mock.call("GET", "score:y"),
+            mock.call("SET", "score:y", 1.5, "EX", 60)])
+        self.assertTrue(store.breaker.allows())
+
+    @gen_test
+    async def test_while_writes_are_paused_a_miss_only_reads(self):
+        clock = FakeClock()
+        cache = mock_redis(OutOfMemoryError("command not allowed"), None)
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        store.clock = clock
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            self.assertIsNone(
+                await store.cache_get_or_set("score:x", 3.0, 60))
+        self.assertIsNone(await store.cache_get_or_set("score:y", 3.0, 60))
+        self.assertEqual(cache.execute_command.await_args,
+                         mock.call("GET", "score:y"))
+        self.assertTrue(store.set_nx_get)  # out of memory is not old
+
+    @gen_test
+    async def test_with_the_circuit_open_nothing_reaches_redis(self):
+        cache = mock_redis(forever=RedisConnectionError("refused"))
+        store = self.closing(store_over(mock_redis(), cache, FAST))
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            for number in range(20):
+                self.assertIsNone(await store.cache_get_or_set(
+                    "score:%d" % number, 3.0, 60))
+        self.assertEqual(
+            cache.execute_command.await_count,
+            FAST.cache.failure_threshold * (1 + FAST.cache.retries))
+
+    @gen_test
     async def test_a_refused_write_pauses_writes_and_leaves_reads_on(self):
         clock = FakeClock()
         cache = mock_redis(forever=OutOfMemoryError("command not allowed"))
@@ -641,6 +700,20 @@ class LocalTierTest(ClosingTestCase):
         await store.cache_set("score:x", 3.0, 60)
         self.assertEqual(await store.cache_get("score:x"), 3.0)
         self.assertEqual(cache.execute_command.await_count, 1)  # the SET
+
+    @gen_test
+    async def test_a_miss_and_a_hit_in_redis_are_then_kept_locally(self):
+        cache = mock_redis(None, b"4.5")
+        store = self.closing(store_over(mock_redis(), cache))
+        self.assertIsNone(await store.cache_get_or_set("score:x", 3.0, 60))
+        self.assertEqual(await store.cache_get_or_set("score:y", 3.0, 60),
+                         b"4.5")
+        for _ in range(3):
+            self.assertEqual(
+                await store.cache_get_or_set("score:x", 1.5, 60), 3.0)
+            self.assertEqual(
+                await store.cache_get_or_set("score:y", 1.5, 60), b"4.5")
+        self.assertEqual(cache.execute_command.await_count, 2)
 
     @gen_test
     async def test_with_the_cache_dead_the_local_tier_still_answers(self):
