@@ -1,6 +1,7 @@
 """The benchmark: each service row beside its yardstick, in alternation.
 
-    ./run.sh bench [--quick] [--rounds N] [--duration S] [--connections N ...]
+    ./run.sh bench [--quick] [--rounds N] [--passes N] [--duration S]
+                   [--connections N ...]
                    [--only NAME ...] [--against CHECKOUT]
     ./run.sh bench --list
 
@@ -13,12 +14,14 @@ request) and bench/bare.py (Tornado answering a fixed body: the ceiling).
 A busy machine's speed drifts by a quarter from one minute to the next, so
 only figures taken side by side compare. For each concurrency, the loads
 (a server and a script) that compare are driven in turns, A B C, then
-C B A, and so on for every round, after a short warm-up; each round gives
-one ratio of a row to its yardstick, and the table shows the median of
-these ratios with their min..max, and the same from the server's CPU
-time a request (steadier on a busy machine). The same rows go to
-bench/results/latest.json. --against runs another checkout's service
-beside this one, request by request: how a change is measured.
+C B A, then A B C, after a short warm-up: one round. Other work on the
+machine only ever slows a run down, so a load's figure in a round is its
+best run there (as timeit takes its fastest). Each round gives one ratio
+of a row to its yardstick, and the table shows the median of these ratios
+with their min..max, and the same from the server's CPU time a request.
+The same rows go to bench/results/latest.json. --against runs another
+checkout's service beside this one, request by request: how a change is
+measured.
 """
 import argparse
 import collections
@@ -59,13 +62,15 @@ WARM_UP_TIMEOUT_SECONDS = 5.0
 WARM_UP_FIRST_PHONE = 9 * 10 ** 9
 
 
-class Mode(collections.namedtuple("Mode", "rounds seconds concurrencies")):
-    """How long a run measures: rounds of `seconds` per load, per
-    concurrency."""
+class Mode(collections.namedtuple(
+        "Mode", "rounds passes seconds concurrencies")):
+    """How long a run measures, per concurrency: `rounds`, each of
+    `passes` over the loads (one wrk run of `seconds` per load and pass,
+    every other pass in reverse order)."""
 
 
-FULL = Mode(rounds=5, seconds=2, concurrencies=(16, 64))
-QUICK = Mode(rounds=3, seconds=1, concurrencies=(16,))
+FULL = Mode(rounds=5, passes=3, seconds=1, concurrencies=(16, 64))
+QUICK = Mode(rounds=3, passes=1, seconds=1, concurrencies=(16,))
 
 # name -> (request body, expected status, family). Scripts of one family
 # are measured in the same rounds.
@@ -85,13 +90,23 @@ SCRIPTS = {
 }
 BARE = "bare"
 AGAINST = "before"  # the service of another checkout (--against)
-# The order of the loads within a round (every other round reversed).
-SERVERS = ("reference", BARE, "service cache dead", "service x2", AGAINST,
-           "service")
+SERVERS = ("reference", AGAINST, "service", BARE, "service cache dead",
+           "service x2")
 
 
 WORKERS = {"service x2": 2}  # the others have one process
 Load = collections.namedtuple("Load", "server script")
+# The order of the loads within a round (every other round reversed):
+# each row next to its yardstick where it can be, the rows with the
+# narrowest margins nearest. Loads not named here come last, in the order
+# of SERVERS.
+ROUND_ORDER = [
+    Load("reference", "hit"), Load("service cache dead", "hit"),
+    Load(AGAINST, "invalid"), Load("service", "invalid"),
+    Load(AGAINST, "hit"), Load("service", "hit"), Load(BARE, "hit"),
+    Load("service", "bad token"), Load(AGAINST, "bad token"),
+    Load("service x2", "hit"),
+]
 
 
 class Target(collections.namedtuple("Target", "of minimum")):
@@ -189,10 +204,14 @@ def families(scenarios):
     loads = collections.defaultdict(set)
     for scenario in scenarios:
         loads[SCRIPTS[scenario.load.script][2]].update(scenario.loads())
-    script_order = list(SCRIPTS)
-    return {family: sorted(members, key=lambda load: (
-        SERVERS.index(load.server), script_order.index(load.script)))
-        for family, members in loads.items()}
+    return {family: sorted(members, key=_round_position)
+            for family, members in loads.items()}
+
+
+def _round_position(load):
+    if load in ROUND_ORDER:
+        return ROUND_ORDER.index(load), 0
+    return len(ROUND_ORDER), SERVERS.index(load.server)
 
 
 class Bench:
@@ -230,17 +249,23 @@ class Bench:
                 expected_status(load)))
 
     def measure(self, loads, connections):
-        """{load: [wrk result per round]}."""
+        """{load: [wrk result per round]}: in each round, the best of the
+        load's runs (the highest req/s), with every run under "runs"."""
         for load in loads:
             self.warm_up(load)
         results = {load: [] for load in loads}
+        passes = itertools.cycle([loads, loads[::-1]])
         for round_number in range(self.mode.rounds):
-            order = loads if round_number % 2 == 0 else loads[::-1]
             progress("  round %d/%d at %d connections: %s"
                      % (round_number + 1, self.mode.rounds, connections,
-                        ", ".join("%s/%s" % load for load in order)))
-            for load in order:
-                results[load].append(self.run(load, connections))
+                        ", ".join("%s/%s" % load for load in loads)))
+            runs = collections.defaultdict(list)
+            for _ in range(self.mode.passes):
+                for load in next(passes):
+                    runs[load].append(self.run(load, connections))
+            for load in loads:
+                best = max(runs[load], key=lambda result: result["rps"])
+                results[load].append(dict(best, runs=runs[load]))
         return results
 
     def run(self, load, connections):
@@ -332,6 +357,7 @@ def row(scenario, connections, results):
         "expected_status": expected_status(scenario.load),
         "rps": round(statistics.median(r["rps"] for r in mine)),
         "rps_rounds": [r["rps"] for r in mine],
+        "rps_runs": [[run["rps"] for run in r["runs"]] for r in mine],
         "p50_ms": statistics.median(r["p50_ms"] for r in mine),
         "p99_ms": statistics.median(r["p99_ms"] for r in mine),
         "yardstick": scenario.yardstick_name,
@@ -491,6 +517,9 @@ def parse_args(argv):
                             QUICK.concurrencies[0]))
     parser.add_argument("--rounds", type=int,
                         help="rounds per load (default %d)" % FULL.rounds)
+    parser.add_argument("--passes", type=int,
+                        help="runs per load in a round, of which the best"
+                        " counts (default %d)" % FULL.passes)
     parser.add_argument("--duration", type=int, metavar="SECONDS",
                         help="seconds per wrk run (default %d)"
                         % FULL.seconds)
@@ -512,6 +541,8 @@ def parse_args(argv):
         parser.error("--against: no scoring_api in %s" % args.against)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.passes is not None and args.passes < 1:
+        parser.error("--passes must be at least 1")
     if args.duration is not None and args.duration < 1:
         parser.error("--duration must be at least 1")
     if args.connections and min(args.connections) < 1:
@@ -528,6 +559,7 @@ def main(argv=None):
     mode = QUICK if args.quick else FULL
     mode = mode._replace(
         rounds=args.rounds or mode.rounds,
+        passes=args.passes or mode.passes,
         seconds=args.duration or mode.seconds,
         concurrencies=args.connections or mode.concurrencies)
     if args.only:
@@ -538,8 +570,8 @@ def main(argv=None):
         scenarios = against_scenarios(scenarios)
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (Debian: apt-get install wrk)")
-    print("machine: %s; %d rounds of %d s per load" % (
-        machine(), mode.rounds, mode.seconds))
+    print("machine: %s; %d rounds; in each, a load's best of %d runs of %d"
+          " s" % (machine(), mode.rounds, mode.passes, mode.seconds))
     print(HEADER.rstrip())
     load_before = load_average()
     rows = run(mode, scenarios, args.against)
@@ -551,7 +583,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as results:
         json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                   "rounds": mode.rounds, "duration_s": mode.seconds,
+                   "rounds": mode.rounds, "passes": mode.passes,
+                   "duration_s": mode.seconds,
                    "quick": args.quick, "against": args.against,
                    "load_average": [load_before, load_after],
                    "rows": rows}, results, indent=1)
