@@ -69,7 +69,7 @@ class Mode(collections.namedtuple(
     every other pass in reverse order)."""
 
 
-FULL = Mode(rounds=5, passes=3, seconds=1, concurrencies=(16, 64))
+FULL = Mode(rounds=7, passes=3, seconds=1, concurrencies=(16, 64))
 QUICK = Mode(rounds=3, passes=1, seconds=1, concurrencies=(16,))
 
 # name -> (request body, expected status, family). Scripts of one family
