@@ -462,7 +462,7 @@ def summary(rows):
              % (100 * WIDE_SPREAD)]
     if failed:
         lines.append("targets missed: " + "; ".join(
-            "%s at %d (%s: %.2f)" % (
+            "%s at %d (%s: %.3f)" % (
                 r["scenario"], r["concurrency"], r["target"],
                 r["vs" if r["target"].startswith("vs") else "vs_bare"]
                 ["median"]) for r in failed))
