@@ -113,15 +113,13 @@ class Store:
         """What `cache_get(key)` would answer; where that is None (a miss,
         or a failure), `value` is cached for `ttl_seconds` as `cache_set`
         would. One round trip (SET NX GET) where there were two."""
-        cached = self.local.get(key)
-        if cached is not None:
-            return cached
-        if self._writes_paused():
-            return await self.cache_get(key)
-        if not self.set_nx_get:
+        if not self.set_nx_get or self._writes_paused():
             cached = await self.cache_get(key)
             if cached is None:
                 await self.cache_set(key, value, ttl_seconds)
+            return cached
+        cached = self.local.get(key)
+        if cached is not None:
             return cached
         cached = await self._cache_call(
             "SET", key, value, "NX", "GET", "EX", int(ttl_seconds), get=True)
@@ -146,7 +144,7 @@ class Store:
         except StoreRefused as refusal:
             if command == "SET":
                 self.writes_resume_at = self.clock() + self.write_pause
-                if "GET" in args and _is_syntax_error(refusal):
+                if options.get("get") and _is_syntax_error(refusal):
                     self._without_set_nx_get()
             else:
                 self.breaker.record_failure()
