@@ -196,15 +196,20 @@ class LoadSettingsTest(unittest.TestCase):
         url, masked = case
         self.assertEqual(config.mask_url(url), masked)
 
-    def test_the_line_of_bad_utf8_counts_a_leading_blank_line(self):
+    def load_bytes(self, content):
+        """The path of a config file holding `content`, and the error that
+        loading it raised."""
         path = write_config("")
         self.addCleanup(os.unlink, path)
         with open(path, "wb") as config_file:
-            config_file.write(b"\n[server]\nhost = caf\xe9\n")
+            config_file.write(content)
         with self.assertRaises(config.ConfigError) as raised:
             config.load_settings(path, {})
-        self.assertEqual(str(raised.exception),
-                         "%s: line 3 is not UTF-8 text" % path)
+        return path, str(raised.exception)
+
+    def test_the_line_of_bad_utf8_counts_a_leading_blank_line(self):
+        path, error = self.load_bytes(b"\n[server]\nhost = caf\xe9\n")
+        self.assertEqual(error, "%s: line 3 is not UTF-8 text" % path)
 
     def test_several_nodes_in_standalone_mode_read_from_a_file(self):
         # The mode as the file spells it, not the built-in default.
@@ -230,14 +235,9 @@ class LoadSettingsTest(unittest.TestCase):
             section, key, expected), str(raised.exception))
 
     def test_a_file_that_is_not_utf8_is_one_line(self):
-        path = write_config("")
-        self.addCleanup(os.unlink, path)
-        with open(path, "wb") as config_file:
-            config_file.write(b"[server]\n; caf\xc3\xa9\nhost = caf\xe9\n")
-        with self.assertRaises(config.ConfigError) as raised:
-            config.load_settings(path, {})
-        self.assertEqual(str(raised.exception),
-                         "%s: line 3 is not UTF-8 text" % path)
+        path, error = self.load_bytes(
+            b"[server]\n; caf\xc3\xa9\nhost = caf\xe9\n")
+        self.assertEqual(error, "%s: line 3 is not UTF-8 text" % path)
 
     def test_an_unknown_section_in_the_environment_is_refused(self):
         with self.assertRaises(config.ConfigError) as raised:
