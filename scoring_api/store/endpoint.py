@@ -22,6 +22,11 @@ TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # the next attempt, on the layout learned again, succeeds.
 CLUSTER_TRANSIENT_ERRORS = TRANSIENT_ERRORS + (
     ClusterError, TryAgainError, RedisClusterException)
+# What redis-py's asyncio client lets out, instead of a ConnectionError,
+# when a connection is closed under a command (a peer reset, a cluster
+# failover tearing node connections down): redis/redis-py#4287. A broken
+# connection all the same.
+TORN_DOWN_ERRORS = (AttributeError, TypeError)
 # A connection that broke (a pooled one to a Redis since restarted): one
 # more attempt on a new connection tells whether Redis is up.
 BROKEN_CONNECTION_ERRORS = (RedisConnectionError, ConnectionError)
@@ -135,6 +140,9 @@ class RedisEndpoint:
                 return await operation(*args)
             async with asyncio.timeout(self.attempt_timeout):
                 return await operation(*args)
+        except TORN_DOWN_ERRORS as error:
+            raise RedisConnectionError(
+                "connection torn down: %s" % error) from error
         finally:
             self.slots.release()
 

@@ -83,6 +83,22 @@ class RetryTest(AsyncTestCase):
         self.assertEqual(client.execute_command.await_count,
                          1 + FAST.store.retries)
 
+    @cases([AttributeError("'NoneType' object has no attribute"
+                           " 'writelines'"),
+            TypeError("'NoneType' object is not callable")])
+    @gen_test
+    async def test_a_connection_torn_down_under_a_command_is_transient(
+            self, error):
+        # redis-py lets these out of a closed transport (redis-py#4287).
+        client = mock_redis(error, "3.0")
+        self.assertEqual(await self.endpoint(client).call("GET", "k"), "3.0")
+        client = mock_redis(forever=error)
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "k")
+        self.assertEqual(client.execute_command.await_count,
+                         1 + FAST.store.retries)
+
     @gen_test
     async def test_a_call_that_fails_then_succeeds_returns_the_answer(self):
         client = mock_redis(RedisConnectionError("refused"), '["cars"]')
