@@ -14,6 +14,7 @@ import logging
 import resource
 import time
 
+from tornado import httputil
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
@@ -160,9 +161,9 @@ class WriteTimeoutStream(IOStream):
     """An IOStream closed when what it was given to write is not all
     written (the client does not read) within `write_timeout` seconds.
 
-    Once closed it starts no new request, even one already buffered:
-    Tornado would serve every request a client pipelined, though no answer
-    can reach it any more.
+    Once closed it reads nothing more, not even what is already buffered:
+    Tornado would serve every request a client pipelined, though no
+    answer can reach it any more.
     """
 
     def __init__(self, socket, write_timeout, stalls, **kwargs):
@@ -179,11 +180,6 @@ class WriteTimeoutStream(IOStream):
                     self.write_timeout, self._write_too_slow)
             future.add_done_callback(self._written)
         return future
-
-    def read_until_regex(self, regex, max_bytes=None):
-        if self.closed():  # the start of a request's headers
-            raise StreamClosedError(real_error=self.error)
-        return super().read_until_regex(regex, max_bytes)
 
     def _written(self, future):
         if not self.writing():
@@ -204,9 +200,53 @@ class WriteTimeoutStream(IOStream):
         super().close_fd()
 
 
+def _refused_once_closed(read):
+    @functools.wraps(read)
+    def guarded(self, *args, **kwargs):
+        if self.closed():
+            raise StreamClosedError(real_error=self.error)
+        return read(self, *args, **kwargs)
+    return guarded
+
+
+# Every public read of IOStream, whichever of them HTTP1Connection uses.
+for _read in ("read_until_regex", "read_until", "read_bytes", "read_into",
+              "read_until_close"):
+    setattr(WriteTimeoutStream, _read,
+            _refused_once_closed(getattr(IOStream, _read)))
+
+
+class _HeadersWatch(httputil.HTTPMessageDelegate):
+    """Passes one request on to `delegate`, and tells `server` when its
+    headers came: until then its connection is idle (see drain)."""
+
+    def __init__(self, delegate, server, server_conn):
+        self.delegate = delegate
+        self.server = server
+        self.server_conn = server_conn
+
+    def headers_received(self, start_line, headers):
+        self.server.idle.pop(self.server_conn, None)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.delegate.data_received(chunk)
+
+    def finish(self):
+        self.delegate.finish()
+
+    def on_connection_close(self):
+        self.delegate.on_connection_close()
+
+
 class LimitedHTTPServer(HTTPServer):
-    """Tornado's HTTPServer with `max_connections` and `write_timeout`
-    (plain HTTP only: no ssl_options)."""
+    """Tornado's HTTPServer with `max_connections`, `write_timeout` and a
+    graceful `drain` (plain HTTP only: no ssl_options).
+
+    It accepts through `Acceptor`, not Tornado's accept loop (which spins
+    and logs a traceback per turn when descriptors run out): `add_sockets`
+    and `stop` are overridden, with the meaning TCPServer gives them.
+    """
 
     def initialize(self, *args, max_connections, write_timeout, **kwargs):
         super().initialize(*args, **kwargs)
@@ -217,14 +257,16 @@ class LimitedHTTPServer(HTTPServer):
         self.stalls = ThrottledWarning(
             "closed connections whose client did not read its answer")
         self.acceptors = []
+        self.open_connections = 0
+        # Connections waiting for the headers of their next request:
+        # {HTTP1ServerConnection: its HTTP1Connection}.
+        self.idle = {}
+        self.draining = False
 
     def full(self):
-        return len(self._connections) >= self.max_connections
+        return self.open_connections >= self.max_connections
 
     def add_sockets(self, sockets):
-        sockets = list(sockets)
-        for sock in sockets:
-            self._sockets[sock.fileno()] = sock
         acceptor = Acceptor(sockets, self._accepted, self.full)
         self.acceptors.append(acceptor)
         acceptor.resume()
@@ -232,18 +274,42 @@ class LimitedHTTPServer(HTTPServer):
     def stop(self):
         for acceptor in self.acceptors:
             acceptor.stop()
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
+            for sock in acceptor.sockets:
+                sock.close()
+        self.acceptors = []
+        super().stop()
 
     def _accepted(self, connection, address):
         stream = WriteTimeoutStream(
             connection, self.write_timeout, self.stalls,
             max_buffer_size=self.max_buffer_size,
             read_chunk_size=self.read_chunk_size)
-        self.handle_stream(stream, address)  # counted in _connections
+        self.handle_stream(stream, address)
+
+    def handle_stream(self, stream, address):
+        self.open_connections += 1
+        super().handle_stream(stream, address)
+
+    def start_request(self, server_conn, request_conn):
+        if self.draining:  # its last answer is out: no next request
+            request_conn.close()
+        else:
+            self.idle[server_conn] = request_conn
+        return _HeadersWatch(super().start_request(server_conn, request_conn),
+                             self, server_conn)
 
     def on_close(self, server_conn):
         super().on_close(server_conn)
+        self.idle.pop(server_conn, None)
+        self.open_connections -= 1
         for acceptor in self.acceptors:
             acceptor.resume()
+
+    def drain(self):
+        """Serve no next request on any connection: close those waiting
+        for one now; the others close after their answer (handlers say
+        `Connection: close` while RequestCounter.draining)."""
+        self.draining = True
+        for request_conn in list(self.idle.values()):
+            request_conn.close()
+        self.idle.clear()

@@ -1,6 +1,9 @@
-"""What every answer shares, the JSON envelope of SPEC 3, the request id,
-the count in flight and the access line, and the RequestHandlers of every
-path but /method/ (answered by method_endpoint, at less cost)."""
+"""The RequestHandlers: HTTP in, a call of the method logic, HTTP out.
+
+Every answer is the JSON envelope of SPEC 3 with the request id; every
+answer is counted while in flight (so a stop can wait for it) and logged
+once, in `log_request`.
+"""
 import itertools
 import logging
 import os
@@ -12,6 +15,7 @@ import orjson
 from tornado import web
 
 from scoring_api import logs, metrics
+from scoring_api.methods import method_handler
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +23,11 @@ REQUEST_ID_HEADER = "X-Request-Id"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 # A caller's id is echoed only when it cannot forge a log line.
 _REQUEST_ID_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}", re.ASCII)
+# A body over max_body_bytes is still read, up to this size, and thrown
+# away before the 413, so that a proxy still sending it reads the 413
+# instead of a reset (SPEC 8, "Behind a proxy"); a larger one is answered
+# at once and its connection closed.
+DISCARDED_BODY_MAX_BYTES = 16 * 1024 * 1024
 
 
 class RequestIds:
@@ -59,14 +68,6 @@ def decode_body(body):
     return data
 
 
-def request_id_of(headers):
-    """The caller's X-Request-Id when it cannot forge a log line, else a
-    new one."""
-    given = headers.get(REQUEST_ID_HEADER, "")
-    return (given if _REQUEST_ID_PATTERN.fullmatch(given)
-            else REQUEST_IDS.next())
-
-
 def envelope(code, response=None, error=None):
     """The body of every answer (bytes): {"code", "response"} or
     {"code", "error"}."""
@@ -76,28 +77,29 @@ def envelope(code, response=None, error=None):
 
 
 class RequestCounter:
-    """How many requests are being served, so a stop can wait for them."""
+    """The requests being served, and whether the server is draining (then
+    every answer closes its connection), shared by the server and every
+    handler."""
 
     def __init__(self):
         self.active = 0
+        self.draining = False
 
 
-class Answer:
-    """What every request's answerer shares, a RequestHandler (JsonHandler)
-    or the /method/ delegate (method_endpoint): its count in flight, and
-    the fields `log_request` reads (with `request`, `request_id` and
-    `get_status()`, which each has)."""
+class JsonHandler(web.RequestHandler):
+    """Answers everything, errors included, with the JSON envelope and the
+    request id. Dependencies come from the route's dict (`initialize`)."""
 
     api_method = None  # what the access log names, when a method ran
     error_message = None
     is_api_call = False  # counted in the request metrics
     counted = False
+    close_after_answer = False
 
-    def count(self, requests):
-        """Count this request in `requests` (a RequestCounter) until
-        `uncount`."""
-        self.requests = requests
-        requests.active += 1
+    def initialize(self, **dependencies):
+        self.__dict__.update(dependencies)
+        self.requests = self.application.settings["requests"]
+        self.requests.active += 1
         self.counted = True
         if self.is_api_call:
             metrics.request_started()
@@ -109,15 +111,6 @@ class Answer:
             if self.is_api_call:
                 metrics.request_finished()
 
-
-class JsonHandler(Answer, web.RequestHandler):
-    """Answers everything, errors included, with the JSON envelope and the
-    request id."""
-
-    def initialize(self, **dependencies):
-        self.__dict__.update(dependencies)
-        self.count(self.application.settings["requests"])
-
     def on_finish(self):
         self.uncount()
 
@@ -127,8 +120,12 @@ class JsonHandler(Answer, web.RequestHandler):
 
     @property
     def request_id(self):
+        """The caller's X-Request-Id when it cannot forge a log line, else
+        a new one."""
         if "_request_id" not in self.__dict__:
-            self._request_id = request_id_of(self.request.headers)
+            given = self.request.headers.get(REQUEST_ID_HEADER, "")
+            self._request_id = (given if _REQUEST_ID_PATTERN.fullmatch(given)
+                                else REQUEST_IDS.next())
         return self._request_id
 
     def set_default_headers(self):
@@ -149,10 +146,106 @@ class JsonHandler(Answer, web.RequestHandler):
         self.set_status(int(code))
         self.finish(envelope(code, response, error))
 
+    def finish(self, chunk=None):
+        """Finish the answer; one that must close its connection (a 413, or
+        any answer while the server drains) says so and closes it once
+        written."""
+        closing = self.close_after_answer or self.requests.draining
+        if closing:
+            self.set_header("Connection", "close")
+        written = super().finish(chunk)
+        if closing:
+            connection = self.request.connection
+            written.add_done_callback(lambda _: connection.close())
+        return written
+
     def write_error(self, status_code, **kwargs):
         if status_code == HTTPStatus.METHOD_NOT_ALLOWED:
             self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
-        self.send_json(status_code, error=self._reason)
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        self.send_json(status_code, error=_reason(status_code, error))
+
+
+def _reason(status_code, error):
+    """The reason phrase of an error answer: an HTTPError's own, else the
+    standard one."""
+    reason = getattr(error, "reason", None)
+    if reason:
+        return reason
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+@web.stream_request_body
+class MethodHandler(JsonHandler):
+    """POST /method/: an API call (SPEC 3), answered by `method_handler`.
+
+    The body streams in, so that this handler sees its headers first: it
+    answers 413 from Content-Length, and keeps `body_timeout` itself, in
+    `bodies` (a Deadlines), at less cost than Tornado's timeout around
+    every body read.
+    """
+
+    SUPPORTED_METHODS = ("POST",)
+    is_api_call = True
+    too_large = False
+
+    def prepare(self):
+        super().prepare()
+        limit = self.config.server.max_body_bytes
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            self.too_large = True
+            self.close_after_answer = True
+            if (int(length) > DISCARDED_BODY_MAX_BYTES
+                    or self.request.headers.get("Expect") == "100-continue"):
+                self.answer_too_large()  # the body is not read at all
+                return
+            limit = int(length)  # read to the end, thrown away
+        # Also cuts a chunked body that grows past it (a bare 400).
+        self.request.connection.set_max_body_size(limit)
+        self.chunks = []
+        self.request.connection.set_body_timeout(None)  # see `bodies`
+        self.bodies.wait(self)
+
+    def data_received(self, chunk):
+        if not self.too_large:
+            self.chunks.append(chunk)
+
+    def late(self):  # the body did not come in time (see Deadlines)
+        logger.warning("body not received in %.1fs; closing the connection",
+                       self.config.server.body_timeout)
+        self.request.connection.close()
+
+    def on_connection_close(self):
+        self.bodies.done(self)
+        super().on_connection_close()
+
+    def answer_too_large(self):
+        self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       error="request body is over %d bytes"
+                       % self.config.server.max_body_bytes)
+
+    async def post(self):
+        self.bodies.done(self)
+        if self.too_large:
+            self.answer_too_large()
+            return
+        try:
+            body = decode_body(b"".join(self.chunks))
+        except ValueError as error:
+            self.send_json(HTTPStatus.BAD_REQUEST, error=str(error))
+            return
+        ctx = {"request_id": self.request_id}
+        response, code = await method_handler(
+            body, ctx, self.store, self.config)
+        self.api_method = ctx.get("method")
+        if code == HTTPStatus.OK:
+            self.send_json(code, response)
+        else:
+            self.send_json(code, error=response)
 
 
 class NotFoundHandler(JsonHandler):
@@ -214,10 +307,10 @@ class DocumentHandler(JsonHandler):
 
 
 def log_request(handler):
-    """Once per answer (Tornado's log_function, and the /method/ delegate's
-    call), `handler` an Answer: the request metrics, and the access line
-    (at WARNING from 400 up, ERROR for a 500 only: a 503 is Redis being
-    down, which the store already reports once per interval)."""
+    """Once per answer (Tornado's log_function), `handler` a JsonHandler:
+    the request metrics, and the access line (at WARNING from 400 up,
+    ERROR for a 500 only: a 503 is Redis being down, which the store
+    already reports once per interval)."""
     status = handler.get_status()
     request = handler.request
     seconds = request.request_time()

@@ -42,23 +42,23 @@ def listen(settings, reuse_port=False):
 async def serve(settings, sockets, parent=None):
     """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
     its supervisor `parent` is gone), then stop gracefully: stop
-    accepting, let requests in flight finish (at most `shutdown_timeout`),
-    close the connections and the store."""
+    accepting, close idle connections, answer the requests being read
+    with Connection: close (for at most `shutdown_timeout`), then close
+    what is left and the store."""
     store = Store.from_settings(settings)
     app = make_app(settings, store)
     server = LimitedHTTPServer(
         app,
-        # Above the configured limit, so that /method/ answers 413 itself.
-        max_body_size=settings.server.max_body_bytes + 1,
+        max_body_size=settings.server.max_body_bytes,
+        # Also the header timeout: how long a connection may wait for the
+        # headers of its next request.
         idle_connection_timeout=settings.server.idle_timeout,
+        # Every path's; /method/ keeps its own, at less cost (handlers).
+        body_timeout=settings.server.body_timeout,
         xheaders=settings.server.xheaders,  # the client behind a proxy
-        # body_timeout is kept by the /method/ delegate, at less cost
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,
     )
-    # idle_timeout is kept by the application, at less cost than the
-    # header timeout Tornado puts around every request (3600 s when none).
-    server.conn_params.header_timeout = None
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
@@ -81,11 +81,15 @@ async def serve(settings, sockets, parent=None):
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
     await stopping.wait()
-    logger.info("stopping: %d requests in flight",
-                app.settings["requests"].active)
+    requests = app.settings["requests"]
+    logger.info("stopping: %d requests in flight", requests.active)
+    # No new connection, no next request on a kept-alive one: every
+    # request already being read is answered with Connection: close.
     server.stop()
+    requests.draining = True
+    server.drain()
     deadline = time.monotonic() + settings.server.shutdown_timeout
-    while app.settings["requests"].active and time.monotonic() < deadline:
+    while server.open_connections and time.monotonic() < deadline:
         await asyncio.sleep(DRAIN_POLL_SECONDS)
     await server.close_all_connections()
     await store.close()
