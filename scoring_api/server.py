@@ -39,15 +39,10 @@ def listen(settings, reuse_port=False):
                         reuse_port=reuse_port)
 
 
-async def serve(settings, sockets, parent=None):
-    """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
-    its supervisor `parent` is gone), then stop gracefully: stop
-    accepting, close idle connections, answer the requests being read
-    with Connection: close (for at most `shutdown_timeout`), then close
-    what is left and the store."""
-    store = Store.from_settings(settings)
-    app = make_app(settings, store)
-    server = LimitedHTTPServer(
+def make_server(settings, app):
+    """The HTTP server of one process for `app`, with every bound of
+    [server]."""
+    return LimitedHTTPServer(
         app,
         max_body_size=settings.server.max_body_bytes,
         # Also the header timeout: how long a connection may wait for the
@@ -59,6 +54,17 @@ async def serve(settings, sockets, parent=None):
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,
     )
+
+
+async def serve(settings, sockets, parent=None):
+    """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
+    its supervisor `parent` is gone), then stop gracefully: stop
+    accepting, close idle connections, answer the requests being read
+    with Connection: close (for at most `shutdown_timeout`), then close
+    what is left and the store."""
+    store = Store.from_settings(settings)
+    app = make_app(settings, store)
+    server = make_server(settings, app)
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).

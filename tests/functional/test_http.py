@@ -5,10 +5,15 @@ import json
 import mock
 from nose2.tools import params
 from tornado.tcpclient import TCPClient
-from tornado.testing import AsyncHTTPTestCase, gen_test
+from tornado import web
+from tornado.httputil import HTTPServerRequest
+from tornado.testing import AsyncHTTPTestCase, ExpectLog, gen_test
 
+from scoring_api import handlers
 from scoring_api.app import make_app
 from scoring_api.config import Settings
+from scoring_api.handlers import MethodHandler
+from scoring_api.server import make_server
 from tests.helpers import MemoryStore, api_request
 
 SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
@@ -21,6 +26,9 @@ class HttpTestCase(AsyncHTTPTestCase):
         self.store = MemoryStore()
         self.store.put_interests({1: ["cars", "pets"]})
         return make_app(self.settings, self.store)
+
+    def get_http_server(self):
+        return make_server(self.settings, self._app)  # as in production
 
     def post(self, body, path="/method/", headers=None):
         if not isinstance(body, (bytes, str)):
@@ -295,3 +303,131 @@ class AccessLogTest(HttpTestCase):
         self.assertEqual(logs.records[0].request_id, "req-503")
         # The store's outage lines say why; one ERROR per probe would flood.
         self.assertEqual(logs.records[0].levelname, "WARNING")
+
+
+class RoutingTest(HttpTestCase):
+    @params("/method/", "/method")
+    def test_the_method_path_is_routed_to_a_request_handler(self, path):
+        request = HTTPServerRequest(method="POST", uri=path)
+        delegate = self._app.find_handler(request)
+        self.assertIs(delegate.handler_class, MethodHandler)
+        self.assertTrue(issubclass(MethodHandler, web.RequestHandler))
+
+
+async def raw_exchange(port, head, body=b""):
+    """(stream, everything the service sent until it closed) of a request
+    written as raw bytes."""
+    stream = await TCPClient().connect("127.0.0.1", port)
+    await stream.write(head + body)
+    return stream, await stream.read_until_close()
+
+
+class BodyTimeoutTest(HttpTestCase):
+    """SPEC 8: a body not received within body_timeout closes the
+    connection, on every path."""
+
+    settings = Settings().replace(server={"body_timeout": 0.2})
+
+    @params("/method/", "/health", "/nowhere")
+    @gen_test(timeout=5)
+    async def test_a_body_that_never_arrives_is_cut_on_every_path(self, path):
+        head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                % path.encode())
+        with ExpectLog("scoring_api.handlers", "body not received",
+                       required=False), \
+                ExpectLog("tornado.general", "Timeout reading body",
+                          required=False):
+            _, answer = await raw_exchange(self.get_http_port(), head,
+                                           b"{\"a")
+        self.assertEqual(answer, b"")  # closed, nothing sent
+        await self.assert_no_request_left()
+
+
+def head_of(answer):
+    """(status, {lower-case header name: value}, body) of one raw answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+class TooLargeTest(HttpTestCase):
+    """SPEC 8 "Behind a proxy": the 413 says Connection: close, and comes
+    after the body is read, so a proxy still sending it is not reset."""
+
+    HEAD = (b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: %d\r\n%s\r\n")
+
+    def assert_413_closing(self, answer):
+        status, headers, body = head_of(answer)
+        self.assertEqual(status, 413, answer)
+        self.assertEqual(headers["connection"], "close")
+        self.assertEqual(json.loads(body), {
+            "code": 413, "error": "request body is over 1024 bytes"})
+
+    @gen_test(timeout=5)
+    async def test_the_body_is_read_to_its_end_before_the_413(self):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(self.HEAD % (3000, b"") + b"x" * 1500)
+        early = stream.read_until_close()
+        await asyncio.sleep(0.2)
+        self.assertFalse(early.done())  # not answered: the body goes on
+        await stream.write(b"x" * 1500)  # not reset: still read
+        self.assert_413_closing(await early)  # and closed after it
+        await self.assert_no_request_left()
+
+    @gen_test(timeout=5)
+    async def test_a_client_that_waits_for_100_continue_is_answered_now(
+            self):
+        _, answer = await raw_exchange(
+            self.get_http_port(),
+            self.HEAD % (3000, b"Expect: 100-continue\r\n"))
+        self.assertNotIn(b"100 (Continue)", answer)
+        self.assert_413_closing(answer)
+
+    @gen_test(timeout=5)
+    async def test_a_body_past_what_is_worth_reading_is_answered_now(self):
+        _, answer = await raw_exchange(
+            self.get_http_port(),
+            self.HEAD % (handlers.DISCARDED_BODY_MAX_BYTES + 1, b""))
+        self.assert_413_closing(answer)
+
+    def test_the_next_call_after_a_413_is_answered(self):
+        self.assert_answer(self.post(b"{" + b" " * 2000 + b"}"), 413)
+        response = self.post(api_request("online_score", SCORE_ARGUMENTS))
+        self.assert_answer(response, 200)
+
+
+class DrainTest(HttpTestCase):
+    """SPEC 8 "Signals": while the server drains, every answer closes its
+    connection, and a connection waiting for its next request is closed."""
+
+    async def keep_alive_exchange(self, stream):
+        body = json.dumps(api_request("online_score", SCORE_ARGUMENTS))
+        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: %d\r\n\r\n%s"
+                           % (len(body), body.encode()))
+        head = await stream.read_until(b"\r\n\r\n")
+        status, headers, _ = head_of(head)
+        await stream.read_bytes(int(headers["content-length"]))
+        return status, headers
+
+    @gen_test(timeout=5)
+    async def test_an_answer_while_draining_says_close_and_closes(self):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        self.assertNotIn("connection",
+                         (await self.keep_alive_exchange(stream))[1])
+        self._app.settings["requests"].draining = True
+        status, headers = await self.keep_alive_exchange(stream)
+        self.assertEqual((status, headers["connection"]), (200, "close"))
+        self.assertEqual(await stream.read_until_close(), b"")
+
+    @gen_test(timeout=5)
+    async def test_an_idle_kept_alive_connection_is_closed_by_a_drain(self):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await self.keep_alive_exchange(stream)
+        await asyncio.sleep(0.05)  # the server waits for the next request
+        self.http_server.drain()
+        self.assertEqual(await stream.read_until_close(), b"")
+        await asyncio.sleep(0.05)
+        self.assertEqual(self.http_server.open_connections, 0)
