@@ -12,6 +12,7 @@ import errno
 import functools
 import logging
 import resource
+import socket
 import time
 
 from tornado import httputil
@@ -31,6 +32,9 @@ ACCEPTS_PER_TURN = 128
 # Descriptors the process holds besides clients and Redis: standard
 # streams, the log file, listening sockets, the event loop's own.
 DESCRIPTOR_MARGIN = 32
+# How long a draining server lets a kept-alive connection bring its next
+# request before it closes it (see LimitedHTTPServer.drain).
+DRAIN_GRACE_SECONDS = 1.0
 # Errors that accept(2) reports for a connection already gone (Linux
 # passes pending network errors on): try the next one.
 _GONE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.ENETDOWN,
@@ -199,6 +203,15 @@ class WriteTimeoutStream(IOStream):
         self._stop_write_timer()
         super().close_fd()
 
+    def has_unread_bytes(self):
+        """Whether the client sent bytes that wait in the kernel, not read
+        yet (a request on its way in)."""
+        try:
+            return bool(self.socket.recv(
+                1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:  # nothing there (EAGAIN), or a broken connection
+            return False
+
 
 def _refused_once_closed(read):
     @functools.wraps(read)
@@ -262,6 +275,7 @@ class LimitedHTTPServer(HTTPServer):
         # {HTTP1ServerConnection: its HTTP1Connection}.
         self.idle = {}
         self.draining = False
+        self.closing_idle = False  # the drain's grace is over
 
     def full(self):
         return self.open_connections >= self.max_connections
@@ -291,8 +305,8 @@ class LimitedHTTPServer(HTTPServer):
         super().handle_stream(stream, address)
 
     def start_request(self, server_conn, request_conn):
-        if self.draining:  # its last answer is out: no next request
-            request_conn.close()
+        if self.closing_idle:  # draining, its last answer is out
+            _close_if_idle(request_conn)
         else:
             self.idle[server_conn] = request_conn
         return _HeadersWatch(super().start_request(server_conn, request_conn),
@@ -305,11 +319,29 @@ class LimitedHTTPServer(HTTPServer):
         for acceptor in self.acceptors:
             acceptor.resume()
 
-    def drain(self):
-        """Serve no next request on any connection: close those waiting
-        for one now; the others close after their answer (handlers say
-        `Connection: close` while RequestCounter.draining)."""
+    def drain(self, grace_seconds=DRAIN_GRACE_SECONDS):
+        """Serve no next request on any connection: each answer from now on
+        closes its connection (handlers say `Connection: close` while
+        RequestCounter.draining), and a connection still waiting for a
+        request after `grace_seconds` is closed then.
+
+        The grace lets a kept-alive client that is about to send its next
+        request have it answered, instead of finding its connection
+        closed under it (HTTP's keep-alive race).
+        """
         self.draining = True
+        IOLoop.current().call_later(grace_seconds, self._close_idle)
+
+    def _close_idle(self):
+        self.closing_idle = True
         for request_conn in list(self.idle.values()):
-            request_conn.close()
+            _close_if_idle(request_conn)
         self.idle.clear()
+
+
+def _close_if_idle(request_conn):
+    """Close the connection of `request_conn` (an HTTP1Connection waiting
+    for headers) unless a request is already on its way in: that one is
+    answered (with Connection: close, as the server drains)."""
+    if not request_conn.stream.has_unread_bytes():
+        request_conn.close()

@@ -427,7 +427,7 @@ class DrainTest(HttpTestCase):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         await self.keep_alive_exchange(stream)
         await asyncio.sleep(0.05)  # the server waits for the next request
-        self.http_server.drain()
+        self.http_server.drain(grace_seconds=0.05)
         self.assertEqual(await stream.read_until_close(), b"")
         await asyncio.sleep(0.05)
         self.assertEqual(self.http_server.open_connections, 0)
