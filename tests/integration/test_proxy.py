@@ -28,7 +28,8 @@ TOO_LARGE = "413 %s %s" % (CONTENT_TYPE, json.dumps(
     {"code": 413, "error": "request body is over %d bytes" % LIMIT}))
 SCORED = "200 %s %s" % (CONTENT_TYPE, json.dumps(
     {"code": 200, "response": {"score": 3.0}}))
-# Loopback's other address: the caller, told apart from nginx (127.0.0.1).
+# The caller, told apart from nginx (127.0.0.1) in the log: Linux answers
+# on all of 127.0.0.0/8.
 CALLER = "127.0.0.2"
 TIMEOUT_SECONDS = 10.0
 NGINX_ATTEMPTS = 3  # a free port can be taken before nginx binds it
