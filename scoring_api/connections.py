@@ -161,6 +161,10 @@ class Acceptor:
         self.resume()
 
 
+READS = ("read_until_regex", "read_until", "read_bytes", "read_into",
+         "read_until_close")
+
+
 class WriteTimeoutStream(IOStream):
     """An IOStream closed when what it was given to write is not all
     written (the client does not read) within `write_timeout` seconds.
@@ -193,6 +197,14 @@ class WriteTimeoutStream(IOStream):
         self.write_timer = None
         self.stalls.event("answer not read in %.1fs" % self.write_timeout)
         self.close()
+        # Every public read of IOStream, whichever HTTP1Connection uses,
+        # now fails at once (a closed stream would still hand out what it
+        # has buffered); set here, so that no other read pays for it.
+        for read in READS:
+            setattr(self, read, self._refuse_to_read)
+
+    def _refuse_to_read(self, *args, **kwargs):
+        raise StreamClosedError(real_error=self.error)
 
     def _stop_write_timer(self):
         if self.write_timer is not None:
@@ -211,22 +223,6 @@ class WriteTimeoutStream(IOStream):
                 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
         except OSError:  # nothing there (EAGAIN), or a broken connection
             return False
-
-
-def _refused_once_closed(read):
-    @functools.wraps(read)
-    def guarded(self, *args, **kwargs):
-        if self.closed():
-            raise StreamClosedError(real_error=self.error)
-        return read(self, *args, **kwargs)
-    return guarded
-
-
-# Every public read of IOStream, whichever of them HTTP1Connection uses.
-for _read in ("read_until_regex", "read_until", "read_bytes", "read_into",
-              "read_until_close"):
-    setattr(WriteTimeoutStream, _read,
-            _refused_once_closed(getattr(IOStream, _read)))
 
 
 class _HeadersWatch(httputil.HTTPMessageDelegate):

@@ -20,10 +20,14 @@ class FieldError(ValueError):
     """A value that a field does not accept; the message says why."""
 
 
+# The types whose empty value ("", [], {}) counts as empty, as None does.
+_EMPTIABLE = (str, list, dict)
+
+
 def is_empty(value):
     """True for the values a nullable field may hold: None, "", [], {}."""
     # `in` would compare with ==, and 0 == False; only these exact kinds count.
-    return value is None or (type(value) in (str, list, dict) and not value)
+    return value is None or (type(value) in _EMPTIABLE and not value)
 
 
 def type_name(value):
@@ -62,7 +66,7 @@ class Field:
 
     def clean(self, value):
         """Return the value as the request should hold it, or raise."""
-        if is_empty(value):
+        if value is None or (type(value) in _EMPTIABLE and not value):
             if not self.nullable:
                 raise self.error("null")
             return value
@@ -94,7 +98,8 @@ class EmailField(CharField):
     messages = dict(CharField.messages, form="must contain @")
 
     def validate(self, value):
-        value = super().validate(value)
+        if not isinstance(value, str):
+            raise self.error("type", value)
         if "@" not in value:
             raise self.error("form")
         return value

@@ -3,7 +3,6 @@
 Nothing here knows HTTP: `method_handler` takes the decoded request body and
 returns `(response, code)`.
 """
-import functools
 import logging
 from http import HTTPStatus
 
@@ -25,10 +24,8 @@ async def online_score(request, ctx, store, settings):
     ctx["has"] = arguments.present()
     if request.is_admin:
         return {"score": ADMIN_SCORE}
-    score = await scoring.get_score(
-        store, settings.cache.ttl,
-        **{name: getattr(arguments, name)
-           for name in OnlineScoreRequest.declared_fields})
+    score = await scoring.get_score(store, settings.cache.ttl,
+                                    **arguments.values)
     return {"score": score}
 
 
@@ -47,14 +44,26 @@ METHODS = {
 }
 
 
-@functools.lru_cache(maxsize=8)
-def _authenticator(auth_settings):
-    return Authenticator.from_settings(auth_settings)
+class _Authenticators:
+    """The Authenticator of an `[auth]` settings object, made once for it
+    (hashing the frozen settings on every call would cost more)."""
+
+    def __init__(self):
+        self.settings = self.authenticator = None
+
+    def of(self, auth_settings):
+        if auth_settings is not self.settings:
+            self.authenticator = Authenticator.from_settings(auth_settings)
+            self.settings = auth_settings
+        return self.authenticator
+
+
+_authenticators = _Authenticators()
 
 
 def authenticate(request, settings):
     """Raise 403 unless the token of the envelope `request` is right."""
-    authenticator = _authenticator(settings.auth)
+    authenticator = _authenticators.of(settings.auth)
     if not authenticator.check(request.account, request.login,
                                request.token):
         raise Forbidden()

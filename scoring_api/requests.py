@@ -27,6 +27,9 @@ class Request:
                 {"arguments": "must be an object, not %s"
                  % fields.type_name(data)})
         errors = {}
+        # Every declared field's clean value, None where absent; the fields
+        # read it from the instance's __dict__ (no descriptor call here).
+        self.values = values = dict.fromkeys(self.declared_fields)
         for name, field in self.declared_fields.items():
             if name not in data:
                 # An absent optional key is fine even when the field is not
@@ -35,9 +38,10 @@ class Request:
                     errors[name] = field.messages["required"]
                 continue
             try:
-                setattr(self, name, data.get(name))
+                values[name] = field.clean(data[name])
             except fields.FieldError as error:
                 errors[name] = str(error)
+        self.__dict__.update(values)
         if not errors:
             errors = self.validate()
         if errors:
@@ -49,8 +53,8 @@ class Request:
 
     def present(self):
         """Names of the fields holding a non-empty value, in field order."""
-        return [name for name in self.declared_fields
-                if not fields.is_empty(getattr(self, name))]
+        return [name for name, value in self.values.items()
+                if not fields.is_empty(value)]
 
 
 class MethodRequest(Request):
@@ -76,8 +80,9 @@ class OnlineScoreRequest(Request):
 
     def validate(self):
         present = set(self.present())
-        if any(present.issuperset(pair) for pair in self.PAIRS):
-            return {}
+        for pair in self.PAIRS:
+            if present.issuperset(pair):
+                return {}
         pairs = [" and ".join(pair) for pair in self.PAIRS]
         return {"arguments": "need at least one pair with values: %s, or %s"
                 % (", ".join(pairs[:-1]), pairs[-1])}

@@ -10,6 +10,7 @@ import time
 import unittest
 
 import mock
+from nose2.tools import params
 from tornado.iostream import StreamClosedError
 from tornado.testing import AsyncTestCase, gen_test
 
@@ -210,14 +211,20 @@ class WriteTimeoutStreamTest(AsyncTestCase):
         self.assertIsNone(stream.write_timer)  # no deadline left running
         self.assertFalse(stream.closed())
 
+    @params(*connections.READS)
     @gen_test
-    async def test_closed_it_starts_no_request_already_buffered(self):
+    async def test_closed_for_a_stall_it_reads_nothing_buffered(self, read):
         stream, client = self.stream()
         client.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
-        await stream.read_until_regex(b"\r\n\r\n")
-        stream.close()
+        await stream.read_until_regex(b"\r\n\r\n")  # the next is buffered
+        with self.assertLogs(LOGGER, "WARNING"):
+            with self.assertRaises(StreamClosedError):
+                await stream.write(b"x" * 10_000_000)  # never read
+        arguments = {"read_until_regex": (b"\r\n\r\n",),
+                     "read_until": (b"\r\n\r\n",), "read_bytes": (4,),
+                     "read_into": (bytearray(4),), "read_until_close": ()}
         with self.assertRaises(StreamClosedError):
-            await stream.read_until_regex(b"\r\n\r\n")
+            await getattr(stream, read)(*arguments[read])
 
 
 class LimitedHTTPServerTest(unittest.TestCase):
