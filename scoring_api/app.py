@@ -1,14 +1,15 @@
 """The Tornado application: routes and the dependencies they are given."""
 import os
 
-from tornado import web
+from tornado import routing, web
 
-from scoring_api.deadlines import Deadlines
 from scoring_api.handlers import (DocumentHandler, HealthHandler,
-                                  MethodHandler, MetricsHandler,
+                                  LargerBody, MethodHandler, MetricsHandler,
                                   NotFoundHandler, ReadyHandler,
-                                  RequestCounter, log_request)
+                                  RequestCounter, TooLargeHandler,
+                                  log_request)
 
+METHOD_PATH = r"/method/?"
 OPENAPI_PATH = os.path.join(os.path.dirname(__file__), "openapi.json")
 
 
@@ -19,11 +20,14 @@ def read_openapi():
 
 def make_app(settings, store):
     """The application serving `settings` with `store`."""
-    method = {"store": store, "config": settings,
-              "bodies": Deadlines(settings.server.body_timeout)}
+    method = {"store": store, "config": settings}
     return web.Application(
         [
-            (r"/method/?", MethodHandler, method),
+            # First: a body too large for /method/ (413, read to its end).
+            routing.Rule(LargerBody(METHOD_PATH,
+                                    settings.server.max_body_bytes),
+                         TooLargeHandler, {"config": settings}),
+            (METHOD_PATH, MethodHandler, method),
             (r"/health", HealthHandler, {"store": store}),
             (r"/ready", ReadyHandler, {"store": store}),
             (r"/metrics", MetricsHandler),

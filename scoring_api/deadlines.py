@@ -22,6 +22,8 @@ class Deadlines:
         self.sweep = None
 
     def wait(self, waiter):
+        if self.timeout is None:  # no deadline at all
+            return
         loop = asyncio.get_running_loop()
         self.waiting[waiter] = loop.time() + self.timeout
         if self.sweep is None:

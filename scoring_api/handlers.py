@@ -12,7 +12,7 @@ import secrets
 from http import HTTPStatus
 
 import orjson
-from tornado import web
+from tornado import routing, web
 
 from scoring_api import logs, metrics
 from scoring_api.methods import method_handler
@@ -23,10 +23,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 # A caller's id is echoed only when it cannot forge a log line.
 _REQUEST_ID_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}", re.ASCII)
-# A body over max_body_bytes is still read, up to this size, and thrown
-# away before the 413, so that a proxy still sending it reads the 413
-# instead of a reset (SPEC 8, "Behind a proxy"); a larger one is answered
-# at once and its connection closed.
+# The largest body over max_body_bytes that is read (and thrown away)
+# before its 413; a larger one is answered at once (TooLargeHandler).
 DISCARDED_BODY_MAX_BYTES = 16 * 1024 * 1024
 
 
@@ -178,63 +176,15 @@ def _reason(status_code, error):
         return "Unknown"
 
 
-@web.stream_request_body
 class MethodHandler(JsonHandler):
-    """POST /method/: an API call (SPEC 3), answered by `method_handler`.
-
-    The body streams in, so that this handler sees its headers first: it
-    answers 413 from Content-Length, and keeps `body_timeout` itself, in
-    `bodies` (a Deadlines), at less cost than Tornado's timeout around
-    every body read.
-    """
+    """POST /method/: an API call (SPEC 3), answered by `method_handler`."""
 
     SUPPORTED_METHODS = ("POST",)
     is_api_call = True
-    too_large = False
-
-    def prepare(self):
-        super().prepare()
-        limit = self.config.server.max_body_bytes
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
-            self.too_large = True
-            self.close_after_answer = True
-            if (int(length) > DISCARDED_BODY_MAX_BYTES
-                    or self.request.headers.get("Expect") == "100-continue"):
-                self.answer_too_large()  # the body is not read at all
-                return
-            limit = int(length)  # read to the end, thrown away
-        # Also cuts a chunked body that grows past it (a bare 400).
-        self.request.connection.set_max_body_size(limit)
-        self.chunks = []
-        self.request.connection.set_body_timeout(None)  # see `bodies`
-        self.bodies.wait(self)
-
-    def data_received(self, chunk):
-        if not self.too_large:
-            self.chunks.append(chunk)
-
-    def late(self):  # the body did not come in time (see Deadlines)
-        logger.warning("body not received in %.1fs; closing the connection",
-                       self.config.server.body_timeout)
-        self.request.connection.close()
-
-    def on_connection_close(self):
-        self.bodies.done(self)
-        super().on_connection_close()
-
-    def answer_too_large(self):
-        self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                       error="request body is over %d bytes"
-                       % self.config.server.max_body_bytes)
 
     async def post(self):
-        self.bodies.done(self)
-        if self.too_large:
-            self.answer_too_large()
-            return
         try:
-            body = decode_body(b"".join(self.chunks))
+            body = decode_body(self.request.body)
         except ValueError as error:
             self.send_json(HTTPStatus.BAD_REQUEST, error=str(error))
             return
@@ -246,6 +196,57 @@ class MethodHandler(JsonHandler):
             self.send_json(code, response)
         else:
             self.send_json(code, error=response)
+
+
+class LargerBody(routing.PathMatches):
+    """A route matcher: `path_pattern`, for a request whose Content-Length
+    is over `limit` bytes."""
+
+    def __init__(self, path_pattern, limit):
+        super().__init__(path_pattern)
+        self.limit = limit
+
+    def match(self, request):
+        length = request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.limit:
+            return super().match(request)
+        return None
+
+
+@web.stream_request_body
+class TooLargeHandler(JsonHandler):
+    """/method/ with a body over max_body_bytes (see LargerBody): 413.
+
+    The body is read to its end and thrown away before the 413, so that a
+    proxy still sending it reads the answer instead of a reset (SPEC 8,
+    "Behind a proxy"); a body over DISCARDED_BODY_MAX_BYTES, or one the
+    client waits to send (Expect: 100-continue), is answered at once. The
+    answer closes the connection either way.
+    """
+
+    SUPPORTED_METHODS = ("POST",)
+    is_api_call = True
+    close_after_answer = True
+
+    def prepare(self):
+        super().prepare()
+        length = int(self.request.headers["Content-Length"])
+        if (length > DISCARDED_BODY_MAX_BYTES
+                or self.request.headers.get("Expect") == "100-continue"):
+            self.answer()  # the body is not read at all
+        else:
+            self.request.connection.set_max_body_size(length)
+
+    def data_received(self, chunk):
+        pass  # thrown away
+
+    def post(self):
+        self.answer()
+
+    def answer(self):
+        self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       error="request body is over %d bytes"
+                       % self.config.server.max_body_bytes)
 
 
 class NotFoundHandler(JsonHandler):

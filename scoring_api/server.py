@@ -48,8 +48,7 @@ def make_server(settings, app):
         # Also the header timeout: how long a connection may wait for the
         # headers of its next request.
         idle_connection_timeout=settings.server.idle_timeout,
-        # Every path's; /method/ keeps its own, at less cost (handlers).
-        body_timeout=settings.server.body_timeout,
+        body_timeout=settings.server.body_timeout,  # kept by the server
         xheaders=settings.server.xheaders,  # the client behind a proxy
         max_connections=settings.server.max_connections,
         write_timeout=settings.server.write_timeout,

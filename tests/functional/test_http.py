@@ -6,13 +6,13 @@ import mock
 from nose2.tools import params
 from tornado.tcpclient import TCPClient
 from tornado import web
-from tornado.httputil import HTTPServerRequest
-from tornado.testing import AsyncHTTPTestCase, ExpectLog, gen_test
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import handlers
 from scoring_api.app import make_app
 from scoring_api.config import Settings
-from scoring_api.handlers import MethodHandler
+from scoring_api.handlers import MethodHandler, TooLargeHandler
 from scoring_api.server import make_server
 from tests.helpers import MemoryStore, api_request
 
@@ -159,7 +159,7 @@ class SlowClientTest(HttpTestCase):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Length: 100\r\n\r\n{\"login\":")
-        with self.assertLogs("scoring_api.handlers", "WARNING") as logs:
+        with self.assertLogs("scoring_api.connections", "WARNING") as logs:
             answer = await stream.read_until_close()
         self.assertEqual(answer, b"")  # closed, nothing sent
         self.assertIn("body not received in 0.2s", logs.output[0])
@@ -308,10 +308,13 @@ class AccessLogTest(HttpTestCase):
 class RoutingTest(HttpTestCase):
     @params("/method/", "/method")
     def test_the_method_path_is_routed_to_a_request_handler(self, path):
-        request = HTTPServerRequest(method="POST", uri=path)
-        delegate = self._app.find_handler(request)
-        self.assertIs(delegate.handler_class, MethodHandler)
-        self.assertTrue(issubclass(MethodHandler, web.RequestHandler))
+        for length, handler in (("2", MethodHandler),
+                                ("1025", TooLargeHandler)):
+            request = HTTPServerRequest(method="POST", uri=path, headers=(
+                HTTPHeaders({"Content-Length": length})))
+            delegate = self._app.find_handler(request)
+            self.assertIs(delegate.handler_class, handler)
+            self.assertTrue(issubclass(handler, web.RequestHandler))
 
 
 async def raw_exchange(port, head, body=b""):
@@ -333,10 +336,7 @@ class BodyTimeoutTest(HttpTestCase):
     async def test_a_body_that_never_arrives_is_cut_on_every_path(self, path):
         head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
                 % path.encode())
-        with ExpectLog("scoring_api.handlers", "body not received",
-                       required=False), \
-                ExpectLog("tornado.general", "Timeout reading body",
-                          required=False):
+        with self.assertLogs("scoring_api.connections", "WARNING"):
             _, answer = await raw_exchange(self.get_http_port(), head,
                                            b"{\"a")
         self.assertEqual(answer, b"")  # closed, nothing sent
