@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -78,19 +79,19 @@ def get(port, path, headers=None):
 class OpsProcessTestCase(ProcessTestCase):
     def worker_pids(self):
         """As ProcessTestCase's, for text and JSON lines."""
-        with open(self.log.name, encoding="utf-8") as log:
+        with open(self.log_path, encoding="utf-8") as log:
             pids = re.findall(r"serving on .*\(pid (\d+)\)", log.read())
         return [int(pid) for pid in pids if _alive(int(pid))]
 
     def log_lines(self):
-        with open(self.log.name, encoding="utf-8") as log:
+        with open(self.log_path, encoding="utf-8") as log:
             return log.read().splitlines()
 
     def wait_for_lines(self, text, count):
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
-            if os.path.exists(self.log.name):  # after the reopening
-                with open(self.log.name, encoding="utf-8") as log:
+            if os.path.exists(self.log_path):  # after the reopening
+                with open(self.log_path, encoding="utf-8") as log:
                     if log.read().count(text) >= count:
                         return
             time.sleep(0.05)
@@ -211,8 +212,8 @@ class LogConfigTest(OpsProcessTestCase):
 
     def rotate_and_check(self, process, workers):
         post(self.port, SCORE_REQUEST)
-        os.rename(self.log.name, self.log.name + ".1")
-        self.addCleanup(os.unlink, self.log.name + ".1")
+        os.rename(self.log_path, self.log_path + ".1")
+        self.addCleanup(os.unlink, self.log_path + ".1")
         process.send_signal(signal.SIGHUP)
         # The workers' lines are flushed within a second; the parent's
         # only at its stop, and it reopened before it told the workers.
@@ -221,7 +222,7 @@ class LogConfigTest(OpsProcessTestCase):
             post(self.port, SCORE_REQUEST)
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
-        with open(self.log.name + ".1", encoding="utf-8") as old:
+        with open(self.log_path + ".1", encoding="utf-8") as old:
             old_access = old.read().count("POST /method/")
         self.assertEqual(
             (old_access, "\n".join(self.log_lines()).count("POST /method/")),
@@ -236,4 +237,40 @@ class LogConfigTest(OpsProcessTestCase):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
         self.wait_for_workers(2)
-        self.rotate_and_check(process, 2)
+        self.rotate_and_check(process, 3)  # the parent's line too
+
+    def fail_a_reopen_and_check(self, workers):
+        """The log's directory moved away, then SIGHUP: every process
+        keeps its old file and serves, and one line says so."""
+        logs = tempfile.mkdtemp()
+        moved = logs + ".moved"
+        self.addCleanup(shutil.rmtree, moved, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, logs, ignore_errors=True)
+        process = self.start(log_dir=logs,
+                             SCORING_SERVER_WORKERS=str(workers))
+        self.wait_until_serving(process)
+        if workers > 1:
+            self.wait_for_workers(workers)
+        wanted = self.log_path
+        os.rename(logs, moved)
+        self.log_path = os.path.join(moved, os.path.basename(wanted))
+        process.send_signal(signal.SIGHUP)
+        self.wait_for_lines("cannot reopen the log file", 1)
+        for _ in range(10):  # reaches every worker
+            self.assertEqual(post(self.port, SCORE_REQUEST)[0], 200)
+        self.assertIsNone(process.poll())
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        self.assertEqual(process.stderr.read(), (
+            "scoring_api: cannot reopen the log file %s: No such file or"
+            " directory; still writing to the old one\n" % wanted))
+        text = "\n".join(self.log_lines())
+        self.assertEqual((text.count("cannot reopen"),
+                          text.count("POST /method/")), (1, 10))
+        self.assertFalse(os.path.exists(logs))
+
+    def test_a_failed_reopen_keeps_the_old_file_and_serves(self):
+        self.fail_a_reopen_and_check(1)
+
+    def test_a_failed_reopen_keeps_every_worker_serving(self):
+        self.fail_a_reopen_and_check(2)
