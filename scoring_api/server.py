@@ -114,18 +114,19 @@ def run(settings):
     reuse_port = workers > 1
     # Before anything forks: workers inherit the limit.
     warn_if_descriptors_short(settings, raise_descriptor_limit())
-    # Bind once here, so a taken port fails before anything forks.
-    sockets = listen(settings, reuse_port)
-    if workers == 1:
-        asyncio.run(serve(settings, sockets))
-        return 0
-    for sock in sockets:
-        sock.close()
-    metrics.start_run()  # the workers' metrics add up
+    # Before anything forks or serves: MetricsDirectoryError stops here.
+    metrics.prepare(workers)
     try:
+        # Bind once here, so a taken port fails before anything forks.
+        sockets = listen(settings, reuse_port)
+        if workers == 1:
+            asyncio.run(serve(settings, sockets))
+            return 0
+        for sock in sockets:
+            sock.close()
         return _supervise(settings, workers)
     finally:
-        metrics.end_run()
+        metrics.end_run()  # the workers' metrics directory
 
 
 def _start_worker(settings):

@@ -104,8 +104,6 @@ class WorkersMetricsTest(OpsProcessTestCase):
         directory = tempfile.TemporaryDirectory()
         self.addCleanup(directory.cleanup)
         self.metrics_dir = directory.name
-        with open(os.path.join(self.metrics_dir, "counter_1.db"), "wb") as f:
-            f.write(b"stale counts of an earlier run")
 
     def start_two_workers(self):
         process = self.start(SCORING_SERVER_WORKERS="2",
@@ -134,10 +132,12 @@ class WorkersMetricsTest(OpsProcessTestCase):
         for _ in range(10):
             post(self.port, dict(SCORE_REQUEST, token="bad"))
         self.wait_for_totals((30, 10, 0))
+        # The service's own directory inside the operator's.
+        (run,) = os.listdir(self.metrics_dir)
         writers = {int(name.rsplit("_", 1)[1][:-3]) for name in
-                   map(os.path.basename,
-                       glob.glob(os.path.join(self.metrics_dir, "*.db")))}
-        self.assertEqual(writers, set(workers))  # both served; stale gone
+                   map(os.path.basename, glob.glob(os.path.join(
+                       self.metrics_dir, run, "*.db")))}
+        self.assertEqual(writers, set(workers))  # both served
         for _ in range(6):  # each scrape is served by either worker
             self.assertEqual(self.totals(), (30, 10, 0))
         process.send_signal(signal.SIGTERM)
@@ -175,6 +175,42 @@ class WorkersMetricsTest(OpsProcessTestCase):
             [line for line in self.log_lines() if "metrics of" in line],
             ["[%s] I - metrics of the workers in %s" % (
                 self.log_lines()[0][1:20], directory)])
+
+
+class OneWorkerMetricsTest(OpsProcessTestCase):
+    def test_one_worker_keeps_its_metrics_in_memory(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        process = self.start(PROMETHEUS_MULTIPROC_DIR=directory.name)
+        self.wait_until_serving(process)
+        for _ in range(3):
+            self.assertEqual(post(self.port, SCORE_REQUEST)[0], 200)
+        scraped = samples(get(self.port, "/metrics"))
+        self.assertEqual((requests_total(scraped, "online_score", 200),
+                          value(scraped, "scoring_api_requests_in_flight")),
+                         (3, 0))
+        self.assertEqual(os.listdir(directory.name), [])  # no file a run
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
+    def assert_start_up_stops(self, workers):
+        parent = tempfile.TemporaryDirectory()
+        self.addCleanup(parent.cleanup)
+        missing = os.path.join(parent.name, "missing")
+        process = self.start(PROMETHEUS_MULTIPROC_DIR=missing,
+                             SCORING_SERVER_WORKERS=workers)
+        self.assertEqual(process.wait(START_SECONDS), 2)
+        self.assertEqual(process.stderr.read(), (
+            "scoring_api: PROMETHEUS_MULTIPROC_DIR = %r: cannot make the"
+            " metrics directory there: No such file or directory\n"
+            % missing))
+        self.assertEqual(os.listdir(parent.name), [])
+
+    def test_a_directory_that_does_not_exist_stops_one_worker(self):
+        self.assert_start_up_stops("1")
+
+    def test_a_directory_that_does_not_exist_stops_two_workers(self):
+        self.assert_start_up_stops("2")
 
 
 class LogConfigTest(OpsProcessTestCase):
