@@ -10,6 +10,7 @@ import unittest
 from unittest import mock
 
 from scoring_api import __main__ as main_module
+from scoring_api import metrics
 from tests.cases import cases
 
 
@@ -114,7 +115,8 @@ class StartUpErrorTest(unittest.TestCase):
         missing = os.path.join(tempfile.mkdtemp(), "missing")
         self.addCleanup(os.rmdir, os.path.dirname(missing))
         with mock.patch.object(main_module.server, "listen") as listen, \
-                mock.patch.object(main_module.server, "_supervise") as fork:
+                mock.patch.object(main_module.server, "_supervise") as fork, \
+                mock.patch.object(metrics, "_metrics", None):  # a new process
             code, stderr = self.run_main(
                 ["--log", log], dict(environ,
                                      PROMETHEUS_MULTIPROC_DIR=missing))

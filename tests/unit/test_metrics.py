@@ -72,9 +72,11 @@ class PrepareTest(unittest.TestCase):
     """What PROMETHEUS_MULTIPROC_DIR, when the operator sets it, does."""
 
     def setUp(self):
-        patch = mock.patch.dict(os.environ)
-        patch.start()
-        self.addCleanup(patch.stop)
+        # As in a new process: no metric made yet (other tests made some).
+        for patch in (mock.patch.dict(os.environ),
+                      mock.patch.object(metrics, "_metrics", None)):
+            patch.start()
+            self.addCleanup(patch.stop)
 
     def given(self, directory):
         os.environ[metrics.MULTIPROC_ENV] = directory
@@ -126,8 +128,7 @@ class PrepareTest(unittest.TestCase):
         theirs = os.path.join(given, "counter_1.db")  # another program's
         open(theirs, "wb").close()
         self.given(given)
-        with mock.patch.object(metrics, "_metrics", None):
-            directory = metrics.start_run()
+        directory = metrics.start_run()
         self.assertEqual(os.path.dirname(directory), given)
         self.assertEqual(os.environ[metrics.MULTIPROC_ENV], directory)
         metrics.end_run()
