@@ -3,7 +3,7 @@ import argparse
 import logging
 import sys
 
-from scoring_api import config, logs, server
+from scoring_api import config, logs, metrics, server
 
 logger = logging.getLogger("scoring_api")
 
@@ -47,14 +47,22 @@ def main(argv=None):
         return 2
     try:
         return server.run(settings)
+    except metrics.MetricsDirectoryError as error:
+        _say(settings, str(error))
+        return 2
     except OSError as error:
-        message = "cannot listen on %s:%d: %s" % (
+        _say(settings, "cannot listen on %s:%d: %s" % (
             settings.server.host, settings.server.port,
-            error.strerror or error)
-        logger.error("%s", message)
-        if settings.server.log_file:  # the operator watches the terminal
-            print("scoring_api: %s" % message, file=sys.stderr)
+            error.strerror or error))
         return 1
+
+
+def _say(settings, message):
+    """Why start-up stopped: in the log, and on standard error when the
+    log is a file (the operator watches the terminal)."""
+    logger.error("%s", message)
+    if settings.server.log_file:
+        print("scoring_api: %s" % message, file=sys.stderr)
 
 
 if __name__ == "__main__":

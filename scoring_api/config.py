@@ -217,6 +217,10 @@ class ServerSettings:
         1000, _integer(1), "client connections per process; more wait")
     write_timeout: float = _key(
         10.0, _seconds, "seconds a client may take to read an answer")
+    max_worker_restarts: int = _key(
+        10, _integer(0), "worker restarts allowed within restart_window")
+    restart_window: float = _key(
+        60.0, _seconds, "seconds over which worker restarts are counted")
 
 
 @dataclasses.dataclass(frozen=True)

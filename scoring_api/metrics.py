@@ -2,13 +2,17 @@
 
 The others call a few functions: `observe_request`, `request_started` /
 `request_finished`, `redis_error`, `set_circuit_open`, and `render` for
-`GET /metrics`. The server calls `start_run`, `worker_died` and `end_run`.
+`GET /metrics`. The server calls `prepare` before anything forks or
+serves, then `worker_died` and `end_run`.
 
 With several workers the counts live in prometheus_client's multiprocess
-mode: every worker writes its own files in one directory per run, and any
-worker's `/metrics` adds them up. prometheus_client chooses between that
-and plain in-process values when it is first imported, so it is imported
-only when the first metric is made, after `start_run` had its say.
+mode: every worker writes its own files in one directory the service makes
+for the run (in PROMETHEUS_MULTIPROC_DIR when the operator sets it, else
+in the temporary directory) and removes at the stop; any worker's
+`/metrics` adds them up. With one worker the counts stay in memory and
+PROMETHEUS_MULTIPROC_DIR is not used. prometheus_client chooses between
+the two when it is first imported (by the variable), so it is imported
+only when the first metric is made, after `prepare` had its say.
 """
 import glob
 import logging
@@ -28,7 +32,7 @@ DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _metrics = None
-_run = {"directory": None, "owned": False}
+_run = {"directory": None, "given": None}
 
 
 class _Metrics:
@@ -119,26 +123,57 @@ def render():
     return prometheus.generate_latest(registry), prometheus.CONTENT_TYPE_LATEST
 
 
-def start_run():
-    """Before forking workers: one empty directory for this run's counts.
+class MetricsDirectoryError(Exception):
+    """The metrics directory of a run cannot be made: start-up stops."""
 
-    The operator's PROMETHEUS_MULTIPROC_DIR is used (and emptied) when set;
-    otherwise a new temporary directory, removed by `end_run` (and by the
-    next run's `start_run` when its parent was killed).
-    """
+
+def prepare(workers):
+    """Before anything forks or serves: in-process metrics for one worker
+    (the operator's PROMETHEUS_MULTIPROC_DIR is checked, then set aside),
+    a run directory for several. MetricsDirectoryError when the directory
+    cannot be used."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers > 1:
+        return start_run()
+    if given is not None:
+        _check(given)
+        del os.environ[MULTIPROC_ENV]  # before prometheus_client's import
+        logger.info("one worker: metrics in memory, %s=%s not used",
+                    MULTIPROC_ENV, given)
+    return None
+
+
+def _check(given):
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=given))
+    except OSError as error:
+        raise MetricsDirectoryError(_cannot_use(given, error)) from None
+
+
+def _cannot_use(given, error):
+    where = ("%s = %r" % (MULTIPROC_ENV, given) if given is not None
+             else "the temporary directory %s" % tempfile.gettempdir())
+    return "%s: cannot make the metrics directory there: %s" % (
+        where, error.strerror or error)
+
+
+def start_run():
+    """Before forking workers: a new directory for this run's counts, in
+    the operator's PROMETHEUS_MULTIPROC_DIR or the temporary directory;
+    `end_run` removes it (the next run does when its parent was killed).
+    Files there that are not the service's are left alone."""
     if _metrics is not None:
         raise RuntimeError("start_run() after the first metric was made")
-    directory = os.environ.get(MULTIPROC_ENV)
-    owned = not directory
-    if owned:
-        _remove_orphans()
+    given = os.environ.get(MULTIPROC_ENV)
+    parent = given if given is not None else tempfile.gettempdir()
+    try:
+        _remove_orphans(parent)
         directory = tempfile.mkdtemp(
-            prefix="%s%d-" % (DIRECTORY_PREFIX, os.getpid()))
-        os.environ[MULTIPROC_ENV] = directory
-    else:
-        os.makedirs(directory, exist_ok=True)
-        _remove_counts(directory)
-    _run.update(directory=directory, owned=owned)
+            prefix="%s%d-" % (DIRECTORY_PREFIX, os.getpid()), dir=parent)
+    except OSError as error:
+        raise MetricsDirectoryError(_cannot_use(given, error)) from None
+    os.environ[MULTIPROC_ENV] = directory
+    _run.update(directory=directory, given=given)
     logger.info("metrics of the workers in %s", directory)
     return directory
 
@@ -151,22 +186,22 @@ def worker_died(pid):
 
 
 def end_run():
-    """After the last worker stopped: no counts left behind."""
+    """After the last worker stopped: the run's directory is removed."""
     directory = _run["directory"]
     if not directory:
         return
-    if _run["owned"]:
-        shutil.rmtree(directory, ignore_errors=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    if _run["given"] is None:
         os.environ.pop(MULTIPROC_ENV, None)
     else:
-        _remove_counts(directory)
-    _run.update(directory=None, owned=False)
+        os.environ[MULTIPROC_ENV] = _run["given"]
+    _run.update(directory=None, given=None)
 
 
-def _remove_orphans():
-    """Directories of earlier runs whose parent and workers are all gone
-    (a worker may outlive a killed parent for a moment)."""
-    pattern = os.path.join(tempfile.gettempdir(), DIRECTORY_PREFIX + "*-*")
+def _remove_orphans(parent):
+    """Directories of earlier runs in `parent` whose parent process and
+    workers are all gone (a worker may outlive a killed parent)."""
+    pattern = os.path.join(parent, DIRECTORY_PREFIX + "*-*")
     for directory in glob.glob(pattern):
         pid = os.path.basename(directory)[len(DIRECTORY_PREFIX):]
         pid = pid.partition("-")[0]
@@ -195,8 +230,3 @@ def _alive(pid):
     except PermissionError:
         pass  # someone else's
     return True
-
-
-def _remove_counts(directory):
-    for path in glob.glob(os.path.join(directory, "*.db")):
-        os.unlink(path)

@@ -1,5 +1,6 @@
 """Serving: one process, or several sharing the port, and a graceful stop."""
 import asyncio
+import collections
 import gc
 import logging
 import os
@@ -28,7 +29,9 @@ GC_THRESHOLDS = (7000, 10, 10)
 LOG_FLUSH_MILLISECONDS = 1000
 # How often a worker checks that its supervisor still lives.
 PARENT_CHECK_MILLISECONDS = 1000
-MAX_WORKER_RESTARTS = 10
+# How often the supervisor looks for dead workers, a signal's work and its
+# own buffered log lines.
+SUPERVISOR_POLL_SECONDS = 0.1
 
 
 def listen(settings, reuse_port=False):
@@ -120,18 +123,19 @@ def run(settings):
     reuse_port = workers > 1
     # Before anything forks: workers inherit the limit.
     warn_if_descriptors_short(settings, raise_descriptor_limit())
-    # Bind once here, so a taken port fails before anything forks.
-    sockets = listen(settings, reuse_port)
-    if workers == 1:
-        asyncio.run(serve(settings, sockets))
-        return 0
-    for sock in sockets:
-        sock.close()
-    metrics.start_run()  # the workers' metrics add up
+    # Before anything forks or serves: MetricsDirectoryError stops here.
+    metrics.prepare(workers)
     try:
+        # Bind once here, so a taken port fails before anything forks.
+        sockets = listen(settings, reuse_port)
+        if workers == 1:
+            asyncio.run(serve(settings, sockets))
+            return 0
+        for sock in sockets:
+            sock.close()
         return _supervise(settings, workers)
     finally:
-        metrics.end_run()
+        metrics.end_run()  # the workers' metrics directory
 
 
 def _start_worker(settings):
@@ -161,11 +165,34 @@ def _run_worker(settings, parent):
         os._exit(code)
 
 
+class RestartLimit:
+    """At most `limit` worker restarts within any `window` seconds: a
+    worker dying once a day is replaced for ever, a crash loop is not."""
+
+    def __init__(self, limit, window, clock=time.monotonic):
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.times = collections.deque()
+
+    def allow(self):
+        """True, and counted, when one more restart is within the limit."""
+        now = self.clock()
+        while self.times and now - self.times[0] >= self.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
 def _supervise(settings, workers):
-    """Parent of the workers: restart one that dies; on SIGTERM or SIGINT
-    pass the signal on and wait (bounded) for every worker to stop."""
+    """Parent of the workers: restart one that dies (within the restart
+    limit); on SIGHUP reopen the log file and pass the signal on; on
+    SIGTERM or SIGINT pass it on and wait (bounded) for every worker."""
     children = set()
     stopping = []
+    reopen = []
 
     def stop(signum, frame):
         if not stopping:
@@ -174,27 +201,39 @@ def _supervise(settings, workers):
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
-    signal.signal(signal.SIGHUP, lambda *_: (  # logrotate
-        reopen_logs(), _signal_all(children, signal.SIGHUP)))
+    # The loop below does the work: a handler that logged could interrupt
+    # a write to the same file.
+    signal.signal(signal.SIGHUP, lambda *_: reopen.append(True))
     for _ in range(workers):
         children.add(_start_worker(settings))
     logger.info("started %d workers: %s", workers, sorted(children))
-    restarts = 0
+    restarts = RestartLimit(settings.server.max_worker_restarts,
+                            settings.server.restart_window)
     gave_up = False
     while not stopping:
+        if reopen:
+            del reopen[:]
+            # When the supervisor cannot reopen, neither can the workers
+            # (the same path): they keep their file, and it is said once.
+            if reopen_logs():
+                _signal_all(children, signal.SIGHUP)
+        flush_logs()  # the supervisor's lines reach the file too
         try:
-            pid, status = os.wait()  # the handler runs, then wait resumes
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
+        if not pid:
+            time.sleep(SUPERVISOR_POLL_SECONDS)
+            continue
         children.discard(pid)
         metrics.worker_died(pid)
         if stopping:
             break
-        restarts += 1
         code = os.waitstatus_to_exitcode(status)
-        if restarts > MAX_WORKER_RESTARTS:
-            logger.error("worker %d exited with %d; too many restarts,"
-                         " stopping", pid, code)
+        if not restarts.allow():
+            logger.error("worker %d exited with %d; too many restarts (%d in"
+                         " %gs), stopping", pid, code, restarts.limit,
+                         restarts.window)
             stop(signal.SIGTERM, None)
             gave_up = True
             break

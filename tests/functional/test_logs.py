@@ -1,14 +1,19 @@
 """Log lines: text and JSON, the client behind a proxy, reopening the file,
 and nothing personal in any line."""
+import contextlib
+import io
 import json
 import logging
 import os
 import tempfile
 
+from hypothesis import example, given
+from hypothesis import strategies as st
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import logs
+from tests import strategies  # noqa: F401 (the settings profiles)
 from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
 from tests.helpers import admin_token, api_request
 
@@ -191,3 +196,190 @@ class MalformedRequestTest(LogFileMixin, HttpTestCase):
 
 class NothingPersonalInJsonTest(NothingPersonalTest):
     log_format = "json"
+
+
+class CaughtLines(logging.Handler):
+    """Every record of every logger, as the service's text lines."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+        self.setFormatter(logs.Formatter())
+        self.addFilter(logs.RequestIdFilter())
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+SECRETS = ["SECRETTOKEN123", "stupnikov@otus.ru", "79175002040",
+           "Stupnikov"]
+# Header text as Tornado reads it (latin-1), without the line ends that
+# would start another header or request.
+header_text = st.text(
+    st.sampled_from(["'", '"', "\\", "\x00", "\x01", "\x7f", ",", " "])
+    | st.characters(max_codepoint=0xff, blacklist_characters="\r\n"),
+    max_size=8)
+
+
+class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
+    """Whatever a header holds (quotes, control bytes, personal data), no
+    part of it reaches a log line, whichever logger writes it."""
+
+    get_app = HttpTestCase.get_app
+    settings = HttpTestCase.settings
+
+    def setUp(self):
+        super().setUp()
+        logs.keep_callers_text_out()
+        self.caught = CaughtLines()
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(self.caught)
+        root.setLevel(logging.DEBUG)
+        self.addCleanup(root.setLevel, previous)
+        self.addCleanup(root.removeHandler, self.caught)
+
+    async def send(self, head):
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        try:
+            await stream.write(head)
+            await stream.read_until_close()
+        finally:
+            stream.close()
+
+    def lines_after(self, head):
+        del self.caught.lines[:]
+        self.io_loop.run_sync(lambda: self.send(head))
+        return self.caught.lines
+
+    def assert_no_secret(self, lines, head):
+        for line in lines:
+            for secret in SECRETS:
+                self.assertNotIn(secret, line, head)
+
+    @given(header_text, st.sampled_from(SECRETS), header_text,
+           st.sampled_from(["Authorization", "Host", "X-Contact",
+                            "Content-Length", "Transfer-Encoding"]))
+    @example("Bearer ", "SECRETTOKEN123", "'\x01", "Authorization")
+    @example("", "stupnikov@otus.ru", "'", "Host")
+    @example("", "79175002040", "'", "Content-Length")
+    def test_no_part_of_a_header_value_is_logged(self, before, secret,
+                                                 after, name):
+        value = before + secret + after
+        head = ("POST /method/ HTTP/1.1\r\nHost: x\r\n%s: %s\r\n"
+                "Connection: close\r\nContent-Length: 2\r\n\r\n{}" % (
+                    name, value)).encode(
+                    "latin-1")
+        self.assert_no_secret(self.lines_after(head), head)
+
+    @given(header_text, st.sampled_from(SECRETS), header_text)
+    @example("", "Stupnikov", "'(")
+    def test_no_part_of_a_header_name_is_logged(self, before, secret, after):
+        head = ("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                "%s%s%s: 1\r\n\r\n" % (before, secret, after)).encode(
+                    "latin-1")
+        self.assert_no_secret(self.lines_after(head), head)
+
+    def test_the_seen_leaks_say_what_is_wrong_and_nothing_else(self):
+        for head, wrong in [
+                (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
+                 b" SECRETTOKEN123'\x01\r\n\r\n", "Invalid header value"),
+                (b"GET / HTTP/1.1\r\nHost: stupnikov@otus.ru'\r\n\r\n",
+                 "Invalid Host header"),
+                (b"GET / HTTP/1.1\r\nHost: x\r\nStupnikov' (x): 1\r\n\r\n",
+                 "Invalid header name")]:
+            lines = [line for line in self.lines_after(head)
+                     if "Malformed" in line]
+            self.assertEqual(len(lines), 1, lines)
+            self.assertTrue(lines[0].endswith(": " + wrong), lines)
+
+    def test_an_unknown_error_is_named_by_its_class_only(self):
+        self.assertEqual(logs.describe_malformed(ValueError(
+            "Bearer SECRETTOKEN123")), "ValueError")
+
+
+class OneRecordOneLineTest(LogFileMixin, HttpTestCase):
+    """A path holding a Unicode line break or a control byte cannot split
+    a record for a reader that splits at every Unicode line break."""
+
+    def send_raw_path(self, raw):
+        async def send():
+            stream = await TCPClient().connect("127.0.0.1",
+                                               self.get_http_port())
+            await stream.write(b"GET /" + raw + b" HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            await stream.read_until_close()
+            stream.close()
+        self.io_loop.run_sync(send)
+
+    def access_lines(self):
+        return [line for line in self.log_text().splitlines()
+                if " GET /" in line or '"GET"' in line]
+
+    def test_a_line_break_in_the_path_stays_in_its_line(self):
+        for raw in ("a\u2028b".encode(), "a\x85b".encode(), b"a\xffb"):
+            self.send_raw_path(raw)
+        lines = self.access_lines()
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(len(self.log_text().splitlines()), 3)
+
+    def test_a_utf8_path_is_written_as_sent(self):
+        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
+        (line,) = self.access_lines()
+        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ", line)
+
+
+class JsonLineTest(OneRecordOneLineTest):
+    log_format = "json"
+
+    def test_a_line_break_in_the_path_stays_in_its_line(self):
+        super().test_a_line_break_in_the_path_stays_in_its_line()
+        text = self.log_text()
+        self.assertTrue(text.isascii(), text)
+        self.assertEqual([line["path"] for line in self.json_lines()],
+                         ["/a\u2028b", "/a\x85b", "/a\ufffdb"])
+
+    def test_a_utf8_path_is_written_as_sent(self):
+        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
+        self.assertTrue(self.log_text().isascii())
+        (line,) = self.json_lines()
+        self.assertEqual(line["path"], "/\u043f\u0443\u0442\u044c")
+        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ",
+                      line["message"])
+
+    def test_a_long_path_is_cut_with_a_marker(self):
+        self.send_raw_path(b"x" * 60000)
+        (line,) = self.json_lines()
+        self.assertLess(len(self.log_text()), 3000)
+        self.assertEqual(line["path"], "/" + "x" * 999 + "\u2026[cut]")
+        self.assertTrue(line["message"].endswith("\u2026[cut]"))
+        self.assertEqual(line["code"], 404)
+
+
+class FailedReopenTest(LogFileMixin, HttpTestCase):
+    def test_a_file_that_cannot_be_reopened_is_kept_and_said_once(self):
+        moved = tempfile.TemporaryDirectory()
+        self.addCleanup(moved.cleanup)
+        logger = logging.getLogger("scoring_api")
+        root = logging.getLogger()
+        root.removeHandler(self.handler)  # the service's only handler
+        self.addCleanup(root.addHandler, self.handler)
+        saved = root.handlers[:]
+        root.handlers[:] = [self.handler]
+        self.addCleanup(root.handlers.__setitem__, slice(None), saved)
+        old_path = os.path.join(moved.name, "service.log")
+        os.rename(self.log_path, old_path)
+        os.rmdir(os.path.dirname(self.log_path))
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            self.assertFalse(logs.reopen_logs())
+            logger.warning("still served")
+        self.assertEqual(stderr.getvalue(), (
+            "scoring_api: cannot reopen the log file %s: No such file or"
+            " directory; still writing to the old one\n" % self.log_path))
+        self.assertEqual(
+            [line.split("- ", 1)[1] for line in
+             self.log_text(old_path).splitlines()],
+            ["cannot reopen the log file %s: No such file or directory;"
+             " still writing to the old one" % self.log_path,
+             "still served"])

@@ -1,9 +1,11 @@
 """The interests loader, run as a command against a real Redis."""
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
+import textwrap
 import unittest
 
 import redis
@@ -15,7 +17,7 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "data",
                       "interests.jsonl")
 
 
-class LoaderTest(unittest.TestCase):
+class LoaderCase(unittest.TestCase):
     layer = RedisLayer
 
     def setUp(self):
@@ -30,6 +32,7 @@ class LoaderTest(unittest.TestCase):
         with handle:
             handle.write(text)
         self.addCleanup(os.unlink, handle.name)
+        self.last_file = handle.name
         return self.load(handle.name, *options)
 
     def load(self, path, *options, **settings):
@@ -39,6 +42,8 @@ class LoaderTest(unittest.TestCase):
             [sys.executable, "-m", "scoring_api.loader", path, *options],
             env=environ, capture_output=True, text=True, timeout=30)
 
+
+class LoaderTest(LoaderCase):
     def test_the_sample_file_loads(self):
         result = self.load(SAMPLE)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -104,3 +109,73 @@ class LoaderTest(unittest.TestCase):
         self.assertIn(outcome, result.stderr)
         self.assertIn(":***@127.0.0.1:%d" % port, result.stderr)
         self.assertNotIn("s3cret", result.stderr + result.stdout)
+
+    def test_pythons_own_limits_are_bad_lines_not_tracebacks(self):
+        result = self.load_text(
+            '{"client_id": 1, "interests": ["cars"]}\n' + "[" * 100000
+            + '\n{"client_id": %s, "interests": []}\n' % ("9" * 5000))
+        self.assertEqual((result.returncode, result.stderr.splitlines()), (
+            1, ["%s: line 2: not valid JSON" % self.last_file,
+                "%s: line 3: client_id must be a non-negative integer below"
+                " 2**64" % self.last_file,
+                "loader: 2 bad entries; nothing loaded (--partial loads the"
+                " 1 good ones)"]))
+        self.assertEqual(self.redis.dbsize(), 0)
+
+    def test_a_key_of_5000_digits_in_an_object_is_a_bad_key(self):
+        result = self.load_text('{"%s": ["a"], "2": ["b"]}' % ("9" * 5000),
+                                "--partial")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertIn("client_id must be a non-negative integer",
+                      result.stderr)
+        self.assertEqual(self.redis.get("i:2"), '["b"]')
+
+
+class MillionEntriesTest(LoaderCase):
+    """A million clients (64 MB of JSON lines): memory stays bounded,
+    progress is said on the way."""
+
+    ENTRIES = 1000000
+    MAX_RSS_MB = 150
+
+    def write_million(self):
+        words = ["cars", "pets", "travel", "hi-tech", "sport", "music",
+                 "books", "tv", "cinema", "geek", "otus"]
+        pick = random.Random(16)
+        handle = tempfile.NamedTemporaryFile(
+            "w", suffix=".jsonl", delete=False, encoding="utf-8")
+        self.addCleanup(os.unlink, handle.name)
+        with handle:
+            for client_id in range(self.ENTRIES):
+                handle.write('{"client_id": %d, "interests": %s}\n' % (
+                    client_id, json.dumps(pick.sample(words, 3))))
+        return handle.name
+
+    def test_a_million_entries_load_in_bounded_memory(self):
+        path = self.write_million()
+        # The peak RSS of the loader alone: a process whose only child it is.
+        measure = textwrap.dedent("""
+            import resource, subprocess, sys
+            result = subprocess.run(
+                [sys.executable, "-m", "scoring_api.loader", sys.argv[1]],
+                capture_output=True, text=True)
+            sys.stderr.write(result.stderr)
+            sys.stdout.write(result.stdout)
+            print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            sys.exit(result.returncode)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", measure, path], capture_output=True,
+            text=True, timeout=900,
+            env=dict(os.environ, SCORING_STORE_URL=RedisLayer.url))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        loaded, peak_kb = result.stdout.splitlines()
+        self.assertLess(int(peak_kb) / 1024, self.MAX_RSS_MB)
+        self.assertIn("loaded interests of 1000000 clients", loaded)
+        self.assertEqual(result.stderr.splitlines(), [
+            "loader: %d entries %s" % (count, what)
+            for what in ("checked", "written")
+            for count in range(100000, 1000001, 100000)])
+        self.assertEqual(self.redis.dbsize(), self.ENTRIES)
+        self.assertEqual(len(json.loads(self.redis.get("i:999999"))), 3)

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -78,19 +79,19 @@ def get(port, path, headers=None):
 class OpsProcessTestCase(ProcessTestCase):
     def worker_pids(self):
         """As ProcessTestCase's, for text and JSON lines."""
-        with open(self.log.name, encoding="utf-8") as log:
+        with open(self.log_path, encoding="utf-8") as log:
             pids = re.findall(r"serving on .*\(pid (\d+)\)", log.read())
         return [int(pid) for pid in pids if _alive(int(pid))]
 
     def log_lines(self):
-        with open(self.log.name, encoding="utf-8") as log:
+        with open(self.log_path, encoding="utf-8") as log:
             return log.read().splitlines()
 
     def wait_for_lines(self, text, count):
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
-            if os.path.exists(self.log.name):  # after the reopening
-                with open(self.log.name, encoding="utf-8") as log:
+            if os.path.exists(self.log_path):  # after the reopening
+                with open(self.log_path, encoding="utf-8") as log:
                     if log.read().count(text) >= count:
                         return
             time.sleep(0.05)
@@ -103,8 +104,6 @@ class WorkersMetricsTest(OpsProcessTestCase):
         directory = tempfile.TemporaryDirectory()
         self.addCleanup(directory.cleanup)
         self.metrics_dir = directory.name
-        with open(os.path.join(self.metrics_dir, "counter_1.db"), "wb") as f:
-            f.write(b"stale counts of an earlier run")
 
     def start_two_workers(self):
         process = self.start(SCORING_SERVER_WORKERS="2",
@@ -133,10 +132,12 @@ class WorkersMetricsTest(OpsProcessTestCase):
         for _ in range(10):
             post(self.port, dict(SCORE_REQUEST, token="bad"))
         self.wait_for_totals((30, 10, 0))
+        # The service's own directory inside the operator's.
+        (run,) = os.listdir(self.metrics_dir)
         writers = {int(name.rsplit("_", 1)[1][:-3]) for name in
-                   map(os.path.basename,
-                       glob.glob(os.path.join(self.metrics_dir, "*.db")))}
-        self.assertEqual(writers, set(workers))  # both served; stale gone
+                   map(os.path.basename, glob.glob(os.path.join(
+                       self.metrics_dir, run, "*.db")))}
+        self.assertEqual(writers, set(workers))  # both served
         for _ in range(6):  # each scrape is served by either worker
             self.assertEqual(self.totals(), (30, 10, 0))
         process.send_signal(signal.SIGTERM)
@@ -176,6 +177,42 @@ class WorkersMetricsTest(OpsProcessTestCase):
                 self.log_lines()[0][1:20], directory)])
 
 
+class OneWorkerMetricsTest(OpsProcessTestCase):
+    def test_one_worker_keeps_its_metrics_in_memory(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        process = self.start(PROMETHEUS_MULTIPROC_DIR=directory.name)
+        self.wait_until_serving(process)
+        for _ in range(3):
+            self.assertEqual(post(self.port, SCORE_REQUEST)[0], 200)
+        scraped = samples(get(self.port, "/metrics"))
+        self.assertEqual((requests_total(scraped, "online_score", 200),
+                          value(scraped, "scoring_api_requests_in_flight")),
+                         (3, 0))
+        self.assertEqual(os.listdir(directory.name), [])  # no file a run
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
+    def assert_start_up_stops(self, workers):
+        parent = tempfile.TemporaryDirectory()
+        self.addCleanup(parent.cleanup)
+        missing = os.path.join(parent.name, "missing")
+        process = self.start(PROMETHEUS_MULTIPROC_DIR=missing,
+                             SCORING_SERVER_WORKERS=workers)
+        self.assertEqual(process.wait(START_SECONDS), 2)
+        self.assertEqual(process.stderr.read(), (
+            "scoring_api: PROMETHEUS_MULTIPROC_DIR = %r: cannot make the"
+            " metrics directory there: No such file or directory\n"
+            % missing))
+        self.assertEqual(os.listdir(parent.name), [])
+
+    def test_a_directory_that_does_not_exist_stops_one_worker(self):
+        self.assert_start_up_stops("1")
+
+    def test_a_directory_that_does_not_exist_stops_two_workers(self):
+        self.assert_start_up_stops("2")
+
+
 class LogConfigTest(OpsProcessTestCase):
     def test_json_lines_with_the_proxys_client_address(self):
         process = self.start(SCORING_SERVER_LOG_FORMAT="json",
@@ -211,8 +248,8 @@ class LogConfigTest(OpsProcessTestCase):
 
     def rotate_and_check(self, process, workers):
         post(self.port, SCORE_REQUEST)
-        os.rename(self.log.name, self.log.name + ".1")
-        self.addCleanup(os.unlink, self.log.name + ".1")
+        os.rename(self.log_path, self.log_path + ".1")
+        self.addCleanup(os.unlink, self.log_path + ".1")
         process.send_signal(signal.SIGHUP)
         # The workers' lines are flushed within a second; the parent's
         # only at its stop, and it reopened before it told the workers.
@@ -221,7 +258,7 @@ class LogConfigTest(OpsProcessTestCase):
             post(self.port, SCORE_REQUEST)
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
-        with open(self.log.name + ".1", encoding="utf-8") as old:
+        with open(self.log_path + ".1", encoding="utf-8") as old:
             old_access = old.read().count("POST /method/")
         self.assertEqual(
             (old_access, "\n".join(self.log_lines()).count("POST /method/")),
@@ -236,4 +273,40 @@ class LogConfigTest(OpsProcessTestCase):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
         self.wait_for_workers(2)
-        self.rotate_and_check(process, 2)
+        self.rotate_and_check(process, 3)  # the parent's line too
+
+    def fail_a_reopen_and_check(self, workers):
+        """The log's directory moved away, then SIGHUP: every process
+        keeps its old file and serves, and one line says so."""
+        logs = tempfile.mkdtemp()
+        moved = logs + ".moved"
+        self.addCleanup(shutil.rmtree, moved, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, logs, ignore_errors=True)
+        process = self.start(log_dir=logs,
+                             SCORING_SERVER_WORKERS=str(workers))
+        self.wait_until_serving(process)
+        if workers > 1:
+            self.wait_for_workers(workers)
+        wanted = self.log_path
+        os.rename(logs, moved)
+        self.log_path = os.path.join(moved, os.path.basename(wanted))
+        process.send_signal(signal.SIGHUP)
+        self.wait_for_lines("cannot reopen the log file", 1)
+        for _ in range(10):  # reaches every worker
+            self.assertEqual(post(self.port, SCORE_REQUEST)[0], 200)
+        self.assertIsNone(process.poll())
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+        self.assertEqual(process.stderr.read(), (
+            "scoring_api: cannot reopen the log file %s: No such file or"
+            " directory; still writing to the old one\n" % wanted))
+        text = "\n".join(self.log_lines())
+        self.assertEqual((text.count("cannot reopen"),
+                          text.count("POST /method/")), (1, 10))
+        self.assertFalse(os.path.exists(logs))
+
+    def test_a_failed_reopen_keeps_the_old_file_and_serves(self):
+        self.fail_a_reopen_and_check(1)
+
+    def test_a_failed_reopen_keeps_every_worker_serving(self):
+        self.fail_a_reopen_and_check(2)

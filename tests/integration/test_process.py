@@ -16,7 +16,6 @@ import unittest
 import urllib.error
 import urllib.request
 
-from scoring_api.server import MAX_WORKER_RESTARTS
 from tests.helpers import ROOT, SCORE_REQUEST, api_request
 from tests.layers import BlackHole, free_port
 
@@ -38,13 +37,17 @@ def post(port, body, timeout=10):
 
 
 class ProcessTestCase(unittest.TestCase):
-    def start(self, *args, **settings):
-        """The service on a free port, with SCORING_* `settings`."""
+    def start(self, *args, log_dir=None, **settings):
+        """The service on a free port, with SCORING_* `settings`, logging
+        to `log_path` (a new file, in `log_dir` when given)."""
         self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile(suffix=".log", delete=False)
-        self.addCleanup(os.unlink, self.log.name)
+        log = tempfile.NamedTemporaryFile(suffix=".log", delete=False,
+                                          dir=log_dir)
+        log.close()
+        self.log_path = log.name
+        self.addCleanup(_remove, log.name)
         environ = {**os.environ, "SCORING_SERVER_PORT": str(self.port),
-                   "SCORING_SERVER_LOG_FILE": self.log.name,
+                   "SCORING_SERVER_LOG_FILE": self.log_path,
                    "SCORING_STORE_URL": "redis://127.0.0.1:%d/0" % free_port(),
                    **settings}
         process = subprocess.Popen(
@@ -64,7 +67,7 @@ class ProcessTestCase(unittest.TestCase):
         process.stderr.close()
 
     def worker_pids(self):
-        with open(self.log.name) as log:
+        with open(self.log_path) as log:
             text = log.read()
         pids = []
         for line in text.splitlines():
@@ -93,6 +96,11 @@ class ProcessTestCase(unittest.TestCase):
             except OSError:
                 time.sleep(0.05)
         self.fail("nothing listens on port %d" % self.port)
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 def _alive(pid):
@@ -128,7 +136,7 @@ class StartUpTest(ProcessTestCase):
             process = self.start("--port", str(port))
             process.wait(START_SECONDS)
         self.assertEqual(process.returncode, 1)
-        with open(self.log.name) as log:
+        with open(self.log_path) as log:
             self.assertIn("cannot listen on 127.0.0.1:%d: Address already"
                           " in use" % port, log.read())
 
@@ -177,7 +185,7 @@ class StopTest(ProcessTestCase):
         while [pid for pid in workers if _alive(pid)]:
             self.assertLess(time.monotonic(), deadline, "workers left")
             time.sleep(0.05)
-        with open(self.log.name) as log:
+        with open(self.log_path) as log:
             self.assertEqual(log.read().count(
                 "the supervisor (pid %d) is gone; stopping" % process.pid), 2)
 
@@ -198,7 +206,7 @@ class SupervisorTest(ProcessTestCase):
     """The parent of several workers: what it does when they misbehave."""
 
     def read_log(self):
-        with open(self.log.name) as log:
+        with open(self.log_path) as log:
             return log.read()
 
     def wait_for_a_new_child(self, process, known):
@@ -213,22 +221,55 @@ class SupervisorTest(ProcessTestCase):
             self.assertLess(time.monotonic(), deadline, "no new worker")
             time.sleep(0.01)
 
+    def kill_and_wait_for_the_next(self, process, victim, known):
+        os.kill(victim, signal.SIGKILL)
+        new = self.wait_for_a_new_child(process, known)
+        known.add(new)
+        return new
+
     def test_a_crash_loop_gives_up_after_the_restart_limit(self):
-        process = self.start(SCORING_SERVER_WORKERS="2")
+        process = self.start(SCORING_SERVER_WORKERS="2",
+                             SCORING_SERVER_MAX_WORKER_RESTARTS="4")
         self.wait_until_serving(process)
         known = set(self.wait_for_workers(2))
         victim = min(known)
-        for _ in range(MAX_WORKER_RESTARTS):
-            os.kill(victim, signal.SIGKILL)  # a worker that dies at once
-            victim = self.wait_for_a_new_child(process, known)
-            known.add(victim)
+        for _ in range(4):  # a worker that dies at once
+            victim = self.kill_and_wait_for_the_next(process, victim, known)
         os.kill(victim, signal.SIGKILL)  # one death more than the limit
         self.assertEqual(process.wait(STOP_SECONDS), 1)  # not a clean stop
         log = self.read_log()
-        self.assertEqual(log.count("starting another"), MAX_WORKER_RESTARTS)
-        self.assertIn("worker %d exited with -9; too many restarts,"
-                      " stopping" % victim, log)
+        self.assertEqual(log.count("starting another"), 4)
+        self.assertIn("worker %d exited with -9; too many restarts (4 in"
+                      " 60s), stopping" % victim, log)
         self.assertEqual([pid for pid in known if _alive(pid)], [])
+
+    def test_restarts_are_limited_per_window_not_per_life(self):
+        # One restart a window: deaths further apart than the window are
+        # each replaced, however many there are.
+        process = self.start(SCORING_SERVER_WORKERS="2",
+                             SCORING_SERVER_MAX_WORKER_RESTARTS="1",
+                             SCORING_SERVER_RESTART_WINDOW="0.5")
+        self.wait_until_serving(process)
+        known = set(self.wait_for_workers(2))
+        victim = min(known)
+        for _ in range(3):
+            victim = self.kill_and_wait_for_the_next(process, victim, known)
+            time.sleep(0.6)  # the last restart is out of the window
+        self.assertIsNone(process.poll())
+        self.assertEqual(self.read_log().count("starting another"), 3)
+        self.assertEqual(len(self.wait_for_workers(2)), 2)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
+    def test_the_supervisors_lines_reach_the_file_while_it_serves(self):
+        process = self.start(SCORING_SERVER_WORKERS="2")
+        self.wait_until_serving(process)
+        self.wait_for_workers(2)
+        deadline = time.monotonic() + START_SECONDS
+        while "I - started 2 workers" not in self.read_log():
+            self.assertLess(time.monotonic(), deadline, self.read_log())
+            time.sleep(0.05)
+        self.assertIsNone(process.poll())
 
     def test_a_worker_that_does_not_stop_is_killed_after_the_timeout(self):
         process = self.start(SCORING_SERVER_WORKERS="2",

@@ -411,6 +411,7 @@ INTEGER_RANGES = [
     ("server", "max_body_bytes", 1, None),
     ("server", "max_client_ids", 1, None),
     ("server", "max_connections", 1, None),
+    ("server", "max_worker_restarts", 0, None),
     ("store", "db", 0, None), ("store", "retries", 0, 10),
     ("store", "max_connections", 1, None),
     ("cache", "db", 0, None), ("cache", "retries", 0, 10),
@@ -420,6 +421,7 @@ INTEGER_RANGES = [
 SECONDS_KEYS = [
     ("server", "idle_timeout"), ("server", "body_timeout"),
     ("server", "shutdown_timeout"), ("server", "write_timeout"),
+    ("server", "restart_window"),
     ("store", "connect_timeout"), ("store", "timeout"), ("store", "backoff"),
     ("store", "backoff_max"), ("cache", "connect_timeout"),
     ("cache", "timeout"), ("cache", "backoff"), ("cache", "backoff_max"),

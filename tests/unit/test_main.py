@@ -10,6 +10,7 @@ import unittest
 from unittest import mock
 
 from scoring_api import __main__ as main_module
+from scoring_api import metrics
 from tests.cases import cases
 
 
@@ -105,3 +106,23 @@ class StartUpErrorTest(unittest.TestCase):
         self.assertEqual(
             [record.getMessage() for record in logs.records],
             ["cannot listen on 127.0.0.1:%d: Address already in use" % port])
+
+    @cases([{}, {"SCORING_SERVER_WORKERS": "2"}])
+    def test_a_metrics_directory_that_cannot_be_used_is_one_line(self,
+                                                                 environ):
+        log = write_file(b"")
+        self.addCleanup(os.unlink, log)
+        missing = os.path.join(tempfile.mkdtemp(), "missing")
+        self.addCleanup(os.rmdir, os.path.dirname(missing))
+        with mock.patch.object(main_module.server, "listen") as listen, \
+                mock.patch.object(main_module.server, "_supervise") as fork, \
+                mock.patch.object(metrics, "_metrics", None):  # a new process
+            code, stderr = self.run_main(
+                ["--log", log], dict(environ,
+                                     PROMETHEUS_MULTIPROC_DIR=missing))
+        self.assertEqual((code, stderr), (
+            2, "scoring_api: PROMETHEUS_MULTIPROC_DIR = %r: cannot make the"
+            " metrics directory there: No such file or directory\n"
+            % missing))
+        listen.assert_not_called()  # before anything serves or forks
+        fork.assert_not_called()

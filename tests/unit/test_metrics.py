@@ -26,7 +26,7 @@ class OrphanDirectoryTest(unittest.TestCase):
     def test_a_directory_whose_parent_is_gone_is_removed(self):
         orphan = self.make_directory(self.gone_pid())
         mine = self.make_directory(os.getpid())
-        metrics._remove_orphans()
+        metrics._remove_orphans(tempfile.gettempdir())
         self.assertFalse(os.path.exists(orphan))
         self.assertTrue(os.path.isdir(mine))
 
@@ -37,13 +37,13 @@ class OrphanDirectoryTest(unittest.TestCase):
         for name in ("counter_%d.db" % self.gone_pid(),
                      "gauge_livesum_%d.db" % os.getpid()):
             open(os.path.join(directory, name), "wb").close()
-        metrics._remove_orphans()
+        metrics._remove_orphans(tempfile.gettempdir())
         self.assertTrue(os.path.isdir(directory))
 
     def test_a_directory_of_another_users_live_process_is_kept(self):
         theirs = self.make_directory(1)
         with mock.patch.object(os, "kill", side_effect=PermissionError):
-            metrics._remove_orphans()
+            metrics._remove_orphans(tempfile.gettempdir())
         self.assertTrue(os.path.isdir(theirs))
 
 
@@ -51,10 +51,12 @@ class SingleProcessRunTest(unittest.TestCase):
     """One process (no start_run): nothing to add up, nothing to clean."""
 
     def test_without_a_run_the_worker_and_end_calls_do_nothing(self):
-        metrics.worker_died(os.getpid())
-        metrics.end_run()
-        self.assertIsNone(metrics._run["directory"])
-        self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
+        with mock.patch.dict(os.environ):
+            os.environ.pop(metrics.MULTIPROC_ENV, None)
+            metrics.worker_died(os.getpid())
+            metrics.end_run()
+            self.assertIsNone(metrics._run["directory"])
+            self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
 
     def test_a_run_cannot_start_after_the_first_metric(self):
         # prometheus_client chose in-process values at its import: a run
@@ -64,3 +66,71 @@ class SingleProcessRunTest(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "after the first metric"):
             metrics.start_run()
         self.assertIsNone(metrics._run["directory"])
+
+
+class PrepareTest(unittest.TestCase):
+    """What PROMETHEUS_MULTIPROC_DIR, when the operator sets it, does."""
+
+    def setUp(self):
+        # As in a new process: no metric made yet (other tests made some).
+        for patch in (mock.patch.dict(os.environ),
+                      mock.patch.object(metrics, "_metrics", None)):
+            patch.start()
+            self.addCleanup(patch.stop)
+
+    def given(self, directory):
+        os.environ[metrics.MULTIPROC_ENV] = directory
+
+    def test_one_worker_sets_a_usable_directory_aside(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        self.given(directory)
+        with self.assertLogs("scoring_api.metrics", "INFO") as caught:
+            self.assertIsNone(metrics.prepare(1))
+        self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
+        self.assertEqual(os.listdir(directory), [])
+        self.assertEqual(caught.records[0].getMessage(),
+                         "one worker: metrics in memory,"
+                         " PROMETHEUS_MULTIPROC_DIR=%s not used" % directory)
+
+    def test_a_directory_that_cannot_be_used_is_one_clear_error(self):
+        not_a_directory = tempfile.NamedTemporaryFile()
+        self.addCleanup(not_a_directory.close)
+        missing = os.path.join(tempfile.mkdtemp(), "missing")
+        self.addCleanup(os.rmdir, os.path.dirname(missing))
+        for directory, reason in [
+                (missing, "No such file or directory"),
+                (not_a_directory.name, "Not a directory")]:
+            for workers in (1, 2):
+                self.given(directory)
+                with self.assertRaises(metrics.MetricsDirectoryError) as e:
+                    metrics.prepare(workers)
+                self.assertEqual(str(e.exception), (
+                    "PROMETHEUS_MULTIPROC_DIR = %r: cannot make the metrics"
+                    " directory there: %s" % (directory, reason)))
+                self.assertIsNone(metrics._run["directory"])
+
+    def test_no_usable_temporary_directory_is_one_clear_error(self):
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        missing = os.path.join(tempfile.mkdtemp(), "missing")
+        self.addCleanup(os.rmdir, os.path.dirname(missing))
+        with mock.patch.object(tempfile, "gettempdir",
+                               return_value=missing):
+            with self.assertRaises(metrics.MetricsDirectoryError) as raised:
+                metrics.start_run()
+        self.assertEqual(str(raised.exception), (
+            "the temporary directory %s: cannot make the metrics directory"
+            " there: No such file or directory" % missing))
+
+    def test_a_run_lives_in_its_own_directory_inside_the_given_one(self):
+        given = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, given)
+        theirs = os.path.join(given, "counter_1.db")  # another program's
+        open(theirs, "wb").close()
+        self.given(given)
+        directory = metrics.start_run()
+        self.assertEqual(os.path.dirname(directory), given)
+        self.assertEqual(os.environ[metrics.MULTIPROC_ENV], directory)
+        metrics.end_run()
+        self.assertEqual(os.listdir(given), ["counter_1.db"])
+        self.assertEqual(os.environ[metrics.MULTIPROC_ENV], given)

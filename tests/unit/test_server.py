@@ -13,3 +13,33 @@ class GoneWorkerTest(unittest.TestCase):
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
         server._signal_all({gone.pid}, signal.SIGTERM)  # raises nothing
+
+
+class RestartLimitTest(unittest.TestCase):
+    """At most `limit` restarts within any `window` seconds."""
+
+    def limit(self, limit=3, window=60.0):
+        self.now = 1000.0
+        return server.RestartLimit(limit, window, clock=lambda: self.now)
+
+    def test_a_burst_past_the_limit_is_refused(self):
+        restarts = self.limit()
+        self.assertEqual([restarts.allow() for _ in range(4)],
+                         [True, True, True, False])
+
+    def test_restarts_further_apart_than_the_window_never_run_out(self):
+        restarts = self.limit()
+        for _ in range(100):  # one a minute, for 100 minutes
+            self.assertTrue(restarts.allow())
+            self.now += 60.0
+
+    def test_a_restart_leaves_the_count_exactly_one_window_later(self):
+        restarts = self.limit(limit=1)
+        self.assertTrue(restarts.allow())
+        self.now += 59.9
+        self.assertFalse(restarts.allow())  # a refusal is not counted
+        self.now += 0.1
+        self.assertTrue(restarts.allow())
+
+    def test_no_restart_at_all_with_a_limit_of_zero(self):
+        self.assertFalse(self.limit(limit=0).allow())
