@@ -76,7 +76,7 @@ class DrainTest(ProcessTestCase):
         self.assertEqual(process.wait(STOP_SECONDS), 0)
         for client in clients:
             client.join(STOP_SECONDS)
-        with open(self.log.name) as log:
+        with open(self.log_path) as log:
             logged = set(_LOGGED_ID.findall(log.read()))
         answered = {request_id for client in clients
                     for request_id in client.answered}
