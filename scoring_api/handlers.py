@@ -157,6 +157,14 @@ class JsonHandler(web.RequestHandler):
             written.add_done_callback(lambda _: connection.close())
         return written
 
+    def log_exception(self, typ, value, tb):
+        # Tornado's own line names the whole URI, query string included,
+        # which may carry anything a caller put there.
+        if isinstance(value, web.HTTPError):
+            return  # an answer like any other: the access line says it
+        logger.error("unexpected error in %s %s", self.request.method,
+                     self.request.path, exc_info=(typ, value, tb))
+
     def write_error(self, status_code, **kwargs):
         if status_code == HTTPStatus.METHOD_NOT_ALLOWED:
             self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))

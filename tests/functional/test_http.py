@@ -115,6 +115,17 @@ class MethodEndpointTest(HttpTestCase):
         self.assertNotIn(b"Traceback", response.body)
         self.assertNotIn(b"boom", response.body)
 
+    def test_a_failure_in_the_handler_is_500_logged_without_the_query(self):
+        with mock.patch.object(handlers, "decode_body",
+                               side_effect=RuntimeError("boom")), \
+                self.assertLogs("scoring_api.handlers", "ERROR") as logs:
+            response = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                                 path="/method/?phone=79175002040")
+        self.assertEqual(self.assert_answer(response, 500),
+                         "Internal Server Error")
+        self.assertIn("unexpected error in POST /method/", logs.output[0])
+        self.assertNotIn("79175002040", "\n".join(logs.output))
+
     def test_a_store_that_is_down_is_503(self):
         self.store.down = True
         response = self.post(api_request(
