@@ -106,6 +106,7 @@ def _excerpt(value):
 
 
 _NOT_JSON = object()
+_STR = itertools.repeat(str)
 
 
 def interests_key(client_id):
@@ -128,8 +129,9 @@ def _parse_interests(client_id, value):
         interests = orjson.loads(value)  # bytes: checks UTF-8 too
     except orjson.JSONDecodeError:  # also for an OtherType
         interests = _NOT_JSON
-    if (not isinstance(interests, list)
-            or not all(isinstance(item, str) for item in interests)):
+    # map() keeps the per-item check in C: a generator costs twice as much.
+    if (type(interests) is not list
+            or not all(map(isinstance, interests, _STR))):
         found = (repr(value) if isinstance(value, OtherType) else
                  "not JSON" if interests is _NOT_JSON else "other JSON")
         logger.error("store: %s is %s, not a JSON list of strings",
