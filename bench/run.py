@@ -514,6 +514,9 @@ def parse_args(argv):
                         " (see --list)")
     parser.add_argument("--list", action="store_true",
                         help="print the scenarios and exit")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions a request costs"
+                        " instead (see --instructions --help)")
     parser.add_argument("--against", metavar="CHECKOUT",
                         help="compare this checkout's service with the one"
                         " in CHECKOUT (e.g. a git worktree of the commit"
