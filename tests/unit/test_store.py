@@ -144,20 +144,23 @@ class RetryTest(AsyncTestCase):
         self.assertEqual(repr(found), "a Redis value of another type")
         self.assertEqual(repr(OtherType("set")), "a Redis set")
 
+    @cases(["standalone", "sentinel", "cluster"])
     @gen_test
-    async def test_outside_standalone_an_attempt_is_bounded_as_a_whole(
-            self):
-        # Asking a sentinel (or learning a cluster's layout: see
-        # test_cluster) adds steps the client does not bound;
-        # connect_timeout + timeout does.
+    async def test_in_every_mode_an_attempt_is_bounded_as_a_whole(
+            self, mode):
+        # Connecting, AUTH and SELECT, asking a sentinel or learning a
+        # cluster's layout add steps the client bounds one by one;
+        # connect_timeout + timeout bounds them together.
         client = mock_redis(forever=RedisConnectionError("unused"))
         client.execute_command.side_effect = hang_forever
         settings = FAST.store.__class__(
             connect_timeout=0.05, timeout=0.05, retries=0)
-        endpoint = RedisEndpoint("store", client, settings, mode="sentinel")
+        endpoint = RedisEndpoint("store", client, settings, mode=mode)
+        started = asyncio.get_running_loop().time()
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreUnavailable):
             await endpoint.call("GET", "i:1")
+        self.assertLess(asyncio.get_running_loop().time() - started, 1.0)
 
     @gen_test
     async def test_a_cluster_between_two_layouts_is_tried_again(self):
@@ -170,7 +173,8 @@ class RetryTest(AsyncTestCase):
         endpoint = RedisEndpoint("store", client, FAST.store, mode="cluster")
         self.assertEqual(await endpoint.call("GET", "i:1"), b'["cars"]')
         self.assertEqual(client.execute_command.await_count, 2)
-        self.assertTrue(client._initialize)  # asked to learn it again
+        # The layout is asked for again before the second attempt.
+        client.nodes_manager.initialize.assert_awaited_once_with()
 
     @gen_test
     async def test_types_are_read_in_a_pipeline_not_a_transaction(self):
