@@ -16,6 +16,7 @@ from scoring_api import metrics
 from scoring_api.config import Settings
 from scoring_api.errors import StoreRefused, StoreUnavailable
 from scoring_api.store import endpoint
+from scoring_api.store.outages import reason
 from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
                                OutageLog, RedisEndpoint)
 from scoring_api.throttle import Throttle
@@ -697,10 +698,12 @@ class OutageLogTest(unittest.TestCase):
             "store: PING failed: MasterNotFoundError: No master found for"
             " 'scoring' (1 failed calls since the last report)"))
 
-    def test_a_long_message_is_cut(self):
-        with self.assertLogs("scoring_api.store", "WARNING") as logs:
-            self.outages.failure("GET", RedisConnectionError("x" * 5000))
-        self.assertLess(len(logs.records[0].getMessage()), 250)
+    @cases([("x" * 120, "x" * 120), ("x" * 121, "x" * 120 + "..."),
+            ("y" * 5000, "y" * 120 + "...")])
+    def test_a_long_message_is_cut_at_120_characters(self, case):
+        message, shown = case
+        self.assertEqual(reason(RedisConnectionError(message)),
+                         "ConnectionError: " + shown)
 
 
 class ThrottleTest(unittest.TestCase):
