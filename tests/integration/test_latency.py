@@ -92,6 +92,32 @@ class NewConnectionTest(ProxiedTestCase):
         self.assertLess(time.monotonic() - started, 1.0 + SLACK_SECONDS)
 
 
+class CutAndStallTest(ProxiedTestCase):
+    @gen_test(timeout=10)
+    async def test_after_a_cut_the_next_call_is_on_a_new_connection(self):
+        self.proxy.latency = 0.0
+        store = self.store(retries=0)
+        self.assertIsNone(await store.get("i:1"))
+        self.proxy.cut()
+        await asyncio.sleep(0.1)
+        self.assertIsNone(await store.get("i:1"))
+        self.assertEqual(self.proxy.round_trips(), [1, 1])
+
+    @gen_test(timeout=10)
+    async def test_a_stalled_link_fails_within_the_worst_case(self):
+        self.proxy.stalled = True
+        store = self.store(connect_timeout=0.2, timeout=0.3, retries=1,
+                           backoff=0.01, backoff_max=0.02)
+        started = time.monotonic()
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await store.get("i:1")
+        worst = Settings().store.__class__(
+            connect_timeout=0.2, timeout=0.3, retries=1,
+            backoff_max=0.02).worst_call_seconds
+        self.assertLess(time.monotonic() - started, worst + SLACK_SECONDS)
+
+
 class StaleConnectionTest(ProxiedTestCase):
     """Connections Redis has closed are replaced before reuse."""
 
