@@ -154,6 +154,9 @@ class LoadSettingsTest(unittest.TestCase):
          "[store] url = 'unix:///tmp/r.sock': a cluster needs redis://"),
         ("[store]\nmode = cluster\nurl =\n",
          "[store] mode = cluster needs a url"),
+        # The mode as read from a file, not an interned literal.
+        ("[store]\nmode = cluster\nurl = redis://a:7000/3\n",
+         "[store] url = 'redis://a:7000/3': a cluster has database 0"),
         ("[DEFAULT]\nport = 80\n", "unknown section [DEFAULT]"),
         ("[cache]\nurl = redis://host:6379/x\n",
          "[cache] url = 'redis://host:6379/x': expected a database number"
