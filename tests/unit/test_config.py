@@ -302,6 +302,9 @@ class LoadSettingsTest(unittest.TestCase):
         ("unix:///run/redis.sock?socket_timeout=1",
          "unknown URL option 'socket_timeout' (timeouts, retries and the"
          " pool size are config keys; ssl_* options need rediss://)"),
+        ("unix:///run/redis.sock?ssl_cert_reqs=none",
+         "unknown URL option 'ssl_cert_reqs' (timeouts, retries and the"
+         " pool size are config keys; ssl_* options need rediss://)"),
     ])
     def test_redis_urls_refused(self, case):
         url, message = case
@@ -319,7 +322,8 @@ class LoadSettingsTest(unittest.TestCase):
                                    "\nservice_name = m\n" % text)
                          .store.sentinels, nodes)
 
-    @cases(["h:0", "h:65536", "h:+1", "h:-1", ":26379", "h"])
+    @cases(["h:0", "h:65536", "h:+1", "h:-1", ":26379", "h", "user@h:26379",
+            "h/0:26379"])
     def test_sentinel_nodes_refused(self, node):
         with self.assertRaises(config.ConfigError) as raised:
             self.load("[store]\nsentinels = %s\n" % node)
