@@ -2,8 +2,8 @@
 counted retries and its outage log, in every mode."""
 import asyncio
 
-from redis.backoff import EqualJitterBackoff
 from redis.asyncio.sentinel import MasterNotFoundError
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ClusterError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
@@ -47,6 +47,7 @@ def is_broken_connection(error):
 
 
 def any_error(error):
+    """Every transient failure is worth another attempt."""
     return True
 
 
