@@ -79,24 +79,19 @@ def cached_score(value):
 
 async def get_score(store, ttl_seconds, **inputs):
     """The cached score of these inputs, or a fresh one, cached. A cache
-    entry that is not a score is a miss, and overwritten.
-
-    The score is computed first (it costs less than a round trip), so
-    that a miss reads and writes the cache in one round trip.
-    """
+    entry that is not a score is a miss, and overwritten."""
     key = score_key(**inputs)
+    cached = await store.cache_get(key)
+    if cached is not None:
+        cached_value = cached_score(cached)
+        if cached_value is not None:
+            return cached_value
+        count = corrupt_scores.event()
+        if count:
+            logger.warning("cache: %s holds %r, not a score; recomputed and"
+                           " overwritten (%d such entries since the last"
+                           " report)", key, _excerpt(cached), count)
     score = compute_score(**inputs)
-    cached = await store.cache_get_or_set(key, score, ttl_seconds)
-    if cached is None:  # a miss, now cached
-        return score
-    cached_value = cached_score(cached)
-    if cached_value is not None:
-        return cached_value
-    count = corrupt_scores.event()
-    if count:
-        logger.warning("cache: %s holds %r, not a score; recomputed and"
-                       " overwritten (%d such entries since the last"
-                       " report)", key, _excerpt(cached), count)
     await store.cache_set(key, score, ttl_seconds)
     return score
 
