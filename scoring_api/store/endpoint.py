@@ -67,9 +67,9 @@ class RedisEndpoint:
     Every call is bounded: waiting for one of the `max_connections`
     slots by `connect_timeout`; each attempt as a whole (connecting, the
     handshake, asking a sentinel or learning a cluster's layout, sending
-    and reading) by `connect_timeout + timeout`, and each of its steps by
-    one of them. The number of attempts is bounded by `retries`, the
-    pauses between them by `backoff_max`.
+    and reading) by `connect_timeout + timeout`, its connecting also by
+    `connect_timeout`. The number of attempts is bounded by `retries`,
+    the pauses between them by `backoff_max`.
     """
 
     def __init__(self, name, client, settings, backoff=None,

@@ -42,9 +42,14 @@ def bounds(settings):
 
     Maintenance notifications off also keeps the pool's check of a pooled
     connection before reuse, which redis-py 8.1 skips while they are on:
-    a connection Redis has closed is replaced, not handed out."""
+    a connection Redis has closed is replaced, not handed out.
+
+    No socket_timeout: the endpoint bounds each attempt as a whole
+    (connect_timeout + timeout), sends and reads included. redis-py would
+    otherwise run every send as a task under asyncio.wait_for and every
+    read under a timeout of its own: 5 % of an interests call."""
     return {"socket_connect_timeout": settings.connect_timeout,
-            "socket_timeout": settings.timeout,  # each send and each read
+            "socket_timeout": None,
             "retry": no_retry(),
             "protocol": 2,  # RESP2: no HELLO
             "driver_info": None,  # no CLIENT SETINFO

@@ -91,7 +91,7 @@ class BuildClientTest(AsyncTestCase):
 
     def assert_bounds(self, kwargs):
         self.assertEqual(kwargs["socket_connect_timeout"], 0.3)
-        self.assertEqual(kwargs["socket_timeout"], 0.7)
+        self.assertIsNone(kwargs["socket_timeout"])  # the attempt's
         self.assertEqual(kwargs["retry"].get_retries(), 0)
         self.assertFalse(kwargs.get("decode_responses"))
         # No round trip before the first command but AUTH and SELECT.
@@ -166,7 +166,7 @@ class BuildClientTest(AsyncTestCase):
         self.assertEqual(client.retry.get_retries(), 0)
         self.assertEqual(client.connection_kwargs["password"], "s3cret")
         self.assertEqual(client.connection_kwargs["max_connections"], 8)
-        self.assertEqual(client.connection_kwargs["socket_timeout"], 0.7)
+        self.assertIsNone(client.connection_kwargs["socket_timeout"])
         self.assertEqual(
             client.connection_kwargs["socket_connect_timeout"], 0.3)
         self.assertEqual(endpoint.attempt_timeout, 1.0)
