@@ -20,6 +20,19 @@ LATENCY_SECONDS = 0.2  # each way
 SLACK_SECONDS = 0.3
 
 
+def behind_a_slow_link(test):
+    """(proxy, admin) for `test`: a fault proxy with LATENCY_SECONDS each
+    way in front of the layer's Redis, and a direct client to look inside
+    it; both closed after the test."""
+    proxy = FaultProxy(RedisLayer.server.port)
+    test.addCleanup(proxy.close)
+    proxy.latency = LATENCY_SECONDS
+    admin = redis.Redis.from_url(RedisLayer.url, socket_timeout=2,
+                                 protocol=2, driver_info=None)
+    test.addCleanup(admin.close)
+    return proxy, admin
+
+
 class ProxiedTestCase(AsyncTestCase):
     """A store whose Redis is behind a fault proxy with added latency."""
 
@@ -28,12 +41,7 @@ class ProxiedTestCase(AsyncTestCase):
     def setUp(self):
         requires_own_server(self)
         super().setUp()
-        self.proxy = FaultProxy(RedisLayer.server.port)
-        self.addCleanup(self.proxy.close)
-        self.proxy.latency = LATENCY_SECONDS
-        self.admin = redis.Redis.from_url(RedisLayer.url, socket_timeout=2,
-                                          protocol=2, driver_info=None)
-        self.addCleanup(self.admin.close)
+        self.proxy, self.admin = behind_a_slow_link(self)
         self.stores = []
 
     def tearDown(self):
@@ -148,12 +156,7 @@ class StaleConnectionServiceTest(AsyncHTTPTestCase):
 
     def setUp(self):
         requires_own_server(self)
-        self.proxy = FaultProxy(RedisLayer.server.port)
-        self.addCleanup(self.proxy.close)
-        self.proxy.latency = LATENCY_SECONDS
-        self.admin = redis.Redis.from_url(RedisLayer.url, socket_timeout=2,
-                                          protocol=2, driver_info=None)
-        self.addCleanup(self.admin.close)
+        self.proxy, self.admin = behind_a_slow_link(self)
         self.admin.set("i:1", json.dumps(["cars"]))
         super().setUp()
 
