@@ -8,9 +8,13 @@
 # ./run.sh soak [--mode standalone|sentinel|cluster]
 #                               about 40 s of traffic while Redis (the master)
 #                               dies twice
-# ./run.sh bench [--quick]      the service beside a reference server and
-#                               bare Tornado, in alternation (wrk); --list
-#                               names the scenarios, --only runs some
+# ./run.sh bench [--quick]      wall clock: the service beside a reference
+#                               server and bare Tornado, in alternation
+#                               (wrk); --list names the scenarios, --only
+#                               runs some
+# ./run.sh bench --instructions the instructions a request costs
+#                               (valgrind's callgrind), each row over bare
+#                               Tornado, with the targets; --list, --only
 # ./run.sh mutate [MODULE ...]  mutation testing (cosmic-ray), a table per module
 # ./run.sh coverage [nose2 args] line and branch coverage, subprocesses included
 # ./run.sh fuzz [--max-time S]  schemathesis over scoring_api/openapi.json
@@ -200,6 +204,33 @@ stop_redis() {
     return 1
 }
 
+# Make sure the command $1 exists, installing the Debian package $2 with
+# apt-get when it is missing (apt-get update once a run).
+apt_updated=no
+need_tool() {
+    command -v "$1" > /dev/null && return 0
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        if ! command -v sudo > /dev/null; then
+            say "$1 is not installed: as root, apt-get install $2"
+            exit 1
+        fi
+        sudo=(sudo)
+    fi
+    if ! command -v apt-get > /dev/null; then
+        say "$1 is not installed, and this is not Debian: install $2"
+        exit 1
+    fi
+    say "$1 is not installed: apt-get install $2"
+    if [ "$apt_updated" = no ]; then
+        "${sudo[@]}" apt-get update -qq \
+            || { say "apt-get update failed"; exit 1; }
+        apt_updated=yes
+    fi
+    "${sudo[@]}" apt-get install -y -qq "$2" > /dev/null \
+        || { say "apt-get install $2 failed"; exit 1; }
+}
+
 # Two CPU-bound processes for as long as this script runs: SPEC 6 wants
 # the suite to pass on a busy machine. Stopped by pid on any exit.
 start_cpu_load() {
@@ -258,6 +289,12 @@ mutate)
 bench)
     shift
     setup_venv requirements-test.txt
+    case " $* " in
+    *" --list "*|*" -h "*|*" --help "*) ;;  # nothing runs
+    *" --instructions "*) need_tool valgrind valgrind
+                          need_tool callgrind_control valgrind ;;
+    *) need_tool wrk wrk ;;
+    esac
     exec "$PY" -m bench.run "$@"
     ;;
 soak)

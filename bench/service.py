@@ -24,15 +24,18 @@ def start_service(port, redis_url, log_path, **settings):
     return process
 
 
-def spawn_service(port, redis_url, log_path, root=ROOT, **settings):
+def spawn_service(port, redis_url, log_path, root=ROOT, prefix=(),
+                  stderr=None, **settings):
     """The process of `start_service`, without waiting for it to answer;
-    `root`: the checkout to run (another one to compare two versions)."""
+    `root`: the checkout to run (another one to compare two versions);
+    `prefix`: a command that runs Python (e.g. valgrind and its options);
+    `stderr`: where the process's standard error goes (default: ours)."""
     environ = dict(os.environ, SCORING_STORE_URL=redis_url,
                    SCORING_SERVER_LOG_FILE=log_path, **settings)
     return subprocess.Popen(
-        [sys.executable, "-m", "scoring_api", "--config",
+        [*prefix, sys.executable, "-m", "scoring_api", "--config",
          os.path.join(root, "config.ini"), "--port", str(port)],
-        env=environ, cwd=root)
+        env=environ, cwd=root, stderr=stderr)
 
 
 def cpu_seconds(pid):
@@ -49,9 +52,15 @@ def cpu_seconds(pid):
     return own + sum(cpu_seconds(child) or 0.0 for child in child_pids)
 
 
-def wait_until_answering(port, path="/health"):
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+def wait_until_answering(port, path="/health",
+                         timeout=START_TIMEOUT_SECONDS, process=None):
+    """Return once something answers HTTP on `port` (any status); a
+    RuntimeError after `timeout` seconds, or as soon as `process` exits."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError("the server for port %d exited with %d"
+                               % (port, process.returncode))
         try:
             urllib.request.urlopen(
                 "http://127.0.0.1:%d%s" % (port, path), timeout=1)

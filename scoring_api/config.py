@@ -369,8 +369,27 @@ def _environment_keys(environ):
         yield name, section, key, text
 
 
-def _check_redis(section, redis):
-    """What one key cannot say alone: each mode's keys must be there."""
+# The keys only sentinel mode reads (SPEC 4.2), and their defaults.
+SENTINEL_KEYS = {"sentinels": (), "service_name": "", "db": 0,
+                 "password": ""}
+
+
+def _check_redis(section, redis, given=None):
+    """What one key cannot say alone: each mode's keys must be there, and
+    no key another mode would read. `given`: the section as written, when
+    `redis` is the Redis resolved for it (an empty [cache] is [store]'s).
+    A url in sentinel mode is allowed (SPEC 4.2: unused, may be empty):
+    its default cannot be told apart from one written."""
+    given = given or redis
+    if given.mode != "sentinel":
+        stray = [key for key, default in SENTINEL_KEYS.items()
+                 if getattr(given, key) != default]
+        if stray:
+            raise ConfigError("[%s] %s: only mode = sentinel reads %s"
+                              " (mode = %s)" % (
+                                  section, ", ".join(stray),
+                                  "it" if len(stray) == 1 else "them",
+                                  given.mode or "(empty)"))
     if redis.mode == "sentinel" and not (redis.sentinels
                                          and redis.service_name):
         raise ConfigError("[%s] mode = sentinel needs sentinels and"
@@ -409,5 +428,5 @@ def load_settings(path=None, environ=None, overrides=()):
         for section, keys in values.items()
     })
     _check_redis("store", settings.store)
-    _check_redis("cache", settings.cache_redis)
+    _check_redis("cache", settings.cache_redis, settings.cache)
     return settings

@@ -121,7 +121,11 @@ class JsonHandler(web.RequestHandler):
         """The caller's X-Request-Id when it cannot forge a log line, else
         a new one."""
         if "_request_id" not in self.__dict__:
-            given = self.request.headers.get(REQUEST_ID_HEADER, "")
+            headers = self.request.headers
+            # `in` first: HTTPHeaders.get raises and catches a KeyError
+            # for a missing header, dearer than the rest of this.
+            given = (headers[REQUEST_ID_HEADER]
+                     if REQUEST_ID_HEADER in headers else "")
             self._request_id = (given if _REQUEST_ID_PATTERN.fullmatch(given)
                                 else REQUEST_IDS.next())
         return self._request_id

@@ -88,6 +88,7 @@ async def serve(settings, sockets, parent=None):
         orphan_check.start()
     logger.info("serving on %s:%d (pid %d)", settings.server.host,
                 settings.server.port, os.getpid())
+    flush_logs()  # an operator, or a test, waits for this line
     await stopping.wait()
     requests = app.settings["requests"]
     logger.info("stopping: %d requests in flight", requests.active)
@@ -121,6 +122,9 @@ def run(settings):
     """
     workers = settings.server.workers
     reuse_port = workers > 1
+    # A SIGHUP (logrotate) before the service handles it would end the
+    # process (the signal's default): until then it is ignored.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Before anything forks: workers inherit the limit.
     warn_if_descriptors_short(settings, raise_descriptor_limit())
     # Before anything forks or serves: MetricsDirectoryError stops here.

@@ -81,12 +81,6 @@ class MemoryStore:
         if not self.down:
             self.cache[key] = _as_text(value)
 
-    async def cache_get_or_set(self, key, value, ttl_seconds):
-        cached = await self.cache_get(key)
-        if cached is None:
-            await self.cache_set(key, value, ttl_seconds)
-        return cached
-
     async def health(self):
         state = "down" if self.down else "up"
         return {"store": state, "cache": state}

@@ -40,9 +40,6 @@ class Store:
         # still serves reads; writes pause for this long after a refusal.
         self.write_pause = cache_settings.reset_timeout
         self.writes_resume_at = None
-        # SET with both NX and GET needs Redis 7.0; an older one answers a
-        # syntax error once, and misses take GET, then SET, from then on.
-        self.set_nx_get = True
 
     @classmethod
     def from_settings(cls, settings):
@@ -109,26 +106,6 @@ class Store:
             return
         await self._cache_call("SET", key, value, "EX", int(ttl_seconds))
 
-    async def cache_get_or_set(self, key, value, ttl_seconds):
-        """What `cache_get(key)` would answer; where that is None (a miss,
-        or a failure), `value` is cached for `ttl_seconds` as `cache_set`
-        would. One round trip (SET NX GET) where there were two."""
-        if not self.set_nx_get or self._writes_paused():
-            cached = await self.cache_get(key)
-            if cached is None:
-                await self.cache_set(key, value, ttl_seconds)
-            return cached
-        cached = self.local.get(key)
-        if cached is not None:
-            return cached
-        cached = await self._cache_call(
-            "SET", key, value, "NX", "GET", "EX", int(ttl_seconds), get=True)
-        if cached is None:
-            self.local.set(key, value, ttl_seconds)
-        elif not isinstance(cached, OtherType):
-            self.local.set(key, cached)
-        return cached
-
     def _writes_paused(self):
         if self.writes_resume_at is not None:
             if self.clock() < self.writes_resume_at:
@@ -136,16 +113,14 @@ class Store:
             self.writes_resume_at = None
         return False
 
-    async def _cache_call(self, command, *args, **options):
+    async def _cache_call(self, command, *args):
         if not self.breaker.allows():
             return None
         try:
-            result = await self.cache.call(command, *args, **options)
-        except StoreRefused as refusal:
+            result = await self.cache.call(command, *args)
+        except StoreRefused:
             if command == "SET":
                 self.writes_resume_at = self.clock() + self.write_pause
-                if options.get("get") and _is_syntax_error(refusal):
-                    self._without_set_nx_get()
             else:
                 self.breaker.record_failure()
             return None
@@ -154,12 +129,6 @@ class Store:
             return None
         self.breaker.record_success()
         return result
-
-    def _without_set_nx_get(self):
-        self.set_nx_get = False
-        logger.warning("cache: this Redis does not take SET with NX and GET"
-                       " (Redis < 7.0); a cache miss now costs two round"
-                       " trips, GET then SET")
 
     async def health(self):
         """{"store": "up"|"down", "cache": "up"|"down"}, bounded by the
@@ -180,7 +149,3 @@ class Store:
 
 def _up(flag):
     return "up" if flag else "down"
-
-
-def _is_syntax_error(refusal):
-    return "syntax error" in str(refusal.__cause__).lower()

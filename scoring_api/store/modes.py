@@ -12,6 +12,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from scoring_api.config import MASK, mask_url
 
@@ -34,9 +35,26 @@ def no_retry():
 
 
 def bounds(settings):
+    """The keyword arguments of every client and connection: its
+    timeouts, no retries of its own, and a handshake of no round trip
+    beyond a configured AUTH and SELECT (redis-py 8.1's default is four:
+    HELLO 3, CLIENT MAINT_NOTIFICATIONS and two CLIENT SETINFO).
+
+    Maintenance notifications off also keeps the pool's check of a pooled
+    connection before reuse, which redis-py 8.1 skips while they are on:
+    a connection Redis has closed is replaced, not handed out.
+
+    No socket_timeout: the endpoint bounds each attempt as a whole
+    (connect_timeout + timeout), sends and reads included. redis-py would
+    otherwise run every send as a task under asyncio.wait_for and every
+    read under a timeout of its own: 5 % of an interests call."""
     return {"socket_connect_timeout": settings.connect_timeout,
-            "socket_timeout": settings.timeout,  # each send and each read
-            "retry": no_retry()}
+            "socket_timeout": None,
+            "retry": no_retry(),
+            "protocol": 2,  # RESP2: no HELLO
+            "driver_info": None,  # no CLIENT SETINFO
+            "maint_notifications_config": MaintNotificationsConfig(
+                enabled=False)}
 
 
 def build_client(settings):

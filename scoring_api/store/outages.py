@@ -7,6 +7,18 @@ from scoring_api.throttle import LOG_INTERVAL_SECONDS, Throttle
 logger = logging.getLogger(__name__)
 
 OUTAGE_LOG_INTERVAL_SECONDS = LOG_INTERVAL_SECONDS
+# How much of an error's message an outage line keeps.
+REASON_CHARS = 120
+
+
+def reason(error):
+    """The error's class and the start of its message, up to the first
+    object repr redis-py puts in it (a sentinel's client, ~2 KB)."""
+    message = str(error).split("<", 1)[0].rstrip(" :,-(")
+    if len(message) > REASON_CHARS:
+        message = message[:REASON_CHARS] + "..."
+    name = type(error).__name__
+    return "%s: %s" % (name, message) if message else name
 
 
 class OutageLog:
@@ -34,8 +46,8 @@ class OutageLog:
         count = self.failures.event()
         if count:
             logger.warning("%s: %s failed: %s (%d failed calls since the last"
-                           " report)", self.name, command,
-                           str(error) or type(error).__name__, count)
+                           " report)", self.name, command, reason(error),
+                           count)
 
     def success(self):
         if not self.down:

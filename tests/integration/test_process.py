@@ -90,12 +90,15 @@ class ProcessTestCase(unittest.TestCase):
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 self.fail("the service exited: %s" % process.stderr.read())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.fail("nothing listens on port %d" % self.port)
+            # Its "serving on" line, not only a connection (the kernel
+            # takes those as soon as the port is bound): the process has
+            # started serving, its signal handlers are in place.
+            if os.path.exists(self.log_path):
+                with open(self.log_path, encoding="utf-8") as log:
+                    if "serving on" in log.read():
+                        return
+            time.sleep(0.05)
+        self.fail("nothing serves on port %d" % self.port)
 
 
 def _remove(path):

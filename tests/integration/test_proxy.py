@@ -95,7 +95,7 @@ class ProxyTestCase(ProcessTestCase):
         service wrote it (lines reach the file within a second)."""
         deadline = time.monotonic() + START_SECONDS
         while True:
-            with open(self.log.name) as log:
+            with open(self.log_path) as log:
                 for line in log:
                     # [date time] I request-id client verb path ...
                     words = line.split()

@@ -4,6 +4,7 @@ import time
 
 from tornado.testing import AsyncTestCase, gen_test
 
+from scoring_api import scoring
 from scoring_api.errors import StoreUnavailable
 from scoring_api.store import OtherType, Store
 from tests.integration.base import FAST
@@ -27,6 +28,14 @@ class StoreRoundTripTest(AsyncTestCase):
         info = await self.store.store.call("INFO", "commandstats")
         return info.get("cmdstat_" + command, {}).get("calls", 0)
 
+    async def commands_sent(self):
+        """{command: calls} since the test began, but INFO and CONFIG
+        (the layer's and this method's own)."""
+        info = await self.store.store.call("INFO", "commandstats")
+        return {name[len("cmdstat_"):]: stats["calls"]
+                for name, stats in info.items()
+                if not name.startswith(("cmdstat_info", "cmdstat_config"))}
+
     @gen_test
     async def test_get_returns_what_redis_holds_and_none_when_missing(self):
         await self.store.set_many({"i:1": '["cars"]'})
@@ -49,32 +58,44 @@ class StoreRoundTripTest(AsyncTestCase):
         self.assertIsNone(await self.store.cache_get("score:other"))
 
     @gen_test
-    async def test_a_miss_is_read_and_written_by_one_command(self):
-        self.assertIsNone(
-            await self.store.cache_get_or_set("score:k", 4.5, 3600))
-        self.assertEqual(await self.command_calls("set"), 1)
-        self.assertEqual(await self.command_calls("get"), 0)
-        self.assertEqual(await self.store.cache_get("score:k"), b"4.5")
-        ttl = await self.store.cache.call("TTL", "score:k")
+    async def test_a_score_miss_is_a_get_then_a_set_with_the_ttl(self):
+        # On new connections: no HELLO, CLIENT SETINFO or
+        # CLIENT MAINT_NOTIFICATIONS before the first command either.
+        inputs = {"phone": "79175002040", "email": "a@b"}
+        self.assertEqual(await scoring.get_score(self.store, 3600, **inputs),
+                         3.0)
+        self.assertEqual(await self.commands_sent(), {"get": 1, "set": 1})
+        key = scoring.score_key(**inputs)
+        self.assertEqual(await self.store.cache.call("GET", key), b"3.0")
+        ttl = await self.store.cache.call("TTL", key)
         self.assertTrue(3590 <= ttl <= 3600, ttl)
 
     @gen_test
-    async def test_what_the_cache_holds_is_answered_and_left_alone(self):
-        # Even what is not a score: the caller decides to overwrite it.
-        await self.store.cache.call("SET", "score:k", "garbage", "EX", 100)
-        self.assertEqual(
-            await self.store.cache_get_or_set("score:k", 4.5, 3600),
-            b"garbage")
-        self.assertEqual(await self.store.cache_get("score:k"), b"garbage")
-        self.assertLessEqual(await self.store.cache.call("TTL", "score:k"),
-                             100)
+    async def test_a_score_hit_is_one_get(self):
+        inputs = {"phone": "79175002040", "email": "a@b"}
+        key = scoring.score_key(**inputs)
+        await self.store.cache.call("SET", key, "4.5", "EX", 100)
+        await self.store.cache.call("CONFIG", "RESETSTAT")
+        self.assertEqual(await scoring.get_score(self.store, 3600, **inputs),
+                         4.5)
+        self.assertEqual(await self.commands_sent(), {"get": 1})
+
+    @gen_test
+    async def test_an_entry_that_is_not_a_score_is_overwritten(self):
+        inputs = {"phone": "79175002040"}
+        key = scoring.score_key(**inputs)
+        await self.store.cache.call("SET", key, "garbage", "EX", 100)
+        with self.assertLogs("scoring_api.scoring", "WARNING"):
+            self.assertEqual(
+                await scoring.get_score(self.store, 3600, **inputs), 1.5)
+        self.assertEqual(await self.store.cache_get(key), b"1.5")
+        self.assertGreater(await self.store.cache.call("TTL", key), 100)
 
     @gen_test
     async def test_a_score_key_of_another_type_reads_as_such(self):
         await self.store.cache.call("SADD", "score:k", "x")
-        self.assertIsInstance(
-            await self.store.cache_get_or_set("score:k", 4.5, 3600),
-            OtherType)
+        self.assertIsInstance(await self.store.cache_get("score:k"),
+                              OtherType)
         self.assertEqual(await self.store.cache.call("TYPE", "score:k"),
                          b"set")
 

@@ -41,7 +41,8 @@ EXTRA_SUITES = {
               "tests.integration.test_faults",
               "tests.integration.test_corrupt_data",
               "tests.integration.test_sentinel",
-              "tests.integration.test_cluster"],
+              "tests.integration.test_cluster",
+              "tests.integration.test_latency"],
 }
 # The test command of a package: its own tests, then its extra suites
 # (instead of the fast layers, whose other tests hardly touch it: a

@@ -137,6 +137,16 @@ class LoadSettingsTest(unittest.TestCase):
          "[store] mode = sentinel needs sentinels and service_name"),
         ("[cache]\nmode = sentinel\nservice_name = m\n",
          "[cache] mode = sentinel needs sentinels and service_name"),
+        ("[store]\nsentinels = h:26379\nservice_name = m\n",
+         "[store] sentinels, service_name: only mode = sentinel reads them"
+         " (mode = standalone)"),
+        ("[store]\nmode = cluster\nurl = redis://a:7000\npassword = pw\n",
+         "[store] password: only mode = sentinel reads it (mode = cluster)"),
+        ("[cache]\nservice_name = m\n",
+         "[cache] service_name: only mode = sentinel reads it"
+         " (mode = (empty))"),
+        ("[cache]\nurl = redis://c:6379/0\ndb = 2\n",
+         "[cache] db: only mode = sentinel reads it (mode = (empty))"),
         ("[store]\nurl = redis://a:1,b:2\n",
          "[store] url = 'redis://a:1,b:2': several nodes need mode ="
          " cluster"),
@@ -144,6 +154,9 @@ class LoadSettingsTest(unittest.TestCase):
          "[store] url = 'unix:///tmp/r.sock': a cluster needs redis://"),
         ("[store]\nmode = cluster\nurl =\n",
          "[store] mode = cluster needs a url"),
+        # The mode as read from a file, not an interned literal.
+        ("[store]\nmode = cluster\nurl = redis://a:7000/3\n",
+         "[store] url = 'redis://a:7000/3': a cluster has database 0"),
         ("[DEFAULT]\nport = 80\n", "unknown section [DEFAULT]"),
         ("[cache]\nurl = redis://host:6379/x\n",
          "[cache] url = 'redis://host:6379/x': expected a database number"
@@ -289,6 +302,9 @@ class LoadSettingsTest(unittest.TestCase):
         ("unix:///run/redis.sock?socket_timeout=1",
          "unknown URL option 'socket_timeout' (timeouts, retries and the"
          " pool size are config keys; ssl_* options need rediss://)"),
+        ("unix:///run/redis.sock?ssl_cert_reqs=none",
+         "unknown URL option 'ssl_cert_reqs' (timeouts, retries and the"
+         " pool size are config keys; ssl_* options need rediss://)"),
     ])
     def test_redis_urls_refused(self, case):
         url, message = case
@@ -302,10 +318,12 @@ class LoadSettingsTest(unittest.TestCase):
             ("a:1, [::1]:2,", (("a", 1), ("::1", 2)))])
     def test_sentinel_nodes_accepted(self, case):
         text, nodes = case
-        self.assertEqual(self.load("[store]\nsentinels = %s\n" % text)
+        self.assertEqual(self.load("[store]\nmode = sentinel\nsentinels = %s"
+                                   "\nservice_name = m\n" % text)
                          .store.sentinels, nodes)
 
-    @cases(["h:0", "h:65536", "h:+1", "h:-1", ":26379", "h"])
+    @cases(["h:0", "h:65536", "h:+1", "h:-1", ":26379", "h", "user@h:26379",
+            "h/0:26379"])
     def test_sentinel_nodes_refused(self, node):
         with self.assertRaises(config.ConfigError) as raised:
             self.load("[store]\nsentinels = %s\n" % node)
@@ -445,8 +463,13 @@ class KeyBoundsTest(unittest.TestCase):
     one step past either end with a message that states the range."""
 
     def value(self, section, key, text):
+        # db is read in sentinel mode only (any other mode refuses it).
+        mode = ([("test", section, "mode", "sentinel"),
+                 ("test", section, "sentinels", "h:26379"),
+                 ("test", section, "service_name", "m")]
+                if key == "db" else [])
         settings = config.load_settings(
-            None, {}, [("test", section, key, text)])
+            None, {}, mode + [("test", section, key, text)])
         return getattr(getattr(settings, section), key)
 
     def refusal(self, section, key, text):

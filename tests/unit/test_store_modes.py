@@ -91,9 +91,12 @@ class BuildClientTest(AsyncTestCase):
 
     def assert_bounds(self, kwargs):
         self.assertEqual(kwargs["socket_connect_timeout"], 0.3)
-        self.assertEqual(kwargs["socket_timeout"], 0.7)
+        self.assertIsNone(kwargs["socket_timeout"])  # the attempt's
         self.assertEqual(kwargs["retry"].get_retries(), 0)
         self.assertFalse(kwargs.get("decode_responses"))
+        # No round trip before the first command but AUTH and SELECT.
+        self.assertEqual(kwargs["protocol"], 2)
+        self.assertIsNone(kwargs["driver_info"])
 
     def test_standalone_is_a_redis_client_of_the_url(self):
         endpoint = self.build(StoreSettings(url="redis://h:6380/4",
@@ -102,7 +105,9 @@ class BuildClientTest(AsyncTestCase):
         self.assert_bounds(kwargs)
         self.assertEqual((kwargs["host"], kwargs["port"], kwargs["db"]),
                          ("h", 6380, 4))
-        self.assertIsNone(endpoint.attempt_timeout)  # the client bounds it
+        self.assertEqual(endpoint.attempt_timeout, 1.0)
+        self.assertFalse(
+            endpoint.client.connection_pool.maint_notifications_enabled())
 
     def test_sentinel_is_the_master_of_the_service_with_bounds_both_ways(
             self):
@@ -118,23 +123,27 @@ class BuildClientTest(AsyncTestCase):
                  for client in sentinel.sentinels]
         self.assertEqual([(kw["host"], kw["port"]) for kw in asked],
                          [("10.0.0.1", 26379), ("10.0.0.2", 26380)])
+        for client in sentinel.sentinels:
+            self.assertFalse(
+                client.connection_pool.maint_notifications_enabled())
         for kwargs in asked:  # asking a sentinel is bounded too
             self.assert_bounds(kwargs)
             self.assertIsNone(kwargs["password"])
         self.assertEqual(endpoint.attempt_timeout, 1.0)
+        self.assertFalse(pool.maint_notifications_enabled())
 
     @cases([
         ("mode = cluster\nurl = redis://10.0.0.1:7000,10.0.0.2:7001\n",
-         RedisCluster, True, "cluster redis://10.0.0.1:7000,10.0.0.2:7001"),
+         RedisCluster, "cluster redis://10.0.0.1:7000,10.0.0.2:7001"),
         ("mode = sentinel\nsentinels = 10.0.0.1:26379\n"
-         "service_name = mymaster\n", redis.asyncio.Redis, True,
+         "service_name = mymaster\n", redis.asyncio.Redis,
          "sentinel master 'mymaster' via 10.0.0.1:26379, db 0"),
         ("mode = standalone\nurl = redis://h:6379/0\n",
-         redis.asyncio.Redis, False, "standalone redis://h:6379/0"),
+         redis.asyncio.Redis, "standalone redis://h:6379/0"),
     ])
     def test_the_mode_as_read_from_a_config_file_decides(self, case):
         # The file's text, not the interned literals of a test.
-        text, client_type, bounded, description = case
+        text, client_type, description = case
         with tempfile.NamedTemporaryFile("w", suffix=".ini") as ini:
             ini.write("[store]\n" + text)
             ini.flush()
@@ -142,7 +151,7 @@ class BuildClientTest(AsyncTestCase):
         endpoint = self.build(settings.store)
         self.assertIs(type(endpoint.client), client_type)
         self.assertEqual(endpoint.cluster, client_type is RedisCluster)
-        self.assertEqual(endpoint.attempt_timeout is not None, bounded)
+        self.assertEqual(endpoint.attempt_timeout, 1.5)  # in every mode
         self.assertEqual(endpoint.closables != [],
                          settings.store.mode == "sentinel")
         self.assertEqual(describe(settings.store), description)
@@ -157,10 +166,13 @@ class BuildClientTest(AsyncTestCase):
         self.assertEqual(client.retry.get_retries(), 0)
         self.assertEqual(client.connection_kwargs["password"], "s3cret")
         self.assertEqual(client.connection_kwargs["max_connections"], 8)
-        self.assertEqual(client.connection_kwargs["socket_timeout"], 0.7)
+        self.assertIsNone(client.connection_kwargs["socket_timeout"])
         self.assertEqual(
             client.connection_kwargs["socket_connect_timeout"], 0.3)
         self.assertEqual(endpoint.attempt_timeout, 1.0)
+        self.assertEqual(client.connection_kwargs["protocol"], 2)
+        self.assertIsNone(client.connection_kwargs["driver_info"])
+        self.assertIs(client.maint_notifications_config.enabled, False)
 
 
 class FakeNodes:
@@ -199,7 +211,12 @@ class ClusterGroupingTest(AsyncTestCase):
         manager.slots_cache = {slot: [nodes[slot // third]]
                                for slot in range(REDIS_CLUSTER_HASH_SLOTS)}
         manager.default_node = nodes[0]
-        client._initialize = False
+        # The layout above stands for what the cluster would answer.
+        learn = mock.patch.object(client, "initialize", mock.AsyncMock())
+        self.learn_layout = mock.patch.object(
+            type(manager), "initialize", new_callable=mock.AsyncMock).start()
+        learn.start()
+        self.addCleanup(mock.patch.stopall)
         self.network = FakeNodes(data)
         patch = mock.patch.object(
             ClusterNode, "execute_pipeline", autospec=True,
@@ -234,12 +251,17 @@ class ClusterGroupingTest(AsyncTestCase):
     @gen_test
     async def test_a_failed_node_makes_the_client_learn_the_layout_again(
             self):
-        client, endpoint = self.three_node_cluster({}, retries=0)
+        client, endpoint = self.three_node_cluster({}, retries=1)
         self.network.dead.add("127.0.0.1:7001")
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreUnavailable):
             await endpoint.get_many(["i:%d" % n for n in range(100)])
-        self.assertTrue(client._initialize)
+        # Before the retry: the layout is asked for again.
+        self.learn_layout.assert_awaited_once_with()
+        self.network.dead.clear()
+        for _ in range(3):  # once learned, the layout is used
+            self.assertEqual(await endpoint.get_many(["i:1"]), [None])
+        self.assertEqual(self.learn_layout.await_count, 2)
 
 
 class ClientTypeTest(unittest.TestCase):
