@@ -265,6 +265,14 @@ class LoadSettingsTest(unittest.TestCase):
                                   "OTHER_STORE_URL": "x"})
         self.assertEqual(settings, config.Settings())
 
+    def test_the_service_s_variables_are_read_among_any_others(self):
+        settings = self.load("", {"HOME": "/root", "LANG": "C.UTF-8",
+                                  "SCORING_SERVER_PORT": "9000",
+                                  "SCORING_STORE_RETRIES": "0",
+                                  "XDG_RUNTIME_DIR": "/run/user/0"})
+        self.assertEqual((settings.server.port, settings.store.retries),
+                         (9000, 0))
+
     @cases([
         ("[server]\nport = 1\n", 1),
         ("[server]\nport = 65535\n", 65535),
