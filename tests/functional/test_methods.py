@@ -116,6 +116,18 @@ class EnvelopeTest(MethodHandlerTestCase):
                                    " and last_name, or gender and birthday")
 
     @gen_test
+    async def test_each_call_checks_the_salts_of_its_own_settings(self):
+        arguments = {"first_name": "a", "last_name": "b"}
+        peppered = api_request("online_score", arguments,
+                               token=user_token(salt="pepper"))
+        await self.assert_code(api_request("online_score", arguments), 200)
+        self.settings = Settings().replace(auth={"salt": "pepper"})
+        await self.assert_code(peppered, 200)
+        await self.assert_code(api_request("online_score", arguments), 403)
+        self.settings = Settings()
+        await self.assert_code(peppered, 403)
+
+    @gen_test
     async def test_the_admin_token_of_another_hour_is_forbidden(self):
         request = api_request(
             "online_score", {"first_name": "a", "last_name": "b"},

@@ -265,6 +265,14 @@ class LoadSettingsTest(unittest.TestCase):
                                   "OTHER_STORE_URL": "x"})
         self.assertEqual(settings, config.Settings())
 
+    def test_the_service_s_variables_are_read_among_any_others(self):
+        settings = self.load("", {"HOME": "/root", "LANG": "C.UTF-8",
+                                  "SCORING_SERVER_PORT": "9000",
+                                  "SCORING_STORE_RETRIES": "0",
+                                  "XDG_RUNTIME_DIR": "/run/user/0"})
+        self.assertEqual((settings.server.port, settings.store.retries),
+                         (9000, 0))
+
     @cases([
         ("[server]\nport = 1\n", 1),
         ("[server]\nport = 65535\n", 65535),
@@ -422,6 +430,17 @@ class LoadSettingsTest(unittest.TestCase):
         with self.assertRaises(dataclasses.FrozenInstanceError):
             config.Settings().server = config.ServerSettings()
 
+    def test_every_section_is_frozen(self):
+        """The methods build an Authenticator once per [auth] object: one
+        changed in place would go on checking the old salts."""
+        settings = config.Settings()
+        for section in dataclasses.fields(settings):
+            values = getattr(settings, section.name)
+            key = dataclasses.fields(values)[0].name
+            with self.subTest(section=section.name):
+                with self.assertRaises(dataclasses.FrozenInstanceError):
+                    setattr(values, key, getattr(values, key))
+
 
 # Every bounded integer key: (section, key, lowest, highest or None).
 INTEGER_RANGES = [
@@ -553,6 +572,14 @@ class RedisUrlOptionsTest(unittest.TestCase):
             "SCORING_STORE_MODE": "cluster",
             "SCORING_STORE_URL": "redis://127.0.0.1:7000/0"})
 
+    @cases(["unix:///run/redis.sock?ssl_certfile=/etc/ssl/c.pem",
+            "redis://h:6379/0?ssl_ca_certs=/etc/ssl/ca.pem"])
+    def test_tls_options_need_rediss(self, url):
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {"SCORING_STORE_URL": url})
+        self.assertIn("unknown URL option 'ssl_", str(raised.exception))
+        self.assertIn("ssl_* options need rediss://", str(raised.exception))
+
 
 class SentinelNodesTest(unittest.TestCase):
     def test_a_url_typed_as_a_sentinel_is_refused_masked(self):
@@ -564,3 +591,17 @@ class SentinelNodesTest(unittest.TestCase):
             "SCORING_STORE_SENTINELS: [store] sentinels ="
             " 'redis://:***@h:26379': expected host:port, not"
             " 'redis://:***@h:26379'")
+
+    @cases(["h:x", "h:", "h:2a", "pw@h:26379", "h/0:26379"])
+    def test_a_node_that_is_not_host_port_is_refused_saying_so(self, node):
+        """A port that is no number, and a host holding a "@" or a "/" (a
+        URL's piece), each alone."""
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {
+                "SCORING_STORE_MODE": "sentinel",
+                "SCORING_STORE_SERVICE_NAME": "m",
+                "SCORING_STORE_SENTINELS": node})
+        self.assertEqual(
+            str(raised.exception),
+            "SCORING_STORE_SENTINELS: [store] sentinels = %r: expected"
+            " host:port, not %r" % (node, node))
