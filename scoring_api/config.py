@@ -54,13 +54,14 @@ MASK = "***"
 
 def mask_url(text):
     """`text` with the password of a Redis URL shown as ***: safe to print
-    and log."""
-    scheme, separator, rest = text.partition("://")
+    and log. Also without a scheme (`user:password@host:port` typed where
+    host:port belongs)."""
+    scheme, separator, rest = text.rpartition("://")
     credentials, at, hosts = rest.rpartition("@")
-    if not separator or not at or ":" not in credentials:
+    if not at or ":" not in credentials:
         return text
     user = credentials.partition(":")[0]
-    return "%s://%s:%s@%s" % (scheme, user, MASK, hosts)
+    return "%s%s%s:%s@%s" % (scheme, separator, user, MASK, hosts)
 
 
 def shown(key, text):

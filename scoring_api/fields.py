@@ -7,7 +7,6 @@ of `scoring_api.requests`.
 import datetime
 import re
 
-EMPTY_VALUES = (None, "", [], {})
 DATE_FORMAT = "%d.%m.%Y"
 MAX_AGE_YEARS = 70
 

@@ -203,6 +203,8 @@ class LoadSettingsTest(unittest.TestCase):
         ("redis://:pw@a:1,b:2", "redis://:***@a:1,b:2"),
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("unix:///tmp/redis.sock", "unix:///tmp/redis.sock"),
+        ("user:s3cret@h:26379", "user:***@h:26379"),
+        (":s3cret@h:26379", ":***@h:26379"),
         ("", ""),
     ])
     def test_mask_url(self, case):
@@ -235,8 +237,9 @@ class LoadSettingsTest(unittest.TestCase):
     @cases([("store", "mode", "expected one of"),
             ("server", "xheaders", "expected true or false")])
     def test_other_values_are_shown_as_typed_but_a_urls_password(self, case):
-        # A URL pasted into the wrong key keeps its password masked; any
-        # other text is shown, so the operator sees what is wrong.
+        # A URL pasted into the wrong key keeps its password masked, with
+        # or without its scheme; any other text is shown, so the operator
+        # sees what is wrong.
         section, key, expected = case
         with self.assertRaises(config.ConfigError) as raised:
             self.load("[%s]\n%s = redis://u:pw@h\n" % (section, key))
@@ -244,7 +247,11 @@ class LoadSettingsTest(unittest.TestCase):
             section, key, expected), str(raised.exception))
         with self.assertRaises(config.ConfigError) as raised:
             self.load("[%s]\n%s = u:pw@h\n" % (section, key))
-        self.assertIn("[%s] %s = 'u:pw@h': %s" % (
+        self.assertIn("[%s] %s = 'u:***@h': %s" % (
+            section, key, expected), str(raised.exception))
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("[%s]\n%s = bogus-value\n" % (section, key))
+        self.assertIn("[%s] %s = 'bogus-value': %s" % (
             section, key, expected), str(raised.exception))
 
     def test_a_file_that_is_not_utf8_is_one_line(self):
@@ -591,6 +598,13 @@ class SentinelNodesTest(unittest.TestCase):
             "SCORING_STORE_SENTINELS: [store] sentinels ="
             " 'redis://:***@h:26379': expected host:port, not"
             " 'redis://:***@h:26379'")
+
+    def test_a_password_typed_without_a_scheme_is_masked(self):
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {
+                "SCORING_STORE_SENTINELS": "user:s3cret@h:26379"})
+        self.assertNotIn("s3cret", str(raised.exception))
+        self.assertIn("'user:***@h:26379'", str(raised.exception))
 
     @cases(["h:x", "h:", "h:2a", "pw@h:26379", "h/0:26379"])
     def test_a_node_that_is_not_host_port_is_refused_saying_so(self, node):
