@@ -34,7 +34,9 @@ def type_name(value):
 
 
 class Field:
-    """A request attribute that cleans what is assigned to it.
+    """A request attribute: `clean` checks one value; the request keeps
+    the clean value in its own __dict__, read as a plain attribute (no
+    `__set__`, so no descriptor call per read), None while unset.
 
     `required`: the key must be present; `nullable`: its value may be empty.
     """
@@ -56,9 +58,6 @@ class Field:
         if instance is None:
             return self
         return instance.__dict__.get(self.name)
-
-    def __set__(self, instance, value):
-        instance.__dict__[self.name] = self.clean(value)
 
     def error(self, key, value=None):
         return FieldError(self.messages[key].format(got=type_name(value)))
