@@ -230,6 +230,11 @@ class _RequestWatch(httputil.HTTPMessageDelegate):
     """Passes one request on to `delegate`, and tells `server` what a
     connection is doing: waiting for the request's headers (idle, see
     drain), then reading its body (bounded by the server's body_timeout).
+
+    Public interfaces of Tornado 6.6.1 (HTTPServerConnectionDelegate's
+    start_request returns an HTTPMessageDelegate; HTTPServer's xheaders
+    wraps its delegate the same way); should that flow change,
+    BodyTimeoutTest and DrainTest (functional) and test_drain fail.
     """
 
     def __init__(self, delegate, server, server_conn, request_conn):

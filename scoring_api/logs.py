@@ -308,7 +308,7 @@ def setup_logging(level=logging.INFO, log_file=None, log_format="text"):
     `level`."""
     # The logging HOWTO's "Optimization": records need no thread or
     # process. (Access lines, the many, skip the caller lookup in
-    # log_access; the HOWTO's `logging._srcfile = None` is a private name.)
+    # log_access; the HOWTO's switch for it is a private name, not used.)
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
