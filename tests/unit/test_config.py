@@ -579,14 +579,6 @@ class RedisUrlOptionsTest(unittest.TestCase):
             "SCORING_STORE_MODE": "cluster",
             "SCORING_STORE_URL": "redis://127.0.0.1:7000/0"})
 
-    @cases(["unix:///run/redis.sock?ssl_certfile=/etc/ssl/c.pem",
-            "redis://h:6379/0?ssl_ca_certs=/etc/ssl/ca.pem"])
-    def test_tls_options_need_rediss(self, url):
-        with self.assertRaises(config.ConfigError) as raised:
-            config.load_settings(None, {"SCORING_STORE_URL": url})
-        self.assertIn("unknown URL option 'ssl_", str(raised.exception))
-        self.assertIn("ssl_* options need rediss://", str(raised.exception))
-
 
 class SentinelNodesTest(unittest.TestCase):
     def test_a_url_typed_as_a_sentinel_is_refused_masked(self):
@@ -606,10 +598,8 @@ class SentinelNodesTest(unittest.TestCase):
         self.assertNotIn("s3cret", str(raised.exception))
         self.assertIn("'user:***@h:26379'", str(raised.exception))
 
-    @cases(["h:x", "h:", "h:2a", "pw@h:26379", "h/0:26379"])
-    def test_a_node_that_is_not_host_port_is_refused_saying_so(self, node):
-        """A port that is no number, and a host holding a "@" or a "/" (a
-        URL's piece), each alone."""
+    @cases(["h:x", "h:", "h:2a"])
+    def test_a_node_whose_port_is_no_number_is_refused_saying_so(self, node):
         with self.assertRaises(config.ConfigError) as raised:
             config.load_settings(None, {
                 "SCORING_STORE_MODE": "sentinel",
