@@ -281,9 +281,9 @@ class LimitedHTTPServer(HTTPServer):
     def initialize(self, *args, max_connections, write_timeout,
                    body_timeout=None, **kwargs):
         super().initialize(*args, **kwargs)
-        self.bodies = Deadlines(body_timeout)
         if self.ssl_options is not None:
             raise ValueError("LimitedHTTPServer serves plain HTTP only")
+        self.bodies = Deadlines(body_timeout)
         self.max_connections = max_connections
         self.write_timeout = write_timeout
         self.stalls = ThrottledWarning(
@@ -293,8 +293,7 @@ class LimitedHTTPServer(HTTPServer):
         # Connections waiting for the headers of their next request:
         # {HTTP1ServerConnection: its HTTP1Connection}.
         self.idle = {}
-        self.draining = False
-        self.closing_idle = False  # the drain's grace is over
+        self.closing_idle = False  # draining, and its grace is over
 
     def full(self):
         return self.open_connections >= self.max_connections
@@ -348,7 +347,6 @@ class LimitedHTTPServer(HTTPServer):
         request have it answered, instead of finding its connection
         closed under it (HTTP's keep-alive race).
         """
-        self.draining = True
         IOLoop.current().call_later(grace_seconds, self._close_idle)
 
     def _close_idle(self):
