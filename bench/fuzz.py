@@ -18,8 +18,8 @@ import tempfile
 import urllib.request
 
 from bench.service import ROOT, start_service, stop
-from tests.layers import RedisServer, free_port
-from tests.metrics_text import samples
+from tests.support.layers import RedisServer, free_port
+from tests.support.metrics_text import samples
 
 CHECKS = ("not_a_server_error", "status_code_conformance",
           "content_type_conformance", "response_headers_conformance",

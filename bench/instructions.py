@@ -60,8 +60,8 @@ from bench.run import (INTEREST_IDS, PHONE_EMAIL, load_interests, machine,
                        progress)
 from bench.service import ROOT, spawn_service, stop, wait_until_answering
 from bench.wrk import PHONE_PLACEHOLDER
-from tests.helpers import api_request
-from tests.layers import RedisServer, free_port
+from tests.support.helpers import api_request
+from tests.support.layers import RedisServer, free_port
 
 RESULTS = os.path.join(ROOT, "bench", "results", "instructions.json")
 AGAINST_RESULTS = os.path.join(ROOT, "bench", "results",

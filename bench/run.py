@@ -48,8 +48,8 @@ import time
 from bench import wrk
 from bench.service import (ROOT, cpu_seconds, spawn_service, stop,
                            wait_until_answering)
-from tests.helpers import api_request
-from tests.layers import RedisServer, free_port
+from tests.support.helpers import api_request
+from tests.support.layers import RedisServer, free_port
 
 RESULTS = os.path.join(ROOT, "bench", "results", "latest.json")
 AGAINST_RESULTS = os.path.join(ROOT, "bench", "results", "against.json")

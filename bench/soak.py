@@ -31,11 +31,12 @@ from tornado.httpclient import AsyncHTTPClient
 
 from bench.service import ROOT, start_service, stop
 from scoring_api.config import load_settings
-from tests.helpers import api_request
-from tests.layers import RedisServer, free_port
-from tests.topologies import (SERVICE_NAME, RedisClusterSet, SentinelSet,
-                              cluster_failover_bound_seconds,
-                              sentinel_failover_bound_seconds)
+from tests.support.helpers import api_request
+from tests.support.layers import RedisServer, free_port
+from tests.support.topologies import (SERVICE_NAME, RedisClusterSet,
+                                      SentinelSet,
+                                      cluster_failover_bound_seconds,
+                                      sentinel_failover_bound_seconds)
 
 CLIENT_IDS = list(range(10))
 # (seconds from the start, what happens to Redis)

@@ -6,8 +6,8 @@ from tornado import routing, web
 from scoring_api.handlers import (DocumentHandler, HealthHandler,
                                   LargerBody, MethodHandler, MetricsHandler,
                                   NotFoundHandler, ReadyHandler,
-                                  RequestCounter, TooLargeHandler,
-                                  log_request)
+                                  TooLargeHandler, log_request)
+from scoring_api.traffic import Traffic
 
 METHOD_PATH = r"/method/?"
 OPENAPI_PATH = os.path.join(os.path.dirname(__file__), "openapi.json")
@@ -18,8 +18,9 @@ def read_openapi():
         return document.read()
 
 
-def make_app(settings, store):
-    """The application serving `settings` with `store`."""
+def make_app(settings, store, traffic=None):
+    """The application serving `settings` with `store`; its handlers count
+    themselves in `traffic` (the server's, see `serve`)."""
     method = {"store": store, "config": settings}
     return web.Application(
         [
@@ -35,5 +36,5 @@ def make_app(settings, store):
         ],
         default_handler_class=NotFoundHandler,
         log_function=log_request,
-        requests=RequestCounter(),
+        traffic=Traffic() if traffic is None else traffic,
     )

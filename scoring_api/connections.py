@@ -340,7 +340,7 @@ class LimitedHTTPServer(HTTPServer):
     def drain(self, grace_seconds=DRAIN_GRACE_SECONDS):
         """Serve no next request on any connection: each answer from now on
         closes its connection (handlers say `Connection: close` while
-        RequestCounter.draining), and a connection still waiting for a
+        Traffic.draining), and a connection still waiting for a
         request after `grace_seconds` is closed then.
 
         The grace lets a kept-alive client that is about to send its next

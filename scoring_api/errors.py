@@ -40,3 +40,13 @@ class StoreDataError(ApiError):
 
 class StoreRefused(StoreUnavailable):
     """Redis answered with an error: out of memory, read-only, MISCONF."""
+
+
+class Overloaded(ApiError):
+    """The process cannot answer this call in time: it sheds it at once
+    instead of letting it wait (or blaming Redis for its own lag)."""
+
+    code = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, message="overloaded, retry later"):
+        super().__init__(message)

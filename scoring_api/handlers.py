@@ -74,16 +74,6 @@ def envelope(code, response=None, error=None):
     return orjson.dumps({"code": int(code), "error": error})
 
 
-class RequestCounter:
-    """The requests being served, and whether the server is draining (then
-    every answer closes its connection), shared by the server and every
-    handler."""
-
-    def __init__(self):
-        self.active = 0
-        self.draining = False
-
-
 class JsonHandler(web.RequestHandler):
     """Answers everything, errors included, with the JSON envelope and the
     request id. Dependencies come from the route's dict (`initialize`)."""
@@ -96,8 +86,8 @@ class JsonHandler(web.RequestHandler):
 
     def initialize(self, **dependencies):
         self.__dict__.update(dependencies)
-        self.requests = self.application.settings["requests"]
-        self.requests.active += 1
+        self.traffic = self.application.settings["traffic"]
+        self.traffic.started()
         self.counted = True
         if self.is_api_call:
             metrics.request_started()
@@ -105,7 +95,7 @@ class JsonHandler(web.RequestHandler):
     def uncount(self):
         if self.counted:
             self.counted = False
-            self.requests.active -= 1
+            self.traffic.finished()
             if self.is_api_call:
                 metrics.request_finished()
 
@@ -152,7 +142,7 @@ class JsonHandler(web.RequestHandler):
         """Finish the answer; one that must close its connection (a 413, or
         any answer while the server drains) says so and closes it once
         written."""
-        closing = self.close_after_answer or self.requests.draining
+        closing = self.close_after_answer or self.traffic.draining
         if closing:
             self.set_header("Connection", "close")
         written = super().finish(chunk)

@@ -18,6 +18,7 @@ from scoring_api.connections import (LimitedHTTPServer,
                                      warn_if_descriptors_short)
 from scoring_api.logs import flush_logs, reopen_logs
 from scoring_api.store import Store
+from scoring_api.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ async def serve(settings, sockets, parent=None):
     with Connection: close (for at most `shutdown_timeout`), then close
     what is left and the store."""
     store = Store.from_settings(settings)
-    app = make_app(settings, store)
+    traffic = Traffic()
+    app = make_app(settings, store, traffic)
     server = make_server(settings, app)
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
@@ -90,12 +92,11 @@ async def serve(settings, sockets, parent=None):
                 settings.server.port, os.getpid())
     flush_logs()  # an operator, or a test, waits for this line
     await stopping.wait()
-    requests = app.settings["requests"]
-    logger.info("stopping: %d requests in flight", requests.active)
+    logger.info("stopping: %d requests in flight", traffic.in_flight)
     # No new connection, no next request on a kept-alive one: every
     # request already being read is answered with Connection: close.
     server.stop()
-    requests.draining = True
+    traffic.draining = True
     server.drain()
     deadline = time.monotonic() + settings.server.shutdown_timeout
     while server.open_connections and time.monotonic() < deadline:

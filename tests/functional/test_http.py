@@ -14,7 +14,7 @@ from scoring_api.app import make_app
 from scoring_api.config import Settings
 from scoring_api.handlers import MethodHandler, TooLargeHandler
 from scoring_api.server import make_server
-from tests.helpers import MemoryStore, api_request
+from tests.support.helpers import MemoryStore, api_request
 
 SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
 
@@ -42,7 +42,7 @@ class HttpTestCase(AsyncHTTPTestCase):
         handlers = [task for task in asyncio.all_tasks()
                     if "_execute" in repr(task.get_coro())]
         self.assertEqual(handlers, [])
-        self.assertEqual(self._app.settings["requests"].active, 0)
+        self.assertEqual(self._app.settings["traffic"].in_flight, 0)
 
     def assert_answer(self, response, code):
         """The status is `code`, the body is JSON and says the same."""
@@ -428,7 +428,7 @@ class DrainTest(HttpTestCase):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         self.assertNotIn("connection",
                          (await self.keep_alive_exchange(stream))[1])
-        self._app.settings["requests"].draining = True
+        self._app.settings["traffic"].draining = True
         status, headers = await self.keep_alive_exchange(stream)
         self.assertEqual((status, headers["connection"]), (200, "close"))
         self.assertEqual(await stream.read_until_close(), b"")

@@ -13,9 +13,9 @@ from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import logs
-from tests import strategies  # noqa: F401 (the settings profiles)
+from tests.support import strategies  # noqa: F401 (the settings profiles)
 from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
-from tests.helpers import admin_token, api_request
+from tests.support.helpers import admin_token, api_request
 
 ISO_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"
 

@@ -4,10 +4,10 @@ from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api import methods
 from scoring_api.config import Settings
-from tests.cases import cases
-from tests.clock import NOW, admin_request, stop_auth_clock
-from tests.helpers import (SCORED_ARGUMENTS, MemoryStore, admin_token,
-                           api_request, today, user_token)
+from tests.support.cases import cases
+from tests.support.clock import NOW, admin_request, stop_auth_clock
+from tests.support.helpers import (SCORED_ARGUMENTS, MemoryStore, admin_token,
+                                   api_request, today, user_token)
 
 INTERESTS = {0: ["books"], 1: ["cars", "pets"], 2: ["travel"],
              3: ["music", "tv", "sport"]}

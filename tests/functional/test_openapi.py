@@ -10,11 +10,11 @@ import json
 import jsonschema_rs
 
 from scoring_api import app
-from tests.cases import cases
-from tests.clock import admin_request, stop_auth_clock
+from tests.support.cases import cases
+from tests.support.clock import admin_request, stop_auth_clock
 from tests.functional.test_http import HttpTestCase
-from tests.helpers import (SCORED_ARGUMENTS, api_request, today,
-                           user_token)
+from tests.support.helpers import (SCORED_ARGUMENTS, api_request, today,
+                                   user_token)
 
 with open(app.OPENAPI_PATH, encoding="utf-8") as _document:
     DOCUMENT = json.load(_document)

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scoring_api import methods
-from tests import strategies
-from tests.clock import stop_calendar
-from tests.helpers import MemoryStore, api_request
+from tests.support import strategies
+from tests.support.clock import stop_calendar
+from tests.support.helpers import MemoryStore, api_request
 
 SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru",
                    "first_name": "a", "last_name": "b"}

@@ -6,9 +6,9 @@ import json
 from tornado.testing import gen_test
 
 from scoring_api import scoring
-from tests.helpers import api_request
-from tests.integration.base import ServiceTestCase
-from tests.layers import requires_own_server
+from tests.support.helpers import api_request
+from tests.support.service import ServiceTestCase
+from tests.support.layers import requires_own_server
 
 CONCURRENT_MISSES = 50
 WARNINGS_AT_MOST = 3

@@ -11,13 +11,13 @@ import time
 import redis
 from tornado.testing import gen_test
 
-from tests.helpers import SCORE_REQUEST, api_request
-from tests.integration.modes import (BOUNDED, CACHE_BUDGET, INTEREST_IDS,
-                                     SLACK_SECONDS, STORE_BUDGET,
-                                     ModeTestCase)
-from tests.topologies import (CLUSTER_NODE_TIMEOUT_MS, ClusterLayer,
-                              cluster_failover_bound_seconds,
-                              requires_cluster)
+from tests.support.helpers import SCORE_REQUEST, api_request
+from tests.support.topology_service import (BOUNDED, CACHE_BUDGET,
+                                            INTEREST_IDS, SLACK_SECONDS,
+                                            STORE_BUDGET, ModeTestCase)
+from tests.support.topologies import (CLUSTER_NODE_TIMEOUT_MS, ClusterLayer,
+                                      cluster_failover_bound_seconds,
+                                      requires_cluster)
 
 THOUSAND = list(range(1000))
 # From the kill until interests answer 200 again: the cluster's failover,

@@ -5,9 +5,9 @@ import json
 import mock
 
 from scoring_api import scoring
-from tests.cases import cases
-from tests.helpers import api_request
-from tests.integration.base import ServiceTestCase
+from tests.support.cases import cases
+from tests.support.helpers import api_request
+from tests.support.service import ServiceTestCase
 
 ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru",
              "birthday": "01.01.2000", "gender": 1}

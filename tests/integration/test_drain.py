@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from tests.helpers import SCORE_REQUEST
+from tests.support.helpers import SCORE_REQUEST
 from tests.integration.test_process import STOP_SECONDS, ProcessTestCase
 
 CLIENTS = 16

@@ -10,14 +10,15 @@ import time
 import mock
 from tornado.testing import gen_test
 
-from tests.clock import admin_request, stop_auth_clock
-from tests.helpers import SCORE_REQUEST, api_request
-from tests.integration.base import FAST, ServiceTestCase
-from tests.layers import FaultLayer, RedisLayer, requires_own_server
+from tests.support.clock import admin_request, stop_auth_clock
+from tests.support.helpers import SCORE_REQUEST, api_request
+from tests.support.service import FAST, ServiceTestCase
+from tests.support.layers import FaultLayer, RedisLayer, requires_own_server
 
 INTERESTS = api_request("clients_interests", {"client_ids": [1, 2]})
 # The admin's score reads no Redis; its token is for the stopped clock's
-# hour (tests.clock), so no run can cross an hour between build and check.
+# hour (tests.support.clock), so no run can cross an hour between build
+# and check.
 NEEDS_NO_REDIS = admin_request("online_score", {"first_name": "a",
                                                 "last_name": "b"})
 STORE_BUDGET = FAST.store.worst_call_seconds

@@ -1,7 +1,7 @@
 """/health right after Redis restarts (issue 7.8): the pooled connections
 are stale, Redis is up, and /health says so the first time."""
-from tests.integration.base import ServiceTestCase
-from tests.layers import FaultLayer, RedisLayer, requires_own_server
+from tests.support.service import ServiceTestCase
+from tests.support.layers import FaultLayer, RedisLayer, requires_own_server
 
 BOTH_UP = (200, {"store": "up", "cache": "up"})
 

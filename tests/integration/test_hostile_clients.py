@@ -17,8 +17,8 @@ import unittest
 
 import redis
 
-from tests.helpers import ROOT, SCORE_REQUEST, api_request
-from tests.layers import RedisLayer, free_port, requires_redis
+from tests.support.helpers import ROOT, SCORE_REQUEST, api_request
+from tests.support.layers import RedisLayer, free_port, requires_redis
 
 START_SECONDS = 10.0
 # Generous: what is proven is "served at all", "closed at all", "freed".

@@ -11,9 +11,9 @@ from scoring_api.app import make_app
 from scoring_api.config import Settings
 from scoring_api.errors import StoreUnavailable
 from scoring_api.store import Store
-from tests.faultproxy import FaultProxy
-from tests.helpers import api_request
-from tests.layers import BlackHole, RedisLayer, requires_own_server
+from tests.support.faultproxy import FaultProxy
+from tests.support.helpers import api_request
+from tests.support.layers import BlackHole, RedisLayer, requires_own_server
 
 LATENCY_SECONDS = 0.2  # each way
 # What the scheduler of a busy machine may add to a bound.

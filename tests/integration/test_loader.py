@@ -10,8 +10,8 @@ import unittest
 
 import redis
 
-from tests.cases import cases
-from tests.layers import RedisLayer, free_port, requires_redis
+from tests.support.cases import cases
+from tests.support.layers import RedisLayer, free_port, requires_redis
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "data",
                       "interests.jsonl")

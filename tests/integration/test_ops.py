@@ -10,13 +10,13 @@ import tempfile
 import time
 import urllib.request
 
-from tests.helpers import SCORE_REQUEST, api_request
-from tests.integration.base import ServiceTestCase
+from tests.support.helpers import SCORE_REQUEST, api_request
+from tests.support.service import ServiceTestCase
 from tests.integration.test_faults import FaultTestCase
 from tests.integration.test_process import (START_SECONDS, STOP_SECONDS,
                                             ProcessTestCase, _alive, post)
-from tests.layers import free_port
-from tests.metrics_text import requests_total, samples, value
+from tests.support.layers import free_port
+from tests.support.metrics_text import requests_total, samples, value
 
 
 class ReadyTest(ServiceTestCase):

@@ -16,8 +16,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tests.helpers import ROOT, SCORE_REQUEST, api_request
-from tests.layers import BlackHole, free_port
+from tests.support.helpers import ROOT, SCORE_REQUEST, api_request
+from tests.support.layers import BlackHole, free_port
 
 # Guards against a hang, not promises: generous, so that a start-up on a
 # busy machine (imports, fork) never fails a test.

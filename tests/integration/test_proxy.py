@@ -1,7 +1,7 @@
 """The service behind a real nginx, configured as README says.
 
 The service is a process with `xheaders = true` over the
-layer's Redis; nginx (tests/nginx.py) keeps connections to it alive, as
+layer's Redis; nginx (tests/support/nginx.py) keeps connections to it alive, as
 README's configuration does. What a caller of nginx sees: the service's
 own answers, never nginx's 502 page, and its own address in the log.
 """
@@ -12,11 +12,11 @@ import re
 import time
 import unittest
 
-from tests.cases import cases
-from tests.helpers import SCORE_REQUEST, api_request
+from tests.support.cases import cases
+from tests.support.helpers import SCORE_REQUEST, api_request
 from tests.integration.test_process import START_SECONDS, ProcessTestCase
-from tests.layers import RedisLayer, requires_redis
-from tests.nginx import Nginx, readme_site, requires_nginx
+from tests.support.layers import RedisLayer, requires_redis
+from tests.support.nginx import Nginx, readme_site, requires_nginx
 
 CONTENT_TYPE = "application/json; charset=UTF-8"
 LIMIT = 65536  # [server] max_body_bytes, its default

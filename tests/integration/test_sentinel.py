@@ -9,12 +9,12 @@ import tempfile
 
 from tornado.testing import gen_test
 
-from tests.helpers import SCORE_REQUEST, api_request
-from tests.integration.modes import (BOUNDED, INTEREST_IDS, INTERESTS,
-                                     STORE_BUDGET, ModeTestCase)
-from tests.topologies import (SERVICE_NAME, SentinelLayer,
-                              requires_sentinel,
-                              sentinel_failover_bound_seconds)
+from tests.support.helpers import SCORE_REQUEST, api_request
+from tests.support.topology_service import (BOUNDED, INTEREST_IDS, INTERESTS,
+                                            STORE_BUDGET, ModeTestCase)
+from tests.support.topologies import (SERVICE_NAME, SentinelLayer,
+                                      requires_sentinel,
+                                      sentinel_failover_bound_seconds)
 
 # From the kill until interests answer 200 again: the sentinels' failover,
 # then at most one call that began before it ended.

@@ -3,9 +3,9 @@ import datetime
 import json
 
 from scoring_api import scoring
-from tests.clock import admin_request, stop_auth_clock
-from tests.helpers import api_request
-from tests.integration.base import ServiceTestCase
+from tests.support.clock import admin_request, stop_auth_clock
+from tests.support.helpers import api_request
+from tests.support.service import ServiceTestCase
 
 ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru",
              "birthday": "01.01.2000", "gender": 1}

@@ -7,8 +7,8 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api import scoring
 from scoring_api.errors import StoreUnavailable
 from scoring_api.store import OtherType, Store
-from tests.integration.base import FAST
-from tests.layers import RedisLayer, requires_redis
+from tests.support.service import FAST
+from tests.support.layers import RedisLayer, requires_redis
 
 
 class StoreRoundTripTest(AsyncTestCase):

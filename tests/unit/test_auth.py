@@ -4,8 +4,8 @@ import unittest
 
 from scoring_api import auth
 from scoring_api.auth import Authenticator
-from tests import helpers
-from tests.clock import stop_auth_clock
+from tests.support import helpers
+from tests.support.clock import stop_auth_clock
 
 AUTH = Authenticator(salt="Otus", admin_login="admin", admin_salt="42")
 TEN_TO_NOON = datetime.datetime(2026, 11, 24, 11, 59, 59)

@@ -7,7 +7,7 @@ import unittest
 
 from tornado.testing import AsyncTestCase, gen_test
 
-from tests.cases import cases
+from tests.support.cases import cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -95,7 +95,7 @@ class EmptyCasesUnderEachRunnerTest(unittest.TestCase):
 
     MODULE = (
         "import unittest\n"
-        "from tests.cases import cases\n"
+        "from tests.support.cases import cases\n"
         "class T(unittest.TestCase):\n"
         "    @cases([])\n"
         "    def test_nothing(self, case):\n"

@@ -6,7 +6,7 @@ import tempfile
 import unittest
 
 from scoring_api import config
-from tests.cases import cases
+from tests.support.cases import cases
 
 CONFIG_INI = os.path.join(os.path.dirname(__file__), "..", "..",
                           "config.ini")

@@ -18,18 +18,11 @@ from scoring_api import connections
 from scoring_api.config import Settings
 from scoring_api.connections import (Acceptor, ThrottledWarning,
                                      WriteTimeoutStream)
+from tests.support.clock import FakeClock
 
 PAUSE_SECONDS = 0.05
 DEADLINE_SECONDS = 5.0
 LOGGER = "scoring_api.connections"
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 class Listener:

@@ -2,11 +2,11 @@ import datetime
 import unittest
 
 from scoring_api import fields
-from tests.cases import cases
-from tests.clock import stop_calendar
+from tests.support.cases import cases
+from tests.support.clock import stop_calendar
 
-# The calendar is stopped on this day (tests.clock): the age limits below
-# are written out by hand, not computed by the code under test.
+# The calendar is stopped on this day (tests.support.clock): the age
+# limits below are written out by hand, not computed by the code under test.
 TODAY = datetime.date(2026, 11, 24)
 
 

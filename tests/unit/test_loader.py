@@ -7,7 +7,7 @@ from unittest import mock
 from scoring_api import loader
 from scoring_api.config import Settings
 from scoring_api.errors import StoreUnavailable
-from tests.cases import cases
+from tests.support.cases import cases
 
 
 def parse(text, **limits):

@@ -11,7 +11,7 @@ from unittest import mock
 
 from scoring_api import __main__ as main_module
 from scoring_api import metrics
-from tests.cases import cases
+from tests.support.cases import cases
 
 
 def write_file(data):

@@ -9,8 +9,8 @@ from scoring_api import scoring
 from scoring_api.errors import ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest)
-from tests import strategies
-from tests.clock import stop_calendar
+from tests.support import strategies
+from tests.support.clock import stop_calendar
 
 PAIR_RULE = ("need at least one pair with values: phone and email,"
              " first_name and last_name, or gender and birthday")

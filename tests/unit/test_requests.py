@@ -4,7 +4,7 @@ from scoring_api import fields
 from scoring_api.errors import ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest, Request)
-from tests.cases import cases
+from tests.support.cases import cases
 
 ENVELOPE = {"account": "a", "login": "l", "method": "online_score",
             "token": "t", "arguments": {}}

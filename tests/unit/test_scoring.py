@@ -8,8 +8,8 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api import scoring
 from scoring_api.errors import StoreDataError
 from scoring_api.store import OtherType, Store
-from tests.cases import cases
-from tests.helpers import mock_redis, store_over
+from tests.support.cases import cases
+from tests.support.helpers import mock_redis, store_over
 
 BIRTHDAY = datetime.date(2000, 1, 1)
 FULL = {"phone": "79175002040", "email": "a@b", "birthday": BIRTHDAY,

@@ -20,9 +20,10 @@ from scoring_api.store.outages import reason
 from scoring_api.store import (CircuitBreaker, LocalCache, OtherType,
                                OutageLog, RedisEndpoint)
 from scoring_api.throttle import Throttle
-from tests.cases import cases
-from tests.helpers import mock_redis, store_over
-from tests.metrics_text import samples, value
+from tests.support.clock import FakeClock
+from tests.support.cases import cases
+from tests.support.helpers import mock_redis, store_over
+from tests.support.metrics_text import samples, value
 
 FAST = Settings().replace(
     store={"retries": 3, "backoff": 0.001, "backoff_max": 0.002,
@@ -32,14 +33,6 @@ FAST = Settings().replace(
            "failure_threshold": 2, "reset_timeout": 10.0})
 TRANSIENT = [RedisConnectionError("refused"), RedisTimeoutError("slow"),
              ConnectionResetError("reset"), TimeoutError("timed out")]
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class RecordingBackoff:

@@ -16,7 +16,7 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api.config import Settings, StoreSettings, load_settings
 from scoring_api.errors import StoreUnavailable
 from scoring_api.store import RedisEndpoint, Store, describe, modes
-from tests.cases import cases
+from tests.support.cases import cases
 
 BOUNDS = {"connect_timeout": 0.3, "timeout": 0.7, "retries": 2,
           "backoff": 0.001, "backoff_max": 0.002, "max_connections": 8}

@@ -9,8 +9,8 @@ from tornado.testing import AsyncHTTPTestCase
 
 from scoring_api.app import make_app
 from scoring_api.store import Store
-from tests.helpers import api_request
-from tests.integration.base import FAST
+from tests.support.helpers import api_request
+from tests.support.service import FAST
 
 # For the tests of faults: FAST, with the shipped cache timeouts (a new
 # cluster client's first call also learns the slots).

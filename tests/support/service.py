@@ -9,7 +9,7 @@ from tornado.testing import AsyncHTTPTestCase
 from scoring_api.app import make_app
 from scoring_api.config import Settings
 from scoring_api.store import Store
-from tests.layers import RedisLayer, requires_redis
+from tests.support.layers import RedisLayer, requires_redis
 
 # Short bounds, so a broken Redis costs the suite little time; no local
 # tier, so every score reaches Redis (LocalTierTest turns it on).

@@ -23,7 +23,7 @@ import time
 
 import redis
 
-from tests.layers import RedisServer, free_port, skip_or_fail
+from tests.support.layers import RedisServer, free_port, skip_or_fail
 
 SERVICE_NAME = "scoring"
 # Short, so a failover takes seconds: a master that does not answer for

@@ -129,6 +129,6 @@ SCORED_ARGUMENTS = [
 ]
 
 # The repository, where `python -m scoring_api` runs from.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # A user's online_score request answered 200 with score 3.0.
 SCORE_REQUEST = api_request("online_score", SCORED_ARGUMENTS[0])

@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 import time
 
-from tests.helpers import ROOT
-from tests.layers import free_port, skip_or_fail
+from tests.support.helpers import ROOT
+from tests.support.layers import free_port, skip_or_fail
 
 README = os.path.join(ROOT, "README.md")
 SECTION = "## Behind nginx"

@@ -8,7 +8,19 @@ import datetime
 
 import mock
 
-from tests.helpers import admin_token, api_request
+from tests.support.helpers import admin_token, api_request
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test moves it:
+    `clock.now += 1.5`."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
 
 # Mid-hour, so the moment is plainly inside one hour of one day.
 NOW = datetime.datetime(2026, 11, 24, 12, 30, 0)

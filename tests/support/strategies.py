@@ -19,7 +19,7 @@ for name, examples in (("fast", 20), ("ci", 100)):
         deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
-# The calendar the property tests stop at (tests.clock.stop_calendar).
+# The calendar the property tests stop at (tests.support.clock.stop_calendar).
 TODAY = datetime.date(2026, 11, 24)
 OLDEST_BIRTHDAY = datetime.date(1956, 11, 24)
 

@@ -1,0 +1,1 @@
+"""What the tests share: vectors, clocks, fakes, layers and real servers."""
