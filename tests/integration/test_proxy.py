@@ -1,9 +1,9 @@
-"""The service behind a real nginx, configured as README says.
+"""The service behind a real nginx, configured by docs/nginx.conf.
 
-The service is a process with `xheaders = true` over the
-layer's Redis; nginx (tests/support/nginx.py) keeps connections to it alive, as
-README's configuration does. What a caller of nginx sees: the service's
-own answers, never nginx's 502 page, and its own address in the log.
+The service is a process with `xheaders = true` over the layer's Redis;
+nginx (tests/support/nginx.py) keeps connections to it alive, as the
+documented site does. What a caller of nginx sees: the service's own
+answers, never nginx's 502 page, and its own address in the log.
 """
 import collections
 import http.client
@@ -16,11 +16,11 @@ from tests.support.cases import cases
 from tests.support.helpers import SCORE_REQUEST, api_request
 from tests.integration.test_process import START_SECONDS, ProcessTestCase
 from tests.support.layers import RedisLayer, requires_redis
-from tests.support.nginx import Nginx, readme_site, requires_nginx
+from tests.support.nginx import Nginx, documented_site, requires_nginx
 
 CONTENT_TYPE = "application/json; charset=UTF-8"
 LIMIT = 65536  # [server] max_body_bytes, its default
-# Over the limit, and within README's client_max_body_size (1m).
+# Over the limit, and within the site's client_max_body_size (1m).
 OVERSIZED_BYTES = [70_000, 256_000, 1_000_000]
 # Each large body, then a valid call. Before the fix the 502 was a race
 # (0 to 17 in 30 bodies of one size here, 1 MB never below 2): enough
@@ -142,11 +142,11 @@ class PassThroughTest(ProxyTestCase):
         self.assertEqual(self.client_logged("from-caller"), CALLER)
 
 
-class ReadmeConfigTest(unittest.TestCase):
+class DocumentedSiteTest(unittest.TestCase):
     def test_nginx_lets_every_tested_body_reach_the_service(self):
         # Else nginx answers its own HTML 413, not the service's.
         size, unit = re.search(r"^\s*client_max_body_size (\d+)([km]?);",
-                               readme_site(), re.M).groups()
+                               documented_site(), re.M).groups()
         limit = int(size) * {"": 1, "k": 1 << 10, "m": 1 << 20}[unit]
         self.assertGreaterEqual(limit, max(OVERSIZED_BYTES))
         self.assertGreater(min(OVERSIZED_BYTES), LIMIT)

@@ -1,7 +1,7 @@
-"""A real nginx in front of a service, with README's configuration.
+"""A real nginx in front of a service, with the documented configuration.
 
-`readme_site()` is the ```nginx block of README's "Behind nginx" section,
-so the configuration the README gives is the one the tests run. `Nginx`
+`documented_site()` is docs/nginx.conf, the site the docs tell operators
+to install, so the configuration they get is the one the tests run. `Nginx`
 runs it as a process of the tests' own: on a free loopback port, in front
 of the service at 127.0.0.1:`service_port`, with its pid file, logs and
 temporary files in a directory of its own (nothing under /var, so it
@@ -11,7 +11,6 @@ Whether nginx is missing is decided by the test classes (`requires_nginx`),
 not by a layer: a layer's setUp that raises fails its whole suite.
 """
 import os
-import re
 import shutil
 import signal
 import socket
@@ -22,15 +21,14 @@ import time
 from tests.support.helpers import ROOT
 from tests.support.layers import free_port, skip_or_fail
 
-README = os.path.join(ROOT, "README.md")
-SECTION = "## Behind nginx"
-# What the README's block says, and what a test puts in its place.
+SITE = os.path.join(ROOT, "docs", "nginx.conf")
+# What the documented site says, and what a test puts in its place.
 SERVICE_ADDRESS = "server 127.0.0.1:8080;"
 LISTEN = "listen 80;"
 START_TIMEOUT_SECONDS = 5.0
 STOP_TIMEOUT_SECONDS = 5.0
 
-# The README's block goes inside http {}, as in Debian's nginx.conf.
+# The documented site goes inside http {}, as in Debian's nginx.conf.
 MAIN_CONFIG = """\
 worker_processes 1;
 pid {prefix}/nginx.pid;
@@ -63,18 +61,10 @@ def requires_nginx(test):
                      " .ci/run installs it)")
 
 
-def readme_site(readme=README):
-    """The ```nginx block of README's "Behind nginx" section."""
-    with open(readme, encoding="utf-8") as file:
-        text = file.read()
-    start = text.find("\n%s\n" % SECTION)
-    if start < 0:
-        raise ValueError("%s has no %r section" % (readme, SECTION))
-    section = re.split(r"\n## ", text[start + 1:].split("\n", 1)[1], 1)[0]
-    block = re.search(r"^```nginx\n(.*?)^```$", section, re.S | re.M)
-    if block is None:
-        raise ValueError("%s: %r has no ```nginx block" % (readme, SECTION))
-    return block.group(1)
+def documented_site(path=SITE):
+    """docs/nginx.conf: the upstream and server blocks of the site."""
+    with open(path, encoding="utf-8") as file:
+        return file.read()
 
 
 def site_for(site, service_port, listen_port):
@@ -82,7 +72,7 @@ def site_for(site, service_port, listen_port):
     127.0.0.1:`listen_port`; each address must be in it once."""
     for placeholder in (SERVICE_ADDRESS, LISTEN):
         if site.count(placeholder) != 1:
-            raise ValueError("the nginx block must hold %r once, not %d"
+            raise ValueError("the nginx site must hold %r once, not %d"
                              " times" % (placeholder, site.count(placeholder)))
     return site.replace(
         SERVICE_ADDRESS, "server 127.0.0.1:%d;" % service_port).replace(
@@ -93,7 +83,8 @@ class Nginx:
     """An nginx process of the tests' own in front of one service."""
 
     def __init__(self, service_port, site=None):
-        """`site`: the server/upstream block (README's by default)."""
+        """`site`: the upstream and server blocks (docs/nginx.conf's by
+        default)."""
         self.port = free_port()
         self.prefix = tempfile.mkdtemp(prefix="scoring-test-nginx-")
         # Run as root, nginx's workers are "nobody": they must reach the
@@ -103,7 +94,7 @@ class Nginx:
         with open(self.config, "w") as file:
             file.write(MAIN_CONFIG.format(
                 prefix=self.prefix, site=site_for(
-                    readme_site() if site is None else site,
+                    documented_site() if site is None else site,
                     service_port, self.port)))
         self.process = None
 
