@@ -1,17 +1,28 @@
-"""The OpenAPI document: served as kept, and true of every SPEC 7 vector.
+"""The OpenAPI document: served as kept, true of every reference vector,
+and of every rule fields.py declares.
 
 Each vector is sent to the service; its answer must match what the
 document says of that path and code, and the request must be valid by the
 document exactly when the service accepts it (except for the rules no
-schema can say: the token, and a birthday's age).
+schema can say: the token, and a birthday's age). Each field's schema
+accepts what the field accepts, on probes on both sides of each rule, so a
+rule changed in fields.py fails here until the document says the same.
 """
+import datetime
+import itertools
 import json
+import re
+import unittest
 
 import jsonschema_rs
 
-from scoring_api import app
+from scoring_api import app, config, fields
+from scoring_api.errors import ValidationError
+from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
+                                  OnlineScoreRequest)
 from tests.support.cases import cases
-from tests.support.clock import admin_request, stop_auth_clock
+from tests.support.clock import (admin_request, stop_auth_clock,
+                                 stop_calendar)
 from tests.functional.test_http import HttpTestCase
 from tests.support.helpers import (SCORED_ARGUMENTS, api_request, today,
                                    user_token)
@@ -35,7 +46,7 @@ def with_token(request):
                                           request.get("login")))
 
 
-# (request, code, valid by the document)
+# The reference vectors: (request, code, valid by the document)
 VECTORS = [
     ({}, 422, False),
     (dict(envelope("horns&hoofs", "h&f", "online_score", ""),
@@ -173,3 +184,147 @@ class OpenApiTest(HttpTestCase):
         self.assertEqual(response.code, code)
         self.assertTrue(answer_validator("/method/", "post", code).is_valid(
             json.loads(response.body)), response.body)
+
+
+# The rules of fields.py, probed. The calendar is stopped on TODAY.
+TODAY = datetime.date(2026, 11, 24)
+SCHEMAS = DOCUMENT["components"]["schemas"]
+MOST_IDS = config.Settings().server.max_client_ids
+# Values of every JSON type, and on both sides of each rule: digit strings
+# and integers of 9 to 13 digits led by each digit (the phone), gender's
+# neighbours, the date's form, the id list's items. (No integral float:
+# JSON Schema counts 1.0 as an integer, the fields do not, and the
+# document says so in words.)
+PROBES = (
+    [None, "", [], {}, True, False, 1.5, "a", "@", "a@b", "ab", ["a"],
+     {"a": 1}, "7917500204a", "+79175002040", " 79175002040",
+     "79175002040\n", "\u0667" * 11, "7" + "\u0661" * 10, 2 ** 64]
+    + [lead + "1" * (digits - 1)
+       for lead in "0789" for digits in range(9, 14)]
+    + [int(lead + "1" * (digits - 1))
+       for lead in "789" for digits in range(9, 14)]
+    + [69999999999, 70000000000, 79999999999, 80000000000, -79175002040]
+    + list(range(-2, 6)) + ["0", "1", "2"]
+    + ["20.07.2017", "29.02.2016", "29.02.2017", "31.04.2017", "2017-07-20",
+       "1.1.2017", "20.07.17", "20/07/2017", "20.07.2017 ",
+       "\u0662\u0660.07.2017", "24.11.2026", "25.11.2026",
+       "24.11.%d" % (TODAY.year - fields.MAX_AGE_YEARS),
+       "23.11.%d" % (TODAY.year - fields.MAX_AGE_YEARS)]
+    + [[0], [1, 2], [-1], ["1"], [True], [1.5], [None], [[1]], [0, -1],
+       [2 ** 63]])
+# (document schema, request class, fields whose schema is the field's)
+REQUESTS = [
+    ("OnlineScoreCall", MethodRequest, ["account", "login", "token"]),
+    ("ClientsInterestsCall", MethodRequest, ["account", "login", "token"]),
+    ("OnlineScoreArguments", OnlineScoreRequest,
+     list(OnlineScoreRequest.declared_fields)),
+    ("ClientsInterestsArguments", ClientsInterestsRequest,
+     list(ClientsInterestsRequest.declared_fields)),
+]
+FIELDS = [(schema, request_class, name)
+          for schema, request_class, names in REQUESTS for name in names]
+# A value of each online_score argument that passes alone.
+VALID_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru",
+                   "first_name": "a", "last_name": "b",
+                   "birthday": "01.01.2000", "gender": 0}
+
+
+def accepts(request_or_field, value):
+    try:
+        request_or_field(value)
+    except (fields.FieldError, ValidationError):
+        return False
+    return True
+
+
+class FieldRulesTest(unittest.TestCase):
+    """Each field's schema in the document says what fields.py does."""
+
+    def setUp(self):
+        stop_calendar(self, TODAY)
+
+    def test_the_document_has_a_schema_for_every_field(self):
+        for schema, request_class, _ in REQUESTS:
+            self.assertEqual(set(SCHEMAS[schema]["properties"]),
+                             set(request_class.declared_fields), schema)
+
+    @cases([(schema, request_class) for schema, request_class, _ in REQUESTS])
+    def test_the_required_fields_are_fields_py_s(self, case):
+        schema, request_class = case
+        self.assertEqual(
+            set(SCHEMAS[schema].get("required", [])),
+            {name for name, field in request_class.declared_fields.items()
+             if field.required})
+
+    @cases(FIELDS)
+    def test_a_field_s_schema_accepts_what_the_field_accepts(self, case):
+        schema, request_class, name = case
+        field = request_class.declared_fields[name]
+        valid = validator("#/components/schemas/%s/properties/%s"
+                          % (schema, name)).is_valid
+        disagree = []
+        for value in PROBES:
+            by_field, by_schema = accepts(field.clean, value), valid(value)
+            # A date's calendar and a birthday's age no schema can say:
+            # there the document may accept what the field refuses.
+            unsayable = isinstance(field, fields.DateField) and by_schema
+            if by_field != by_schema and not unsayable:
+                disagree.append("%r: the field %s, the document %s" % (
+                    value, "accepts" if by_field else "refuses",
+                    "accepts" if by_schema else "refuses"))
+        self.assertEqual(disagree, [])
+
+    def test_the_probes_reach_both_sides_of_every_field(self):
+        # Else the test above could hold of a field no probe passes.
+        for schema, request_class, name in FIELDS:
+            field = request_class.declared_fields[name]
+            verdicts = {accepts(field.clean, value) for value in PROBES}
+            self.assertEqual(verdicts, {True, False}, name)
+
+    def test_the_pairs_are_requests_py_s(self):
+        pairs = {frozenset(option["required"])
+                 for option in SCHEMAS["OnlineScoreArguments"]["anyOf"]}
+        self.assertEqual(pairs, set(map(frozenset, OnlineScoreRequest.PAIRS)))
+
+    @cases([dict(zip(VALID_ARGUMENTS, values)) for values in
+            itertools.product(*[(value, None) for value in
+                                VALID_ARGUMENTS.values()])])
+    def test_the_document_takes_the_arguments_the_request_takes(self, given):
+        arguments = {key: value for key, value in given.items()
+                     if value is not None or key == "gender"}
+        self.assertEqual(
+            validator("#/components/schemas/OnlineScoreArguments").is_valid(
+                arguments),
+            accepts(OnlineScoreRequest, arguments))
+
+    @cases([1, MOST_IDS, MOST_IDS + 1])
+    def test_the_id_limit_is_config_s_default(self, count):
+        arguments = {"client_ids": list(range(count))}
+        self.assertEqual(
+            validator("#/components/schemas/ClientsInterestsArguments")
+            .is_valid(arguments),
+            accepts(lambda data: ClientsInterestsRequest(
+                data, max_client_ids=MOST_IDS), arguments))
+
+    def test_every_number_in_words_is_the_code_s(self):
+        text = json.dumps(DOCUMENT)
+        ages = re.findall(r"([0-9]+) years", text)
+        self.assertTrue(ages)
+        self.assertEqual(set(ages), {str(fields.MAX_AGE_YEARS)})
+        defaults = re.findall(r"max_client_ids \(default ([0-9]+)\)", text)
+        self.assertEqual(defaults, [str(MOST_IDS)])
+
+    def test_the_examples_are_the_service_s_own_messages(self):
+        responses = DOCUMENT["components"]["responses"]
+
+        def example(name):
+            return responses[name]["content"]["application/json"][
+                "example"]["error"]
+
+        with self.assertRaises(ValidationError) as raised:
+            OnlineScoreRequest({"phone": "89175002040",
+                                "email": "stupnikovotus.ru"})
+        self.assertEqual(example("Unprocessable"), str(raised.exception))
+        self.assertEqual(example("TooLarge"),
+                         "request body is over %d bytes"
+                         % config.Settings().server.max_body_bytes)
