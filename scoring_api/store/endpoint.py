@@ -27,7 +27,7 @@ CLUSTER_TRANSIENT_ERRORS = TRANSIENT_ERRORS + (
 # task's disconnect, a cluster dropping a node's connections in a
 # failover, a peer reset on Python 3.12+): redis/redis-py#4287, fixed after
 # 8.1.0 by redis/redis-py#4288. A broken connection all the same. The one
-# place the service leans on this; tests/unit/test_store.py's
+# place the service leans on this; tests/unit/test_endpoint.py's
 # RedisPyCanaryTest fails once redis-py raises ConnectionError itself.
 TORN_DOWN_ERRORS = (AttributeError, TypeError)
 # A connection that broke (a pooled one to a Redis since restarted): one
