@@ -1,5 +1,5 @@
-"""The Redis store (SPEC 4): interests that must be read, scores that may be
-cached, in standalone, sentinel or cluster mode.
+"""The Redis store: interests that must be read, scores that may be
+cached, in standalone, sentinel or cluster mode (docs/operations.md).
 
 The rest of the service sees one `Store` (facade.py). Inside: building the
 client of each mode (modes.py), one Redis role with its bounds and counted

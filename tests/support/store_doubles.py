@@ -3,6 +3,7 @@ records what it is asked, a call that never ends, and a test case that
 closes what it opened while its loop still runs."""
 import asyncio
 
+from redis.backoff import AbstractBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import AsyncTestCase
@@ -19,7 +20,9 @@ TRANSIENT = [RedisConnectionError("refused"), RedisTimeoutError("slow"),
              ConnectionResetError("reset"), TimeoutError("timed out")]
 
 
-class RecordingBackoff:
+class RecordingBackoff(AbstractBackoff):
+    """No pause; remembers the failure count of each time it is asked."""
+
     def __init__(self):
         self.failures = []
 

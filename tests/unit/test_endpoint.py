@@ -1,10 +1,13 @@
 """One Redis role (store/endpoint.py): its retries, timeouts, slots and
 backoff, on mocked clients; and what it leans on in redis-py."""
 import asyncio
+import dataclasses
+import inspect
 import unittest
 
 import mock
 import redis.asyncio
+from redis.asyncio.cluster import NodesManager, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,13 +16,29 @@ from redis.exceptions import RedisError, TryAgainError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import AsyncTestCase, gen_test
 
-from scoring_api.config import Settings
-from scoring_api.errors import StoreRefused, StoreUnavailable
-from scoring_api.store import OtherType, RedisEndpoint, endpoint
+from scoring_api import metrics
+from scoring_api.config import Settings, StoreSettings
+from scoring_api.errors import Overloaded, StoreRefused, StoreUnavailable
+from scoring_api.store import OtherType, RedisEndpoint, endpoint, modes
 from tests.support.cases import cases
 from tests.support.helpers import mock_redis
+from tests.support.metrics_text import samples, value
 from tests.support.store_doubles import (FAST, TRANSIENT, RecordingBackoff,
                                          hang_forever)
+
+
+def cluster_client():
+    """A mocked RedisCluster with redis-py's own signatures: a call its
+    real class or its NodesManager would refuse fails here too."""
+    client = mock.create_autospec(RedisCluster, instance=True)
+    client.nodes_manager = mock.create_autospec(NodesManager, instance=True)
+    return client
+
+
+def redis_errors(role):
+    """scoring_api_redis_errors_total{role} as /metrics shows it."""
+    return value(samples(metrics.render()[0]),
+                 "scoring_api_redis_errors_total", role=role)
 
 
 class RetryTest(AsyncTestCase):
@@ -117,7 +136,7 @@ class RetryTest(AsyncTestCase):
     async def test_a_cluster_between_two_layouts_is_tried_again(self):
         # TRYAGAIN while slots move: the next attempt, on the layout
         # learned again, succeeds.
-        client = mock.AsyncMock()
+        client = cluster_client()
         client.execute_command.side_effect = [
             TryAgainError("TRYAGAIN Multiple keys request during"
                           " rehashing of slot"), b'["cars"]']
@@ -166,9 +185,27 @@ class RetryTest(AsyncTestCase):
         await endpoint.close()
 
     @gen_test
-    async def test_calls_past_max_connections_wait_then_fail_in_time(self):
-        settings = FAST.store.__class__(
-            max_connections=2, connect_timeout=0.05, retries=0)
+    async def test_retries_zero_means_one_attempt(self):
+        client = mock_redis(forever=RedisConnectionError("refused"))
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client).call("GET", "i:1", retries=0)
+        self.assertEqual(client.execute_command.await_count, 1)
+
+
+class OverloadTest(AsyncTestCase):
+    """A call held up by this process, not by Redis, is `Overloaded`: no
+    outage line, no Redis error counted (docs/operations.md)."""
+
+    def endpoint(self, client, max_connections=64, starved=False):
+        settings = dataclasses.replace(FAST.store,
+                                       max_connections=max_connections)
+        return RedisEndpoint("store", client, settings,
+                             is_starved=lambda: starved)
+
+    @gen_test
+    async def test_a_call_that_cannot_get_a_slot_in_time_is_overloaded(
+            self):
         release = asyncio.Event()
 
         async def held(*args):
@@ -176,26 +213,75 @@ class RetryTest(AsyncTestCase):
             return "held"
 
         client = mock_redis(forever=held)
-        endpoint = RedisEndpoint("store", client, settings)
+        endpoint = self.endpoint(client, max_connections=2)
         first = asyncio.ensure_future(endpoint.call("GET", "a"))
         second = asyncio.ensure_future(endpoint.call("GET", "b"))
         await asyncio.sleep(0)
-        with self.assertLogs("scoring_api.store", "WARNING"), \
-                self.assertRaises(StoreUnavailable):
-            await endpoint.call("GET", "c")  # no free slot in 0.05 s
+        errors_before = redis_errors("store")
+        started = asyncio.get_running_loop().time()
+        with self.assertNoLogs("scoring_api.store"), \
+                self.assertRaises(Overloaded) as raised:
+            await endpoint.call("GET", "c")  # no free slot in time
+        waited = asyncio.get_running_loop().time() - started
+        self.assertGreaterEqual(waited, FAST.store.connect_timeout)
+        self.assertEqual(str(raised.exception), "overloaded, retry later")
+        self.assertEqual(redis_errors("store"), errors_before)
         self.assertEqual(client.execute_command.await_count, 2)
         release.set()
         self.assertEqual(await asyncio.gather(first, second),
                          ["held", "held"])
         self.assertEqual(await endpoint.call("GET", "d"), "held")
 
+    @cases([hang_forever, RedisTimeoutError("Timeout connecting")])
     @gen_test
-    async def test_retries_zero_means_one_attempt(self):
+    async def test_a_timeout_while_the_process_is_starved_is_overloaded(
+            self, answer):
+        client = mock_redis(forever=answer)
+        errors_before = redis_errors("store")
+        with self.assertNoLogs("scoring_api.store"), \
+                self.assertRaises(Overloaded):
+            await self.endpoint(client, starved=True).call("GET", "i:1")
+        # Not retried: more attempts would only add to the process's load.
+        self.assertEqual(client.execute_command.await_count, 1)
+        self.assertEqual(redis_errors("store"), errors_before)
+
+    @gen_test
+    async def test_a_timeout_while_the_process_keeps_up_is_a_redis_failure(
+            self):
+        client = mock_redis(forever=hang_forever)
+        errors_before = redis_errors("store")
+        with self.assertLogs("scoring_api.store", "WARNING") as logs, \
+                self.assertRaises(StoreUnavailable):
+            await self.endpoint(client, starved=False).call("GET", "i:1")
+        self.assertEqual(client.execute_command.await_count,
+                         1 + FAST.store.retries)
+        self.assertEqual(redis_errors("store"), errors_before + 1)
+        self.assertIn("store: GET failed: TimeoutError", logs.output[0])
+
+    @gen_test
+    async def test_a_refusal_is_a_redis_failure_however_late_the_process(self):
+        # Only a timeout can be the process's own doing.
         client = mock_redis(forever=RedisConnectionError("refused"))
         with self.assertLogs("scoring_api.store", "WARNING"), \
                 self.assertRaises(StoreUnavailable):
-            await self.endpoint(client).call("GET", "i:1", retries=0)
-        self.assertEqual(client.execute_command.await_count, 1)
+            await self.endpoint(client, starved=True).call("GET", "i:1")
+        self.assertEqual(client.execute_command.await_count,
+                         1 + FAST.store.retries)
+
+    @gen_test
+    async def test_a_ping_of_a_starved_process_is_down_without_blame(self):
+        client = mock_redis(forever=hang_forever)
+        with self.assertNoLogs("scoring_api.store"):
+            self.assertFalse(
+                await self.endpoint(client, starved=True).ping())
+
+    @gen_test
+    async def test_by_default_every_timeout_is_a_redis_failure(self):
+        endpoint = RedisEndpoint("store", mock_redis(forever=hang_forever),
+                                 FAST.store)
+        with self.assertLogs("scoring_api.store", "WARNING"), \
+                self.assertRaises(StoreUnavailable):
+            await endpoint.call("GET", "i:1")
 
 
 class PingTest(AsyncTestCase):
@@ -290,6 +376,21 @@ class RedisPyCanaryTest(AsyncTestCase):
             await connection.disconnect()
             server.close()
             await server.wait_closed()
+
+
+class ClusterLayoutCanaryTest(unittest.TestCase):
+    """endpoint._learn_layout leans on RedisCluster.nodes_manager, which
+    redis-py 8.1.0 does not document: a real client must still have one,
+    whose initialize() is a coroutine that takes no argument.
+    tests/integration/test_cluster.py checks what it does."""
+
+    def test_a_cluster_client_has_a_nodes_manager_to_initialize(self):
+        client, _ = modes.build_client(StoreSettings(
+            mode="cluster", url="redis://127.0.0.1:7000"))
+        manager = client.nodes_manager
+        self.assertIsInstance(manager, NodesManager)
+        self.assertTrue(inspect.iscoroutinefunction(manager.initialize))
+        inspect.signature(manager.initialize).bind()  # no argument needed
 
 
 class BackoffPolicyTest(unittest.TestCase):
