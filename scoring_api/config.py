@@ -301,6 +301,13 @@ class Settings:
                            for key in CONNECTION_KEYS})
 
     @property
+    def cache_shares_store(self):
+        """True when the cache's Redis is the store's server: [cache] mode
+        and url empty, or naming the same server (any database of it:
+        memory is the server's)."""
+        return _server_of(self.cache_redis) == _server_of(self.store)
+
+    @property
     def log_level(self):
         return getattr(logging, self.server.log_level)
 
@@ -316,6 +323,20 @@ class Settings:
 CONNECTION_KEYS = ("mode", "url", "sentinels", "service_name", "db",
                    "password")
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+_PORTED = re.compile(r":[0-9]+$")
+
+
+def _server_of(redis):
+    """What names the Redis server (or set) of a [store] or resolved
+    [cache] section, whatever its database and credentials."""
+    if redis.mode == "sentinel":
+        return redis.mode, frozenset(redis.sentinels), redis.service_name
+    nodes = urllib.parse.urlsplit(redis.url)
+    if nodes.scheme == "unix":
+        return redis.mode, nodes.path
+    return redis.mode, frozenset(
+        node.lower() if _PORTED.search(node) else node.lower() + ":6379"
+        for node in nodes.netloc.rpartition("@")[2].split(","))
 
 
 def _parse(section, key, text, source):
