@@ -8,7 +8,7 @@ import unittest
 import mock
 import redis.asyncio
 from redis.asyncio.cluster import NodesManager, RedisCluster
-from redis.asyncio.sentinel import MasterNotFoundError
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
@@ -156,7 +156,7 @@ class RetryTest(AsyncTestCase):
 
     @gen_test
     async def test_closing_closes_the_sentinel_clients_too(self):
-        sentinel = mock.AsyncMock()
+        sentinel = mock.create_autospec(Sentinel, instance=True)
         endpoint = RedisEndpoint("store", mock_redis(), FAST.store,
                                  mode="sentinel", closables=[sentinel])
         await endpoint.close()
