@@ -1,6 +1,7 @@
 """The cache can never take the store's memory (docs/operations.md,
 "Memory"): a cache sharing the store's Redis, filled past that Redis's
-maxmemory, and the loader still writes interests that read back."""
+maxmemory, and the loader still writes interests that read back; keys
+without a TTL (interests, quota counters) are never evicted."""
 import asyncio
 import json
 import os
@@ -95,6 +96,8 @@ class VolatileLruTest(SharedRedisTestCase):
     @gen_test(timeout=120)
     async def test_a_cache_filled_past_maxmemory_leaves_room_for_interests(
             self):
+        # What a quota counter is to this Redis: a key without a TTL.
+        self.redis.set("quota-counter-stand-in", 17)
         await self.fill_the_cache()
         self.assertGreater(self.evicted(), 0)  # past the bound
         result = self.load()
@@ -106,6 +109,7 @@ class VolatileLruTest(SharedRedisTestCase):
         await self.fill_the_cache(count=2000, first=SCORES)
         self.assertGreater(self.evicted(), evicted)
         self.assertEqual(await self.interests_read_back(), CLIENTS)
+        self.assertEqual(self.redis.get("quota-counter-stand-in"), "17")
 
     @gen_test(timeout=30)
     async def test_start_up_says_nothing_of_a_redis_set_up_so(self):
