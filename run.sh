@@ -147,6 +147,7 @@ redis_state() {
     mkdir -p var/redis
     if ! redis-server --bind "$host" --port "$port" --dir "$PWD/var/redis" \
             --appendonly yes --save "" --daemonize yes \
+            --maxmemory 512mb --maxmemory-policy volatile-lru \
             --pidfile "$PWD/var/redis/redis.pid" \
             --logfile "$PWD/var/redis/redis.log" > /dev/null; then
         echo "redis-server failed to start: see var/redis/redis.log"

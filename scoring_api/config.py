@@ -85,16 +85,39 @@ def _integer(low, high=None):
     return parse
 
 
+# A timeout, pause or window shorter than this cannot be meant (1e-9
+# would close every connection at once); one of an hour or more is a hang.
+MIN_SECONDS = 0.001
+MAX_SECONDS = 3600
+# The largest request body the service reads into memory.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 def _seconds(text):
     if not _DECIMAL.fullmatch(text):
         raise ValueError("expected a number of seconds")
     value = float(text)
-    if not 0 < value < 3600:
-        raise ValueError("expected seconds, more than 0 and under 3600")
+    if not MIN_SECONDS <= value < MAX_SECONDS:
+        raise ValueError("expected seconds, at least %g and under %d" % (
+            MIN_SECONDS, MAX_SECONDS))
     return value
 
 
 def _text(text):
+    return text
+
+
+def _host(text):
+    if not text:
+        raise ValueError("expected an address to listen on (write 0.0.0.0"
+                         " if every interface is meant)")
+    return text
+
+
+def _salt(text):
+    if not text:
+        raise ValueError("expected a salt: an empty one makes tokens"
+                         " anyone can compute")
     return text
 
 
@@ -195,11 +218,11 @@ def _key(default, parse, doc):
 
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
-    host: str = _key("127.0.0.1", _text, "address to listen on")
+    host: str = _key("127.0.0.1", _host, "address to listen on")
     port: int = _key(8080, _integer(1, 65535), "TCP port")
     workers: int = _key(1, _integer(1, 64), "processes serving the port")
     max_body_bytes: int = _key(
-        65536, _integer(1), "larger request bodies get 413")
+        65536, _integer(1, MAX_BODY_BYTES), "larger request bodies get 413")
     max_client_ids: int = _key(
         1000, _integer(1), "most ids one clients_interests call may ask for")
     idle_timeout: float = _key(
@@ -226,9 +249,9 @@ class ServerSettings:
 
 @dataclasses.dataclass(frozen=True)
 class AuthSettings:
-    salt: str = _key("Otus", _text, "salt of user tokens")
+    salt: str = _key("Otus", _salt, "salt of user tokens")
     admin_login: str = _key("admin", _text, "the login that is the admin")
-    admin_salt: str = _key("42", _text, "salt of the hourly admin token")
+    admin_salt: str = _key("42", _salt, "salt of the hourly admin token")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,6 +324,13 @@ class Settings:
                            for key in CONNECTION_KEYS})
 
     @property
+    def cache_shares_store(self):
+        """True when the cache's Redis is the store's server: [cache] mode
+        and url empty, or naming the same server (any database of it:
+        memory is the server's)."""
+        return _server_of(self.cache_redis) == _server_of(self.store)
+
+    @property
     def log_level(self):
         return getattr(logging, self.server.log_level)
 
@@ -316,6 +346,20 @@ class Settings:
 CONNECTION_KEYS = ("mode", "url", "sentinels", "service_name", "db",
                    "password")
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+_PORTED = re.compile(r":[0-9]+$")
+
+
+def _server_of(redis):
+    """What names the Redis server (or set) of a [store] or resolved
+    [cache] section, whatever its database and credentials."""
+    if redis.mode == "sentinel":
+        return redis.mode, frozenset(redis.sentinels), redis.service_name
+    nodes = urllib.parse.urlsplit(redis.url)
+    if nodes.scheme == "unix":
+        return redis.mode, nodes.path
+    return redis.mode, frozenset(
+        node.lower() if _PORTED.search(node) else node.lower() + ":6379"
+        for node in nodes.netloc.rpartition("@")[2].split(","))
 
 
 def _parse(section, key, text, source):
@@ -370,7 +414,8 @@ def _environment_keys(environ):
         yield name, section, key, text
 
 
-# The keys only sentinel mode reads (SPEC 4.2), and their defaults.
+# The keys only sentinel mode reads, and their defaults (docs/operations.md,
+# "Redis modes").
 SENTINEL_KEYS = {"sentinels": (), "service_name": "", "db": 0,
                  "password": ""}
 
@@ -379,7 +424,7 @@ def _check_redis(section, redis, given=None):
     """What one key cannot say alone: each mode's keys must be there, and
     no key another mode would read. `given`: the section as written, when
     `redis` is the Redis resolved for it (an empty [cache] is [store]'s).
-    A url in sentinel mode is allowed (SPEC 4.2: unused, may be empty):
+    A url in sentinel mode is allowed (unused there, it may be empty):
     its default cannot be told apart from one written."""
     given = given or redis
     if given.mode != "sentinel":

@@ -1,6 +1,7 @@
 """Load clients' interests into the store.
 
     python -m scoring_api.loader FILE [--config config.ini] [--partial]
+                                      [--allow-empty]
 
 FILE holds JSON lines, `{"client_id": 1, "interests": ["cars", "pets"]}`,
 or one JSON object, `{"1": ["cars", "pets"], "2": []}` (a file of at most
@@ -14,6 +15,14 @@ entry means nothing is written, unless --partial asks to write the good
 ones. Progress goes to standard error every PROGRESS_EVERY entries. When
 the store fails half-way, the batches already written stay: loading the
 file again replaces them. The file must not change while it loads.
+
+FILE must be a regular file (not a directory, device or FIFO) holding at
+least one client, unless --allow-empty says an empty one is fine.
+
+Exit codes: 0 loaded; 1 bad entries (nothing loaded, or with --partial
+the good ones); 2 the file or config cannot be used; 3 the store failed
+(the message says which clients are written and which may be); 4 the
+file holds no client.
 """
 import argparse
 import array
@@ -22,6 +31,7 @@ import heapq
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
 
@@ -32,7 +42,7 @@ from scoring_api.errors import StoreUnavailable
 from scoring_api.scoring import interests_key
 from scoring_api.store import Store, describe
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_STORE, EXIT_EMPTY = 0, 1, 2, 3, 4
 # The largest id a clients_interests request can carry (its JSON parser
 # reads integers up to 64 bits), and its number of digits.
 MAX_CLIENT_ID = 2 ** 64 - 1
@@ -324,7 +334,10 @@ def read_object(text, report):
 
 async def write_batches(store, pairs, report):
     """Write the (key, value) `pairs` in MSETs of BATCH_SIZE; returns how
-    many were written; StoreUnavailable carries it as `written`."""
+    many were written. StoreUnavailable carries how many are known to be
+    written as `written`, and how many may be as `attempted`: a batch that
+    failed may have landed (a timed-out MSET is applied when Redis
+    resumes; a cluster's is one per slot)."""
     written = 0
     batch = {}
     try:
@@ -340,6 +353,7 @@ async def write_batches(store, pairs, report):
             written += len(batch)
     except StoreUnavailable as error:
         error.written = written
+        error.attempted = written + len(batch)
         raise
     return written
 
@@ -350,6 +364,30 @@ async def _write(settings, pairs, report):
         return await write_batches(store, pairs, report)
     finally:
         await store.close()
+
+
+class NotARegularFile(Exception):
+    """FILE is a directory, a device, a FIFO or a socket: reading it could
+    block or never end."""
+
+    KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character"
+             " device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+    def __init__(self, mode):
+        kind = next((name for test, name in self.KINDS if test(mode)),
+                    "something else")
+        super().__init__("not a regular file (%s); give a file of JSON"
+                         " lines or one JSON object" % kind)
+
+
+def check_regular(path):
+    """NotARegularFile unless `path` is a regular file (symbolic links
+    followed); OSError when it cannot be looked at. Before any open: a
+    FIFO's would wait for a writer."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotARegularFile(mode)
 
 
 class TooBigObject(Exception):
@@ -407,17 +445,20 @@ def main(argv=None, environ=None):
                         help="config.ini naming the store")
     parser.add_argument("--partial", action="store_true",
                         help="write the good entries even if some are bad")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="a file that holds no client is fine (exit 0)")
     args = parser.parse_args(argv)
     logs.setup_logging(logging.WARNING)
     report = Report(args.file)
     try:
         settings = config.load_settings(args.config, environ)
+        check_regular(args.file)
         with open(args.file, "rb") as source:
             values = check(source, report)
     except (config.ConfigError, OSError) as error:
         print("loader: %s" % error, file=sys.stderr)
         return EXIT_USAGE
-    except (NotText, TooBigObject) as error:
+    except (NotARegularFile, NotText, TooBigObject) as error:
         print("loader: %s: %s" % (args.file, error), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -427,6 +468,10 @@ def main(argv=None, environ=None):
         print("loader: %d bad entries; nothing loaded (--partial loads the"
               " %d good ones)" % (report.bad, report.good), file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not (report.good or report.bad or args.allow_empty):
+        print("loader: %s: holds no client; nothing loaded (--allow-empty"
+              " accepts an empty file)" % args.file, file=sys.stderr)
+        return EXIT_EMPTY
     try:
         if values is not None:
             written = asyncio.run(_write(settings, values.items(), report))
@@ -437,8 +482,7 @@ def main(argv=None, environ=None):
     except StoreUnavailable as error:
         print("loader: %s at %s; %s" % (
             error, describe(settings.store),
-            _outcome(settings, getattr(error, "written", 0))),
-            file=sys.stderr)
+            outcome(error.written, error.attempted)), file=sys.stderr)
         return EXIT_STORE
     except (OSError, NotText) as error:  # the file changed under us
         print("loader: %s: %s" % (args.file, error), file=sys.stderr)
@@ -452,15 +496,16 @@ def main(argv=None, environ=None):
     return EXIT_BAD_INPUT if report.bad else EXIT_OK
 
 
-def _outcome(settings, written):
-    """What a store failure after `written` clients leaves in the store."""
+def outcome(written, attempted):
+    """What is known of the store after a failure: the first `written`
+    clients are in it, the next ones up to `attempted` may be."""
+    maybe = ("clients %d to %d may be written" % (written + 1, attempted)
+             if attempted > written + 1 else
+             "client %d may be written" % attempted)
     if written:
-        return ("the first %d clients are written; loading again replaces"
-                " them" % written)
-    # A cluster's MSET is one per slot: some slots may have landed.
-    if settings.store.mode == "cluster":
-        return "some slots may be written; loading again replaces them"
-    return "nothing loaded"
+        return ("the first %d clients are written; %s too; loading again"
+                " replaces them" % (written, maybe))
+    return "%s; loading again replaces them" % maybe
 
 
 if __name__ == "__main__":

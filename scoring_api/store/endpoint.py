@@ -1,7 +1,8 @@
 """One Redis role (the store or the cache): its client, its bounds, its
-counted retries and its outage log, in every mode."""
+counted retries and its outage log, in every mode (docs/operations.md)."""
 import asyncio
 
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ClusterError
@@ -11,7 +12,7 @@ from redis.exceptions import ResponseError, TryAgainError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scoring_api import metrics
-from scoring_api.errors import StoreRefused, StoreUnavailable
+from scoring_api.errors import Overloaded, StoreRefused, StoreUnavailable
 from scoring_api.store import modes
 from scoring_api.store.outages import OutageLog
 
@@ -27,7 +28,7 @@ CLUSTER_TRANSIENT_ERRORS = TRANSIENT_ERRORS + (
 # task's disconnect, a cluster dropping a node's connections in a
 # failover, a peer reset on Python 3.12+): redis/redis-py#4287, fixed after
 # 8.1.0 by redis/redis-py#4288. A broken connection all the same. The one
-# place the service leans on this; tests/unit/test_store.py's
+# place the service leans on this; tests/unit/test_endpoint.py's
 # RedisPyCanaryTest fails once redis-py raises ConnectionError itself.
 TORN_DOWN_ERRORS = (AttributeError, TypeError)
 # A connection that broke (a pooled one to a Redis since restarted): one
@@ -37,6 +38,8 @@ TORN_DOWN_ERRORS = (AttributeError, TypeError)
 # once more.
 BROKEN_CONNECTION_ERRORS = (RedisConnectionError, ConnectionError)
 NOT_BROKEN_ERRORS = (RedisTimeoutError, TimeoutError, MasterNotFoundError)
+# An attempt that ran out of time: its own bound, or connecting's.
+TIMED_OUT_ERRORS = (RedisTimeoutError, TimeoutError)
 WRONGTYPE = "WRONGTYPE"
 
 
@@ -49,6 +52,11 @@ def is_broken_connection(error):
 def any_error(error):
     """Every transient failure is worth another attempt."""
     return True
+
+
+def never_starved():
+    """The default `is_starved`: no timeout is ever the process's own."""
+    return False
 
 
 class OtherType:
@@ -70,10 +78,15 @@ class RedisEndpoint:
     and reading) by `connect_timeout + timeout`, its connecting also by
     `connect_timeout`. The number of attempts is bounded by `retries`,
     the pauses between them by `backoff_max`.
+
+    A call that could not wait for a slot, or whose attempt timed out
+    while `is_starved()` says the process itself was late, raises
+    `Overloaded`: the process's congestion, not a Redis failure (no
+    outage line, no Redis error metric).
     """
 
     def __init__(self, name, client, settings, backoff=None,
-                 mode="standalone", closables=()):
+                 mode="standalone", closables=(), is_starved=never_starved):
         self.name = name
         self.client = client
         self.cluster = mode == "cluster"
@@ -85,24 +98,35 @@ class RedisEndpoint:
         self.slots = asyncio.Semaphore(settings.max_connections)
         self.slot_timeout = settings.connect_timeout
         self.attempt_timeout = settings.connect_timeout + settings.timeout
+        self.is_starved = is_starved
         # Set when a cluster call failed: the next attempt learns the
         # layout first (a failed pipeline does not make redis-py 8.1 do it).
         self.layout_stale = False
-        self.retries = settings.retries
         self.transient = (CLUSTER_TRANSIENT_ERRORS if self.cluster
                           else TRANSIENT_ERRORS)
         self.backoff = backoff or EqualJitterBackoff(
             cap=settings.backoff_max, base=settings.backoff)
+        self.retry = self._retry(settings.retries)
         self.outages = OutageLog(name)
         self.description = "%s Redis" % mode  # from_settings: its address
 
+    def _retry(self, retries):
+        # redis-py's Retry counts the attempts and pauses between them.
+        # What it has no place for is done around it: each attempt bounded
+        # as a whole (_attempt), a cluster's layout learned again (its
+        # failure callback), WRONGTYPE read as data, one outage line and
+        # one metric per failed call, not per attempt (run). Each call
+        # backs off on its own: keeping concurrent calls off a dead cache
+        # is the circuit breaker's job, not a shared backoff's.
+        return Retry(self.backoff, retries, supported_errors=self.transient)
+
     @classmethod
-    def from_settings(cls, name, settings):
+    def from_settings(cls, name, settings, is_starved=never_starved):
         """An endpoint for `settings.mode`; it connects on its first
         call."""
         client, closables = modes.build_client(settings)
         endpoint = cls(name, client, settings, mode=settings.mode,
-                       closables=closables)
+                       closables=closables, is_starved=is_starved)
         endpoint.description = modes.describe(settings)
         return endpoint
 
@@ -118,47 +142,59 @@ class RedisEndpoint:
         `retry_on(error)` is true of) up to `retries` times with backoff.
 
         Raises `StoreUnavailable`, or `StoreRefused` when Redis answered
-        with an error (out of memory, read-only, ...). A key of another
-        type (WRONGTYPE) is data, not a failure: it reads as `OtherType`.
+        with an error (out of memory, read-only, ...), or `Overloaded`
+        (see the class). A key of another type (WRONGTYPE) is data, not a
+        failure: it reads as `OtherType`.
         """
-        retries = self.retries if retries is None else retries
-        failures = 0
-        while True:
-            try:
-                result = await self._attempt(operation, args)
-            except self.transient as error:
-                failures += 1
-                self.layout_stale = self.cluster
-                if failures > retries or not retry_on(error):
-                    self._give_up(label, error, StoreUnavailable)
-                await asyncio.sleep(self.backoff.compute(failures))
-            except ResponseError as error:
-                if str(error).startswith(WRONGTYPE):
-                    self.outages.success()
-                    return OtherType()
+        retry = self.retry if retries is None else self._retry(retries)
+        try:
+            result = await retry.call_with_retry(
+                lambda: self._attempt(operation, args), self._attempt_failed,
+                is_retryable=retry_on)
+        except self.transient as error:
+            self.layout_stale = self.cluster
+            self._give_up(label, error, StoreUnavailable)
+        except ResponseError as error:
+            if not str(error).startswith(WRONGTYPE):
                 self._give_up(label, error, StoreRefused)
-            except RedisError as error:
-                self._give_up(label, error, StoreUnavailable)
-            else:
-                self.outages.success()
-                return result
+            result = OtherType()
+        except RedisError as error:
+            self._give_up(label, error, StoreUnavailable)
+        self.outages.success()
+        return result
+
+    async def _attempt_failed(self, error):
+        self.layout_stale = self.cluster
 
     async def _attempt(self, operation, args):
-        if self.slots.locked():
-            async with asyncio.timeout(self.slot_timeout):
-                await self.slots.acquire()
-        else:
-            await self.slots.acquire()
+        await self._take_slot()
         try:
             async with asyncio.timeout(self.attempt_timeout):
                 if self.layout_stale:
                     await self._learn_layout()
                 return await operation(*args)
+        except TIMED_OUT_ERRORS as error:
+            if self.is_starved():
+                raise Overloaded() from error
+            raise
         except TORN_DOWN_ERRORS as error:
             raise RedisConnectionError(
                 "connection torn down: %s" % error) from error
         finally:
             self.slots.release()
+
+    async def _take_slot(self):
+        """One of the max_connections slots, or `Overloaded` when none
+        frees up within `slot_timeout`: calls queued here wait on this
+        process, not on Redis."""
+        if not self.slots.locked():  # the usual case: no timer to arm
+            await self.slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self.slot_timeout):
+                await self.slots.acquire()
+        except TimeoutError as error:
+            raise Overloaded() from error
 
     def _command(self, *args):
         # Looked up at each call, so a test can wrap execute_command.
@@ -168,6 +204,12 @@ class RedisEndpoint:
         # A cluster pipeline that failed does not make redis-py 8.1 learn
         # the layout again (a single command does): without this, reads
         # would go on to a dead master after its replica took over.
+        # RedisCluster has no public call for it (its initialize() runs
+        # once; aclose() would cut the calls of other tasks): the
+        # undocumented `nodes_manager.initialize()`, read from redis-py
+        # 8.1.0, is the one place the service uses it. Guarded by
+        # tests/unit/test_endpoint.py's ClusterLayoutCanaryTest and
+        # tests/integration/test_cluster.py's ClusterLayoutCanaryTest.
         self.layout_stale = False
         await self.client.nodes_manager.initialize()
 
@@ -212,14 +254,16 @@ class RedisEndpoint:
         return await pipeline.execute()
 
     async def ping(self, retry_broken=True):
-        """True when Redis answers a PING within the timeouts. A broken
+        """True when Redis answers a PING within the timeouts (False too
+        when the process is too overloaded to tell). A broken
         connection (one pooled before a restart) is tried once more, on a
         new one, unless `retry_broken` is False."""
         try:
             await self.run("PING", self._command, "PING",
                            retries=1 if retry_broken else 0,
                            retry_on=is_broken_connection)
-        except StoreUnavailable:
+        except (StoreUnavailable, Overloaded):
+            # Overloaded: the process too late to tell (no outage line).
             return False
         return True
 

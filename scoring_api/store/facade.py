@@ -1,12 +1,13 @@
-"""The one `Store` the rest of the service sees (SPEC 4)."""
+"""The one `Store` the rest of the service sees (docs/operations.md)."""
 import asyncio
 import functools
 import logging
 import time
 
-from scoring_api.errors import StoreRefused, StoreUnavailable
+from scoring_api.errors import Overloaded, StoreRefused, StoreUnavailable
 from scoring_api.store.breaker import CircuitBreaker
-from scoring_api.store.endpoint import OtherType, RedisEndpoint
+from scoring_api.store.endpoint import (OtherType, RedisEndpoint,
+                                        never_starved)
 from scoring_api.store.local import LocalCache
 
 logger = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ NOT_ANOTHER_TYPE = ("none", "string")
 
 
 class Store:
-    """The store of SPEC 4: `get` may fail loudly, the cache never fails.
+    """`get` may fail loudly, the cache never fails (docs/operations.md).
 
     Values are bytes as Redis holds them (the callers decode them), None
     for a missing key, and `OtherType` for a key of another Redis type.
@@ -42,13 +43,15 @@ class Store:
         self.writes_resume_at = None
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings, is_starved=never_starved):
         """The store and cache of `settings`, in their modes. Logs (INFO)
-        which Redis each one uses, passwords masked."""
+        which Redis each one uses, passwords masked. `is_starved()`: true
+        while the process's own event loop is late (see RedisEndpoint)."""
         cache_settings = settings.cache_redis
-        store = cls(RedisEndpoint.from_settings("store", settings.store),
-                    RedisEndpoint.from_settings("cache", cache_settings),
-                    cache_settings)
+        store = cls(
+            RedisEndpoint.from_settings("store", settings.store, is_starved),
+            RedisEndpoint.from_settings("cache", cache_settings, is_starved),
+            cache_settings)
         logger.info("%s", store.describe())
         return store
 
@@ -127,6 +130,8 @@ class Store:
         except StoreUnavailable:
             self.breaker.record_failure()
             return None
+        except Overloaded:
+            return None  # this process was late, not the cache: no failure
         self.breaker.record_success()
         return result
 

@@ -1,4 +1,5 @@
-"""Building the redis-py client of one Redis role, per mode (SPEC 4.2).
+"""Building the redis-py client of one Redis role, per mode
+(docs/operations.md, "Redis modes").
 
 Every client gets its bounds from config and retries nothing itself: the
 endpoint counts the attempts. Values are read as bytes (no

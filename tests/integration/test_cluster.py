@@ -1,6 +1,7 @@
-"""The service on a Redis Cluster (SPEC 4.2): three masters and their
-replicas, keys of every slot read per node, a failover followed without
-a restart, a node that hangs kept within the timeouts."""
+"""The service on a Redis Cluster (docs/operations.md, "Redis modes"):
+three masters and their replicas, keys of every slot read per node, a
+failover followed without a restart, a node that hangs kept within the
+timeouts."""
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ import time
 import redis
 from tornado.testing import gen_test
 
+from scoring_api.config import StoreSettings
+from scoring_api.store import modes
 from tests.support.helpers import SCORE_REQUEST, api_request
 from tests.support.topology_service import (BOUNDED, CACHE_BUDGET,
                                             INTEREST_IDS, SLACK_SECONDS,
@@ -195,3 +198,25 @@ class ClusterHangingNodeTest(ClusterTestCase):
                                 2 * CACHE_BUDGET + SLACK_SECONDS)
         self.assertIn(503, codes)
         self.assertLessEqual(codes, {200, 503})
+
+
+class ClusterLayoutCanaryTest(ClusterTestCase):
+    """store/endpoint.py learns a cluster's layout again after a failed
+    call with RedisCluster.nodes_manager.initialize(), which redis-py
+    8.1.0 does not document. On a real cluster it must learn every master
+    and which one serves a key: a failure here means redis-py changed
+    it (see RedisEndpoint._learn_layout)."""
+
+    @gen_test
+    async def test_nodes_manager_initialize_learns_the_layout(self):
+        client, _ = modes.build_client(StoreSettings(
+            mode="cluster", url=self.topology.url))
+        try:
+            await client.nodes_manager.initialize()
+            self.assertEqual(
+                {node.port for node in client.get_primaries()},
+                {node.port for node in self.topology.masters()})
+            self.assertEqual(client.get_node_from_key("i:1").port,
+                             self.topology.master_of("i:1").port)
+        finally:
+            await client.aclose()

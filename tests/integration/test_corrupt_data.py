@@ -1,4 +1,5 @@
-"""SPEC 4.1: data the service did not write, put in a real Redis."""
+"""Data the service did not write, put in a real Redis (docs/api.md and
+docs/operations.md: what a corrupt cache entry or interests key answers)."""
 import datetime
 import json
 

@@ -1,4 +1,5 @@
-"""SPEC 4's promises, proven by breaking a real Redis on purpose.
+"""The store's promises (docs/operations.md, "Redis failures"), proven by
+breaking a real Redis on purpose.
 
 Each test's fault is undone by FaultLayer.testTearDown: the server is
 resumed or restarted on its port, and black holes are closed.

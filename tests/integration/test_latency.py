@@ -1,5 +1,6 @@
-"""Redis behind a fault layer (tests/faultproxy.py): latency, stale pooled
-connections and a sentinel that never answers (SPEC 4)."""
+"""Redis behind a fault layer (tests/support/faultproxy.py): latency, stale
+pooled connections and a sentinel that never answers (docs/operations.md,
+"Redis failures")."""
 import asyncio
 import json
 import time

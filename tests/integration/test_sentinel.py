@@ -1,6 +1,6 @@
-"""The service on a Sentinel set (SPEC 4.2): a master, a replica and three
-sentinels, the master found through the sentinels, a failover followed
-without a restart."""
+"""The service on a Sentinel set (docs/operations.md, "Redis modes"): a
+master, a replica and three sentinels, the master found through the
+sentinels, a failover followed without a restart."""
 import json
 import os
 import subprocess

@@ -39,11 +39,16 @@ class ServiceTestCase(AsyncHTTPTestCase):
         """(store url, cache url) the app is given."""
         return RedisLayer.url, ""
 
+    def store_options(self):
+        """More keyword arguments of `Store.from_settings`."""
+        return {}
+
     def get_app(self):
         store_url, cache_url = self.redis_urls()
         self.settings = self.base_settings.replace(
             store={"url": store_url}, cache={"url": cache_url})
-        self.store = Store.from_settings(self.settings)
+        self.store = Store.from_settings(self.settings,
+                                         **self.store_options())
         return make_app(self.settings, self.store)
 
     def tearDown(self):

@@ -1,4 +1,5 @@
-"""nose2 layers for the Redis modes of SPEC 4.2: Sentinel and Cluster.
+"""nose2 layers for the Redis modes (docs/operations.md, "Redis modes"):
+Sentinel and Cluster.
 
 `SentinelLayer` runs a master, a replica and three sentinels;
 `ClusterLayer` runs three masters and three replicas. Each starts its

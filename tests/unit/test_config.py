@@ -29,6 +29,17 @@ def _as_text(value):
     return str(value)
 
 
+# (section, key) of every config key.
+ALL_KEYS = [(section, field.name)
+            for section, factory in config.SECTIONS.items()
+            for field in dataclasses.fields(factory)]
+
+
+def field_of(section, key):
+    return next(field for field in dataclasses.fields(config.SECTIONS[section])
+                if field.name == key)
+
+
 class LoadSettingsTest(unittest.TestCase):
     def load(self, text, environ=None, overrides=()):
         path = write_config(text)
@@ -44,13 +55,12 @@ class LoadSettingsTest(unittest.TestCase):
     def test_the_shipped_config_ini_loads(self):
         config.load_settings(CONFIG_INI, {})
 
-    def test_the_shipped_config_ini_documents_every_key(self):
+    @cases(ALL_KEYS)
+    def test_the_shipped_config_ini_documents_every_key(self, case):
+        section, key = case
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(CONFIG_INI)
-        for section, factory in config.SECTIONS.items():
-            for field in dataclasses.fields(factory):
-                with self.subTest(section=section, key=field.name):
-                    self.assertTrue(parser.has_option(section, field.name))
+        self.assertTrue(parser.has_option(section, key))
 
     def test_file_values_are_typed(self):
         settings = self.load("[server]\nport = 9000\n"
@@ -89,7 +99,7 @@ class LoadSettingsTest(unittest.TestCase):
         ("[store]\ntimeout = soon\n",
          "[store] timeout = 'soon': expected a number of seconds"),
         ("[store]\ntimeout = -1\n",
-         "[store] timeout = '-1': expected seconds, more than 0 and"
+         "[store] timeout = '-1': expected seconds, at least 0.001 and"
          " under 3600"),
         ("[store]\nurl = http://x\n",
          "[store] url = 'http://x': expected redis://host:port/db"),
@@ -388,13 +398,11 @@ class LoadSettingsTest(unittest.TestCase):
         self.assertEqual(config.load_settings(CONFIG_INI, {}),
                          config.Settings())
 
-    def test_each_default_passes_its_own_parser(self):
-        for section, factory in config.SECTIONS.items():
-            for field in dataclasses.fields(factory):
-                with self.subTest(section=section, key=field.name):
-                    text = _as_text(field.default)
-                    parse = field.metadata["parse"]
-                    self.assertEqual(parse(text), field.default)
+    @cases(ALL_KEYS)
+    def test_each_default_passes_its_own_parser(self, case):
+        field = field_of(*case)
+        parse = field.metadata["parse"]
+        self.assertEqual(parse(_as_text(field.default)), field.default)
 
     def test_a_bad_environment_value_names_the_variable(self):
         with self.assertRaises(config.ConfigError) as raised:
@@ -437,22 +445,20 @@ class LoadSettingsTest(unittest.TestCase):
         with self.assertRaises(dataclasses.FrozenInstanceError):
             config.Settings().server = config.ServerSettings()
 
-    def test_every_section_is_frozen(self):
+    @cases(list(config.SECTIONS))
+    def test_every_section_is_frozen(self, section):
         """The methods build an Authenticator once per [auth] object: one
         changed in place would go on checking the old salts."""
-        settings = config.Settings()
-        for section in dataclasses.fields(settings):
-            values = getattr(settings, section.name)
-            key = dataclasses.fields(values)[0].name
-            with self.subTest(section=section.name):
-                with self.assertRaises(dataclasses.FrozenInstanceError):
-                    setattr(values, key, getattr(values, key))
+        values = getattr(config.Settings(), section)
+        key = dataclasses.fields(values)[0].name
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            setattr(values, key, getattr(values, key))
 
 
 # Every bounded integer key: (section, key, lowest, highest or None).
 INTEGER_RANGES = [
     ("server", "port", 1, 65535), ("server", "workers", 1, 64),
-    ("server", "max_body_bytes", 1, None),
+    ("server", "max_body_bytes", 1, 16 * 1024 * 1024),
     ("server", "max_client_ids", 1, None),
     ("server", "max_connections", 1, None),
     ("server", "max_worker_restarts", 0, None),
@@ -521,15 +527,96 @@ class KeyBoundsTest(unittest.TestCase):
                 section, key, highest + 1, stated))
 
     @cases(SECONDS_KEYS)
-    def test_seconds_keys_are_over_0_and_under_an_hour(self, case):
+    def test_seconds_keys_are_a_millisecond_or_more_under_an_hour(
+            self, case):
         section, key = case
         self.assertEqual(self.value(section, key, "0.001"), 0.001)
+        self.assertEqual(self.value(section, key, "1e-3"), 0.001)
         self.assertEqual(self.value(section, key, "3599.5"), 3599.5)
-        for text in ("0", "3600", "86400", "-0.5"):
+        for text in ("0", "0.0009", "1e-9", "3600", "86400", "-0.5"):
             self.assertEqual(
                 self.refusal(section, key, text),
-                "test: [%s] %s = %r: expected seconds, more than 0 and"
+                "test: [%s] %s = %r: expected seconds, at least 0.001 and"
                 " under 3600" % (section, key, text))
+
+
+class RefusedAtStartUpTest(unittest.TestCase):
+    """Values that cannot be right are refused in one line (each was
+    accepted before, silently)."""
+
+    @cases([
+        ("SCORING_SERVER_HOST", "",
+         "SCORING_SERVER_HOST: [server] host = '': expected an address to"
+         " listen on (write 0.0.0.0 if every interface is meant)"),
+        ("SCORING_SERVER_HOST", "  ",
+         "SCORING_SERVER_HOST: [server] host = '  ': expected an address to"
+         " listen on (write 0.0.0.0 if every interface is meant)"),
+        ("SCORING_AUTH_SALT", "",
+         "SCORING_AUTH_SALT: [auth] salt = '': expected a salt: an empty"
+         " one makes tokens anyone can compute"),
+        ("SCORING_AUTH_ADMIN_SALT", "",
+         "SCORING_AUTH_ADMIN_SALT: [auth] admin_salt = '': expected a salt:"
+         " an empty one makes tokens anyone can compute"),
+        ("SCORING_SERVER_MAX_BODY_BYTES", "99999999999999",
+         "SCORING_SERVER_MAX_BODY_BYTES: [server] max_body_bytes ="
+         " '99999999999999': expected an integer 1..16777216"),
+        ("SCORING_SERVER_MAX_BODY_BYTES", "16777217",
+         "SCORING_SERVER_MAX_BODY_BYTES: [server] max_body_bytes ="
+         " '16777217': expected an integer 1..16777216"),
+        ("SCORING_SERVER_BODY_TIMEOUT", "1e-9",
+         "SCORING_SERVER_BODY_TIMEOUT: [server] body_timeout = '1e-9':"
+         " expected seconds, at least 0.001 and under 3600"),
+        ("SCORING_STORE_TIMEOUT", "0.0005",
+         "SCORING_STORE_TIMEOUT: [store] timeout = '0.0005': expected"
+         " seconds, at least 0.001 and under 3600"),
+    ])
+    def test_a_value_that_cannot_be_right_is_one_line(self, case):
+        name, text, message = case
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(None, {name: text})
+        self.assertEqual(str(raised.exception), message)
+
+    @cases([("server", "host", "0.0.0.0"), ("server", "host", "::"),
+            ("auth", "salt", "s"), ("auth", "admin_salt", "0"),
+            ("server", "max_body_bytes", "16777216")])
+    def test_the_nearest_values_that_can_be_right_are_taken(self, case):
+        section, key, text = case
+        settings = config.load_settings(None, {}, [("t", section, key, text)])
+        self.assertEqual(str(getattr(getattr(settings, section), key)), text)
+
+    def test_an_empty_salt_in_a_file_is_refused_too(self):
+        path = write_config("[auth]\nsalt =\n")
+        self.addCleanup(os.unlink, path)
+        with self.assertRaises(config.ConfigError) as raised:
+            config.load_settings(path, {})
+        self.assertEqual(str(raised.exception), "%s: [auth] salt = '':"
+                         " expected a salt: an empty one makes tokens anyone"
+                         " can compute" % path)
+
+
+class CacheSharesStoreTest(unittest.TestCase):
+    """Whether the cache's Redis is the store's server (its memory is
+    then shared: docs/operations.md, "Memory")."""
+
+    @cases([
+        ({}, True),
+        ({"SCORING_CACHE_URL": "redis://127.0.0.1:6379/1"}, True),
+        ({"SCORING_CACHE_URL": "redis://:pw@127.0.0.1/0"}, True),
+        ({"SCORING_CACHE_URL": "redis://127.0.0.1:6380/0"}, False),
+        ({"SCORING_CACHE_URL": "redis://10.0.0.9:6379/0"}, False),
+        ({"SCORING_CACHE_MODE": "cluster",
+          "SCORING_CACHE_URL": "redis://127.0.0.1:6379"}, False),
+        ({"SCORING_STORE_MODE": "sentinel", "SCORING_STORE_URL": "",
+          "SCORING_STORE_SENTINELS": "h:1", "SCORING_STORE_SERVICE_NAME":
+          "m"}, True),
+        ({"SCORING_STORE_URL": "unix:///run/redis.sock"}, True),
+        ({"SCORING_STORE_URL": "unix:///run/redis.sock",
+          "SCORING_CACHE_URL": "unix:///run/cache.sock"}, False),
+    ])
+    def test_the_same_server_whatever_its_database(self, case):
+        environ, shared = case
+        self.assertEqual(config.load_settings(None, environ)
+                         .cache_shares_store, shared)
 
 
 class RedisUrlOptionsTest(unittest.TestCase):

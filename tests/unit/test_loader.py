@@ -1,11 +1,14 @@
 import asyncio
+import contextlib
 import io
 import json
+import os
+import shutil
+import tempfile
 import unittest
 from unittest import mock
 
 from scoring_api import loader
-from scoring_api.config import Settings
 from scoring_api.errors import StoreUnavailable
 from tests.support.cases import cases
 
@@ -131,16 +134,18 @@ class DuplicateTest(unittest.TestCase):
         self.assertEqual((report.good, report.bad), (25, 5))
 
 
+BIG_OBJECT = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
+
+
 class BigObjectTest(unittest.TestCase):
-    def test_one_object_above_the_size_limit_is_refused(self):
-        text = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
-        for start in (text, text.replace("\n", "")):
-            report = loader.Report("f", say=lambda line: None)
-            with mock.patch.object(loader, "MAX_OBJECT_BYTES", 20):
-                with self.assertRaisesRegex(loader.TooBigObject,
-                                            "write a file this large as"
-                                            " JSON lines"):
-                    loader.check(io.BytesIO(start.encode()), report)
+    @cases([BIG_OBJECT, BIG_OBJECT.replace("\n", "")])
+    def test_one_object_above_the_size_limit_is_refused(self, text):
+        report = loader.Report("f", say=lambda line: None)
+        with mock.patch.object(loader, "MAX_OBJECT_BYTES", 20):
+            with self.assertRaisesRegex(loader.TooBigObject,
+                                        "write a file this large as"
+                                        " JSON lines"):
+                loader.check(io.BytesIO(text.encode()), report)
 
 
 class FailingStore:
@@ -173,13 +178,106 @@ class WriteBatchesTest(unittest.TestCase):
         self.assertEqual(said, ["loader: 2000 entries written",
                                 "loader: 4000 entries written"])
 
-    def test_a_failure_half_way_says_how_many_were_written(self):
-        store = FailingStore(fail_at=3)
+    @cases([(1, 0, 1000), (3, 2000, 3000), (5, 4000, 4500)])
+    def test_a_failure_says_what_is_written_and_what_may_be(self, case):
+        # The batch that failed may have landed: a timed-out MSET is
+        # applied when Redis resumes.
+        fail_at, written, attempted = case
+        store = FailingStore(fail_at=fail_at)
         report = loader.Report("f", say=lambda line: None)
         with self.assertRaises(StoreUnavailable) as raised:
             asyncio.run(loader.write_batches(store, self.pairs(4500),
                                              report))
-        self.assertEqual(raised.exception.written, 2000)
-        self.assertEqual(loader._outcome(Settings(), 2000),
-                         "the first 2000 clients are written; loading again"
-                         " replaces them")
+        self.assertEqual((raised.exception.written,
+                          raised.exception.attempted), (written, attempted))
+
+
+class OutcomeTest(unittest.TestCase):
+    @cases([
+        (0, 6, "clients 1 to 6 may be written; loading again replaces"
+               " them"),
+        (0, 1, "client 1 may be written; loading again replaces them"),
+        (2000, 3000, "the first 2000 clients are written; clients 2001 to"
+                     " 3000 may be written too; loading again replaces"
+                     " them"),
+        (4000, 4001, "the first 4000 clients are written; client 4001 may"
+                     " be written too; loading again replaces them"),
+    ])
+    def test_only_what_is_known_is_said(self, case):
+        written, attempted, said = case
+        self.assertEqual(loader.outcome(written, attempted), said)
+
+
+class RegularFileTest(unittest.TestCase):
+    def setUp(self):
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory)
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def test_a_regular_file_and_a_link_to_one_pass(self):
+        with open(self.path("f.jsonl"), "w"):
+            pass
+        os.symlink(self.path("f.jsonl"), self.path("link"))
+        loader.check_regular(self.path("f.jsonl"))
+        loader.check_regular(self.path("link"))
+
+    @cases([("/dev/zero", "a character device"),
+            ("fifo", "a FIFO"), (".", "a directory")])
+    def test_anything_else_is_refused_before_it_is_opened(self, case):
+        name, kind = case
+        if name == "fifo":
+            os.mkfifo(self.path(name))  # opening it would wait for a writer
+        with self.assertRaises(loader.NotARegularFile) as raised:
+            loader.check_regular(self.path(name))
+        self.assertEqual(str(raised.exception), (
+            "not a regular file (%s); give a file of JSON lines or one JSON"
+            " object" % kind))
+
+
+class MainTest(unittest.TestCase):
+    """The loader's exit codes and its one line, with nothing to write
+    (no Redis is asked: the configured one does not exist)."""
+
+    ENVIRON = {"SCORING_STORE_URL": "redis://127.0.0.1:1/0"}
+
+    def run_loader(self, *argv):
+        """(exit code, standard output, standard error)."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = loader.main(list(argv), self.ENVIRON)
+        return code, out.getvalue(), err.getvalue()
+
+    def file_of(self, text):
+        handle = tempfile.NamedTemporaryFile(
+            "w", suffix=".jsonl", delete=False, encoding="utf-8")
+        with handle:
+            handle.write(text)
+        self.addCleanup(os.unlink, handle.name)
+        return handle.name
+
+    @cases(["", "\n  \n", "{}"])
+    def test_a_file_of_no_client_is_an_error(self, text):
+        path = self.file_of(text)
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_EMPTY, "", "loader: %s: holds no client; nothing"
+            " loaded (--allow-empty accepts an empty file)\n" % path))
+        self.assertEqual(loader.EXIT_EMPTY, 4)
+
+    def test_allow_empty_accepts_it(self):
+        code, out, err = self.run_loader(self.file_of(""), "--allow-empty")
+        self.assertEqual((code, err), (loader.EXIT_OK, ""))
+        self.assertEqual(out, "loaded interests of 0 clients into"
+                              " standalone redis://127.0.0.1:1/0\n")
+
+    def test_dev_zero_is_refused_in_one_line(self):
+        self.assertEqual(self.run_loader("/dev/zero"), (
+            loader.EXIT_USAGE, "", "loader: /dev/zero: not a regular file (a"
+            " character device); give a file of JSON lines or one JSON"
+            " object\n"))
+
+    def test_the_docstring_names_every_exit_code(self):
+        for name, code in vars(loader).items():
+            if name.startswith("EXIT_"):
+                self.assertIn(" %d " % code, loader.__doc__, name)

@@ -7,7 +7,7 @@ import unittest
 import mock
 
 import redis.asyncio
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -211,10 +211,11 @@ class ClusterGroupingTest(AsyncTestCase):
         manager.slots_cache = {slot: [nodes[slot // third]]
                                for slot in range(REDIS_CLUSTER_HASH_SLOTS)}
         manager.default_node = nodes[0]
-        # The layout above stands for what the cluster would answer.
-        learn = mock.patch.object(client, "initialize", mock.AsyncMock())
+        # The layout above stands for what the cluster would answer; both
+        # ways of learning it keep redis-py's signatures (autospec).
+        learn = mock.patch.object(RedisCluster, "initialize", autospec=True)
         self.learn_layout = mock.patch.object(
-            type(manager), "initialize", new_callable=mock.AsyncMock).start()
+            NodesManager, "initialize", autospec=True).start()
         learn.start()
         self.addCleanup(mock.patch.stopall)
         self.network = FakeNodes(data)
@@ -257,7 +258,7 @@ class ClusterGroupingTest(AsyncTestCase):
                 self.assertRaises(StoreUnavailable):
             await endpoint.get_many(["i:%d" % n for n in range(100)])
         # Before the retry: the layout is asked for again.
-        self.learn_layout.assert_awaited_once_with()
+        self.learn_layout.assert_awaited_once_with(client.nodes_manager)
         self.network.dead.clear()
         for _ in range(3):  # once learned, the layout is used
             self.assertEqual(await endpoint.get_many(["i:1"]), [None])
