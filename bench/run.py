@@ -66,6 +66,7 @@ FULL = Mode(rounds=6, seconds=5, warm_up_seconds=2, connections=16,
 QUICK = Mode(rounds=2, seconds=2, warm_up_seconds=1, connections=16,
              callgrind=False)
 
+CALLGRIND_TOOLS = ("valgrind", "callgrind_control")
 THIS, BEFORE = "this", "before"
 SERVICE = Server("service", "service")
 NO_LOCAL_TIER = Server("service, no local tier", "service",
@@ -265,16 +266,22 @@ def split_cpus(available, server_cpus=None, load_cpus=None):
 
 # -- the table -------------------------------------------------------------
 
-COLUMNS = "%-18s %7s %7s %9s %6s %5s %13s %8s"
-HEADER = COLUMNS % ("row", "req/s", "p99 ms", "CPU/call", "user", "sys",
-                    "min..max", "x ")
-AGAINST_COLUMNS = " %9s %8s %13s"
+COLUMNS = "%-18s %7s %7s %9s %6s %5s %11s %9s"
+INSTRUCTIONS_COLUMN = " %10s"
+AGAINST_COLUMNS = " %9s %7s %11s"
 
 
-def format_row(name, mine, reference_name, reference=None, before=None,
-               instructions=None):
+def header(reference_label, instructions=False, against=False):
+    return (COLUMNS % ("row", "req/s", "p99 ms", "CPU/call", "user", "sys",
+                       "min..max", reference_label)
+            + (INSTRUCTIONS_COLUMN % "instr/call" if instructions else "")
+            + (AGAINST_COLUMNS % ("before", "change", "this/before")
+               if against else "")).rstrip()
+
+
+def format_row(name, mine, reference=None, before=None, instructions=None):
     """A line of the table: `mine` a row's figures (figures.row_figures);
-    `reference`: the ratio to the reference row; `before`: (figures of
+    `reference`: its ratio to the reference row; `before`: (figures of
     --against's, figures.against_verdict); `instructions`: a call's."""
     text = COLUMNS % (
         name, "{:,.0f}".format(mine["rps"]), "%.1f" % mine["p99_ms"],
@@ -283,24 +290,30 @@ def format_row(name, mine, reference_name, reference=None, before=None,
         "%.0f..%.0f" % (mine["cpu_us_min"], mine["cpu_us_max"]),
         "%.2fx" % reference["median"] if reference else "-")
     if instructions is not None:
-        text += " %8s" % ("{:,}k".format(round(instructions / 1000)))
+        text += INSTRUCTIONS_COLUMN % "{:,}k".format(
+            round(instructions / 1000))
     if before is not None:
         figures_before, (dearer, change) = before
         text += AGAINST_COLUMNS % (
             "%.0f us" % figures_before["cpu_us"],
             "%+.1f%%" % (100 * (change["median"] - 1)),
-            "%.2f..%.2f%s" % (change["min"], change["max"],
-                              " DEARER" if dearer else ""))
+            "%.2f..%.2f" % (change["min"], change["max"])) + (
+                " DEARER" if dearer else "")
     return text.rstrip()
+
+
+def socket_errors(rounds):
+    """The connections wrk lost (connect, read, write, timeout) in
+    `rounds`: on a busy machine a few are noise, many are a fault."""
+    return sum(count for each in rounds for kind, count in
+               each["errors"].items() if kind != "status")
 
 
 def report(rows, measured, reference_name, counted=None, against=None):
     """The table's lines, the targets' PASS/FAIL lines, and the summary
     (for the JSON) of each row."""
-    lines = [(HEADER + reference_name + (
-        " instr/call" if counted else "") + (
-        AGAINST_COLUMNS % ("before", "change", "this/before")
-        if against else "")).rstrip()]
+    lines = [header("x " + reference_name.split()[0], bool(counted),
+                    bool(against))]
     summaries = []
     by_name = {row.name: measured[row_key(row)] for row in rows
                if row.server.checkout == THIS}
@@ -317,8 +330,10 @@ def report(rows, measured, reference_name, counted=None, against=None):
                                               measured[BEFORE, row.name]))
         instructions = (counted or {}).get((THIS, row.name))
         lines.append(format_row(
-            row.name, mine, reference_name, reference, before,
-            instructions["instructions"] if instructions else None))
+            row.name, mine, reference, before,
+            instructions["instructions"] if instructions else None) + (
+                " (socket errors)" if socket_errors(measured[row_key(row)])
+                else ""))
         summaries.append(dict(
             mine, row=row.name, server=row.server.name, script=row.script,
             **{"x " + reference_name: reference,
@@ -429,11 +444,15 @@ def main(argv=None):
             print("target: " + str(target))
         return
     mode = mode_of(args)
-    for tool in ["wrk"] + (["valgrind", "callgrind_control"]
-                           if mode.callgrind else []):
-        if shutil.which(tool) is None:
-            sys.exit("bench: %s is not installed (Debian: apt-get install"
-                     " %s)" % (tool, "wrk" if tool == "wrk" else "valgrind"))
+    if shutil.which("wrk") is None:
+        sys.exit("bench: wrk is not installed (Debian: apt-get install wrk)")
+    if mode.callgrind and not all(map(shutil.which, CALLGRIND_TOOLS)):
+        if args.callgrind:
+            sys.exit("bench: valgrind is not installed (Debian: apt-get"
+                     " install valgrind)")
+        progress("bench: valgrind is not installed: no instruction counts"
+                 " (Debian: apt-get install valgrind)")
+        mode = mode._replace(callgrind=False)
     cpus = split_cpus(os.sched_getaffinity(0), args.server_cpus,
                       args.load_cpus)
     rows = selected_rows(args.only, args.peers, bool(args.against))
@@ -485,10 +504,12 @@ def main(argv=None):
                              ",".join(map(str, cpus[1])) or "any",
                              mode.rounds, mode.seconds, mode.connections))
     print("\n".join(lines))
-    print("CPU/call: the server's CPU time (user + system, from /proc) over"
-          " the requests wrk counted, median of the rounds; x %s: the ratio"
-          " to that row's, round by round (median)%s" % (
-              reference_name, "; instr/call: callgrind, user space only"
+    print("CPU/call: the server's CPU time (user + system, in us, from"
+          " /proc) over the requests wrk counted, median of the rounds;"
+          " min..max: of the rounds; x %s: the ratio to the %s row's CPU"
+          " time a call, round by round (median)%s" % (
+              reference_name.split()[0], reference_name,
+              "; instr/call: callgrind, user space only, a diagnostic"
               if counted else ""))
     if args.peers:
         print(SERVICE_ONLY)

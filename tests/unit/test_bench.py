@@ -66,9 +66,11 @@ WRK_FIGURES {"requests": 15000, "duration_us": 5000000, "connect": 0,\
 """
 
 
-def _round(cpu_us, rps=1000.0):
+def _round(cpu_us, rps=1000.0, timeouts=0):
     return {"rps": rps, "p50_ms": 1.0, "p99_ms": 2.0, "cpu_us": cpu_us,
-            "user_us": cpu_us * 0.9, "system_us": cpu_us * 0.1}
+            "user_us": cpu_us * 0.9, "system_us": cpu_us * 0.1,
+            "errors": {"connect": 0, "read": 0, "write": 0, "status": 0,
+                       "timeout": timeouts}}
 
 
 def service_answer(body):
@@ -353,6 +355,13 @@ class RowsTest(unittest.TestCase):
         self.assertEqual([each["row"] for each in summaries],
                          ["service hit", "interests 10 ids"])
         self.assertIn("500..520", lines[2])
+        self.assertNotIn("socket errors", lines[2])
+
+    def test_a_row_that_lost_connections_says_so(self):
+        rows = run.selected_rows(["service hit"])
+        lines, _, _ = run.report(rows, {("this", "service hit"): [
+            _round(300), _round(310, timeouts=2)]}, "service hit")
+        self.assertTrue(lines[1].endswith("1.00x (socket errors)"))
 
 
 class PeersTest(unittest.TestCase):
@@ -513,6 +522,7 @@ class InstructionFiguresTest(unittest.TestCase):
     def test_the_bodies_of_the_hit_script_come_in_turn(self):
         bodies = instructions.Bodies()
         hits = bodies.scripts["hit"].bodies
+        self.assertEqual(len(hits), instructions.HIT_BODIES)
         sent = [bodies.next("hit") for _ in range(len(hits) + 1)]
         self.assertEqual(sent[:-1], hits)
         self.assertEqual(sent[-1], hits[0])
