@@ -35,8 +35,13 @@ def user_token(account=ACCOUNT, login=LOGIN):
         ((account or "") + (login or "") + SALT).encode()).hexdigest()
 
 
+def local_now():
+    """The local time the admin token is made of (the service's rule)."""
+    return datetime.datetime.now()
+
+
 def admin_token(now=None):
-    now = now or datetime.datetime.now()
+    now = now or local_now()
     return hashlib.sha512(
         (now.strftime("%Y%m%d%H") + ADMIN_SALT).encode()).hexdigest()
 

@@ -4,6 +4,7 @@ bodies, callgrind's dumps; and that bench/ stands on its own. Nothing here
 starts wrk or valgrind."""
 import ast
 import asyncio
+import datetime
 import glob
 import http.server
 import json
@@ -14,12 +15,15 @@ import sys
 import threading
 import unittest
 
+import mock
+
 from bench import conformity, figures, instructions, loads, procstat, run
 from bench import servers, wrk
 from bench.instructions import (dump_instructions, latest_dump, per_request,
                                 server_socket_inode, spread)
 from bench.peers import rules
 from bench.support import ROOT
+from scoring_api.handlers import decode_body
 from scoring_api.methods import method_handler
 from tests.support.cases import cases
 from tests.support.helpers import MemoryStore
@@ -176,18 +180,47 @@ class ScriptsTest(unittest.TestCase):
                           if script.counting], ["miss"])
 
 
+# One hour for the admin's tokens of the service, the peers and the bench.
+NOON = datetime.datetime(2024, 2, 29, 12, 30)
+
+
+def at_noon(test):
+    for clock in ("scoring_api.auth.local_now", "bench.peers.rules.local_now",
+                  "bench.support.local_now"):
+        test = mock.patch(clock, new=lambda: NOON)(test)
+    return test
+
+
 class PeerRulesTest(unittest.TestCase):
     """The rules the Starlette and aiohttp peers share give the service's
     answer to every call the bench checks them with (the FastAPI peer's
     pydantic path is checked by the bench itself, in the peers' venv)."""
 
-    @cases([body for _, body in loads.conformity_calls()
-            if body.startswith(b"{")])
-    def test_the_same_code_and_message_as_the_service(self, body):
+    @cases(range(len(loads.conformity_calls())))
+    @at_noon
+    def test_the_same_code_and_message_as_the_service(self, number):
+        what, body = loads.conformity_calls()[number]
+        if not body.startswith(b"{"):  # the service's HTTP layer says 400
+            with self.assertRaisesRegex(ValueError, "JSON"):
+                decode_body(body)
+            return
         code, response = service_answer(body)
         peer_code, peer_response = rules.online_score(json.loads(body),
                                                       rules.ScoreCache())
-        self.assertEqual((peer_code, peer_response), (code, response))
+        self.assertEqual((peer_code, peer_response), (code, response), what)
+
+    @at_noon
+    def test_the_admins_token_is_the_hours(self):
+        _, body = next(call for call in loads.conformity_calls()
+                       if call[0] == "the admin")
+        self.assertEqual(rules.online_score(json.loads(body),
+                                            rules.ScoreCache()),
+                         (200, {"score": 42}))
+        with mock.patch("bench.peers.rules.local_now",
+                        new=lambda: NOON + datetime.timedelta(hours=1)):
+            self.assertEqual(rules.online_score(json.loads(body),
+                                                rules.ScoreCache()),
+                             (403, "Forbidden"))
 
     def test_the_cache_answers_a_score_once_computed(self):
         cache = rules.ScoreCache(size=2)
