@@ -1,17 +1,22 @@
-"""The instructions one request costs, counted by callgrind.
+"""The instructions one request costs, counted by callgrind: a diagnostic.
 
     ./run.sh bench --instructions [--rounds N] [--requests N] [--warm-up N]
-                   [--only ROW ...] [--under-load] [--against CHECKOUT]
+                   [--only ROW ...] [--under-load] [--against REV]
                    [--dumps DIR]
     ./run.sh bench --instructions --list
+    (python -m bench.instructions ...)
 
-Each server runs under `valgrind --tool=callgrind`, which counts the
-user-space instructions the process executes: a count that does not
-depend on how busy the machine is, where wall-clock figures swing by a
-third. For each row, a plain client (outside valgrind) sends a warm-up of
-requests on one keep-alive connection (it pays for connecting to Redis,
-first imports and caches), then `callgrind_control -z` zeroes the
-counters, the client sends N requests, one at a time, and
+What users feel is CPU time a call (`./run.sh bench`, bench/run.py, where
+the targets are); callgrind counts the user-space instructions behind it,
+to find where they go: a count that a busy machine does not move, blind
+to the kernel and to how fast the instructions run.
+
+Each server runs under `valgrind --tool=callgrind`. For each row, a plain
+client (outside valgrind) first sends every body of the row's script once
+to each process when it has not had them (so that each hit is a cache
+hit; the hit script cycles through 100 of its bodies here), then a
+warm-up on one keep-alive connection, then `callgrind_control -z` zeroes
+the counters, the client sends N requests, one at a time, and
 `callgrind_control -d` dumps them: the dump's instructions over N is the
 cost of one request.
 
@@ -23,11 +28,11 @@ row's seconds, is taken off the row ("idle" gives its share).
 
 Every round starts every server anew (a new process, so a new hash seed);
 a row's figure is its median over the rounds, "spread" the max - min of
-the rounds over that median. Ratios are bare/row: bare Tornado answering a
-fixed body (bench/bare.py) over the row, 1.0 = as cheap as the bare
-handler. The service runs with config.ini, its access log at INFO to a
-file as in production, and longer Redis timeouts (valgrind slows the
-process, not Redis; the code path is the same).
+the rounds over that median. bare/row: bare Tornado answering a fixed
+body (bench/bare.py) over the row, 1.0 = as cheap as the bare handler.
+The service runs with config.ini, its access log at INFO to a file as in
+production, longer Redis timeouts and a longer local_ttl (valgrind slows
+the process, not Redis nor the clock; the code path is the same).
 
 Two workers: the service with workers = 2; the client keeps one
 connection to each worker (found through /proc: which process holds the
@@ -35,14 +40,13 @@ server's end of the connection) and sends N requests to each, back to
 back as the one-process rows get them, so each worker's count is over
 exactly N requests of the same pattern.
 
---against CHECKOUT: the same service rows for another checkout's service
-(e.g. a git worktree of the commit before a change), started beside this
-one's in every round: a change measured as before and after. The rows go
-to bench/results/instructions.json (instructions-against.json with
---against).
+--against REV: the same service rows for another version of the service
+(a git revision of this repository, or a directory holding a checkout),
+started beside this one's in every round. The rows go to
+bench/results/instructions.json (instructions-against.json with
+--against), or to --json FILE.
 """
 import argparse
-import collections
 import glob
 import http.client
 import itertools
@@ -56,12 +60,10 @@ import sys
 import tempfile
 import time
 
-from bench.run import (INTEREST_IDS, PHONE_EMAIL, load_interests, machine,
-                       progress)
-from bench.service import ROOT, spawn_service, stop, wait_until_answering
-from bench.wrk import PHONE_PLACEHOLDER
-from tests.support.helpers import api_request
-from tests.support.layers import RedisServer, free_port
+from bench import loads, procstat, servers
+from bench.servers import Row, Server
+from bench.support import (ROOT, RedisServer, free_port, load_average,
+                           machine, progress)
 
 RESULTS = os.path.join(ROOT, "bench", "results", "instructions.json")
 AGAINST_RESULTS = os.path.join(ROOT, "bench", "results",
@@ -79,92 +81,43 @@ STOP_TIMEOUT_SECONDS = 60.0
 WORKER_CONNECTION_ATTEMPTS = 64
 # Redis answers at its own speed, but the service reads the answer at
 # valgrind's: the defaults (0.2 s for the cache) would trip on a busy
-# machine, turning hits into misses.
+# machine, turning hits into misses. Likewise the local tier's 10 s hold
+# some 30,000 calls at full speed but only a few hundred under valgrind:
+# its entries would expire in the middle of a row, turning local-tier
+# hits into Redis hits.
 SLOW_PROCESS_SETTINGS = {
     "SCORING_STORE_CONNECT_TIMEOUT": "10", "SCORING_STORE_TIMEOUT": "10",
-    "SCORING_CACHE_CONNECT_TIMEOUT": "10", "SCORING_CACHE_TIMEOUT": "10"}
+    "SCORING_CACHE_CONNECT_TIMEOUT": "10", "SCORING_CACHE_TIMEOUT": "10",
+    "SCORING_CACHE_LOCAL_TTL": "600"}
+# Under callgrind a request takes about 50 times as long: the hit script
+# cycles through this many of its bodies, each sent to every process once
+# before a row is counted, to keep that first pass short.
+HIT_BODIES = 100
 # Warm-up phones of the miss script: one counter for the whole run, so
 # that no request repeats a phone that an earlier round made a hit.
 FIRST_PHONE = 8 * 10 ** 9
 
-BARE = "bare"
 THIS, BEFORE = "this", "before"  # the checkouts: ours, --against's
-
-# name -> (request body, expected status)
-SCRIPTS = {
-    "hit": (api_request("online_score", PHONE_EMAIL), 200),
-    "miss": (api_request("online_score", {
-        "phone": PHONE_PLACEHOLDER, "email": "bench@example.com"}), 200),
-    "10 ids": (api_request("clients_interests",
-                           {"client_ids": list(range(10))}), 200),
-    "100 ids": (api_request("clients_interests",
-                            {"client_ids": list(range(INTEREST_IDS))}), 200),
-    "invalid": (api_request("online_score", {"phone": "123"}), 422),
-    "bad token": (api_request("online_score", PHONE_EMAIL, token="0" * 128),
-                  403),
-}
-
-# server -> (SCORING_* settings over config.ini, workers)
-SERVICES = {
-    "service": ({}, 1),
-    "service, no local tier": ({"SCORING_CACHE_LOCAL_SIZE": "0"}, 1),
-    "service, cache dead": ({"SCORING_CACHE_URL": None}, 1),  # a free port
-    "service x2": ({"SCORING_SERVER_WORKERS": "2"}, 2),
-}
-HIT_ROW = "score cache hit"
-SHORT_NAMES = {HIT_ROW: "hit"}  # in the target column
-
-
-class AtLeast(collections.namedtuple("AtLeast", "ratio")):
-    """bare/row at least `ratio`."""
-
-    def __str__(self):
-        return ">= %.2f" % self.ratio
-
-    def check(self, result, results):
-        return result["bare_ratio"] >= self.ratio
-
-
-class NoDearerThan(collections.namedtuple("NoDearerThan", "row")):
-    """No more instructions a request than the row `row`."""
-
-    def __str__(self):
-        return "instr <= %s" % SHORT_NAMES.get(self.row, self.row)
-
-    def check(self, result, results):
-        return result["instructions"] <= results[self.row]["instructions"]
-
-
-class EachWorkerWithin(collections.namedtuple("EachWorkerWithin",
-                                              "row factor")):
-    """Every worker's instructions a request at most `factor` times the
-    single process's of `row`."""
-
-    def __str__(self):
-        return "each <= %.2fx %s" % (self.factor,
-                                     SHORT_NAMES.get(self.row, self.row))
-
-    def check(self, result, results):
-        single = results[self.row]["instructions"]
-        return max(result["workers"]) <= self.factor * single
-
-
-class Row(collections.namedtuple("Row", "name server script target")):
-    """A line of the table: `script` sent to `server`."""
-
-
+BARE = Server("bare", "bare")
+SERVICE = Server("service", "service")
+NO_LOCAL_TIER = Server("service, no local tier", "service",
+                       {"SCORING_CACHE_LOCAL_SIZE": "0"})
+CACHE_DEAD = Server("service, cache dead", "service",
+                    {"SCORING_CACHE_URL": None})  # nothing listens there
+TWO_WORKERS = Server("service x2", "service",
+                     {"SCORING_SERVER_WORKERS": "2"}, workers=2)
 ROWS = [
-    Row(BARE, BARE, "hit", None),
+    Row("bare", BARE, "hit"),
     # The hot score in production: config.ini's local tier answers it.
-    Row(HIT_ROW, "service", "hit", AtLeast(0.75)),
-    Row("score Redis hit", "service, no local tier", "hit", None),
-    Row("score cache miss", "service", "miss", None),
-    Row("interests 10 ids", "service", "10 ids", AtLeast(0.55)),
-    Row("interests 100 ids", "service", "100 ids", None),
-    Row("invalid 422", "service", "invalid", NoDearerThan(HIT_ROW)),
-    Row("bad token 403", "service", "bad token", NoDearerThan(HIT_ROW)),
-    Row("score cache dead", "service, cache dead", "hit", None),
-    Row("2 workers", "service x2", "hit", EachWorkerWithin(HIT_ROW, 1.05)),
+    Row("score cache hit", SERVICE, "hit"),
+    Row("score Redis hit", NO_LOCAL_TIER, "hit"),
+    Row("score cache miss", SERVICE, "miss"),
+    Row("interests 10 ids", SERVICE, "10 ids"),
+    Row("interests 100 ids", SERVICE, "100 ids"),
+    Row("invalid 422", SERVICE, "invalid"),
+    Row("bad token 403", SERVICE, "bad token"),
+    Row("score cache dead", CACHE_DEAD, "hit"),
+    Row("2 workers", TWO_WORKERS, "hit"),
 ]
 NAMES = [row.name for row in ROWS]
 
@@ -234,14 +187,6 @@ def spread(values):
 
 # -- processes -------------------------------------------------------------
 
-def _children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as children:
-            return [int(child) for child in children.read().split()]
-    except OSError:
-        return []
-
-
 def _socket_owner(inode, pids):
     """The one of `pids` with a descriptor on the socket `inode`."""
     target = "socket:[%d]" % inode
@@ -286,59 +231,51 @@ class Client:
 
 
 class Bodies:
-    """The request bodies of each script; the miss script's phones are
-    new on every request of the run."""
+    """The request bodies of each script, in turn; the miss script's
+    phones are new on every request of the run."""
 
-    def __init__(self):
+    def __init__(self, scripts=None):
+        self.scripts = scripts or loads.scripts(HIT_BODIES)
         self.phones = itertools.count(FIRST_PHONE)
-        self.fixed = {name: json.dumps(body).encode()
-                      for name, (body, _) in SCRIPTS.items()}
+        self.sent = {name: itertools.count() for name in self.scripts}
 
-    def next(self, script):
-        body = self.fixed[script]
-        if script == "miss":
-            body = body.replace(PHONE_PLACEHOLDER.encode(),
-                                b"7%010d" % next(self.phones))
-        return body
+    def next(self, name):
+        script = self.scripts[name]
+        if script.counting:
+            return loads.with_phone(script.bodies[0], next(self.phones))
+        return script.bodies[next(self.sent[name]) % len(script.bodies)]
 
 
-class Server:
+class Counted:
     """A server under callgrind: its process, port and dumps."""
 
-    def __init__(self, name, checkout, root, redis_url, workdir):
-        self.name = name
-        self.checkout = checkout
-        self.workers = SERVICES[name][1] if name in SERVICES else 1
-        self.port = free_port()
-        label = re.sub(r"\W+", "-", "%s-%s" % (checkout, name))
-        self.out_pattern = os.path.join(workdir, "callgrind.%s" % label)
+    def __init__(self, server, context):
+        self.server = server
+        self.name = server.name
+        self.checkout = server.checkout
+        self.workers = server.workers
+        self.primed = set()  # the scripts whose bodies it has had
+        label = re.sub(r"\W+", "-", "%s-%s" % (self.checkout, self.name))
+        self.out_pattern = os.path.join(context.workdir,
+                                        "callgrind.%s" % label)
         prefix = ["valgrind", "--tool=callgrind", "--trace-children=yes",
                   "--callgrind-out-file=%s.%%p" % self.out_pattern]
-        self.valgrind_log = open(os.path.join(workdir, label + ".valgrind"),
-                                 "w")
-        if name == BARE:
-            self.process = subprocess.Popen(
-                [*prefix, sys.executable, "-m", "bench.bare",
-                 "--port", str(self.port)], cwd=ROOT,
-                stderr=self.valgrind_log)
-        else:
-            settings = dict(SLOW_PROCESS_SETTINGS, **SERVICES[name][0])
-            if "SCORING_CACHE_URL" in settings:  # nothing listens there
-                settings["SCORING_CACHE_URL"] = \
-                    "redis://127.0.0.1:%d/0" % free_port()
-            self.process = spawn_service(
-                self.port, redis_url,
-                os.path.join(workdir, label + ".log"), root=root,
-                prefix=prefix, stderr=self.valgrind_log, **settings)
+        if server.kind == "service":
+            server = server._replace(
+                settings=dict(SLOW_PROCESS_SETTINGS, **server.settings))
+        self.running = servers.start(
+            server, free_port(), context.workdir, context.redis_url,
+            context.roots, prefix, context.python, context.peers)
+        self.port = self.running.port
+        self.process = self.running.process
 
     def wait_until_answering(self):
         try:
-            wait_until_answering(
-                self.port, "/method/" if self.name == BARE else "/health",
-                START_TIMEOUT_SECONDS, self.process)
+            self.running.wait_until_answering(START_TIMEOUT_SECONDS)
         except RuntimeError as error:
             sys.exit("bench: %s (%s): %s; see %s" % (
-                self.name, self.checkout, error, self.valgrind_log.name))
+                self.name, self.checkout, error,
+                os.path.splitext(self.running.log_path)[0] + ".out"))
 
     def clients(self, first_body, expected):
         """{pid: Client}: one connection to each process that serves,
@@ -353,8 +290,8 @@ class Server:
             _expect(self, client.post(first_body), expected)  # accepted
             inode = server_socket_inode(_tcp_table(), self.port,
                                         client.local_port)
-            owner = inode and _socket_owner(inode,
-                                            _children(self.process.pid))
+            owner = inode and _socket_owner(
+                inode, procstat.children(self.process.pid))
             if owner and owner not in held:
                 held[owner] = client
             else:
@@ -390,8 +327,7 @@ class Server:
                  % (self.name, pid, DUMP_TIMEOUT_SECONDS))
 
     def stop(self):
-        stop(self.process, STOP_TIMEOUT_SECONDS)
-        self.valgrind_log.close()
+        self.running.stop(STOP_TIMEOUT_SECONDS)
 
 
 def _callgrind_control(option, pid):
@@ -411,12 +347,32 @@ def _expect(server, status, expected):
 
 # -- a round ---------------------------------------------------------------
 
+class Context:
+    """What starting the servers of a round needs: a directory for their
+    files, the Redis, the checkouts' directories, the peers' Python and
+    commands (None without peers)."""
+
+    def __init__(self, workdir, redis_url, roots, python=None, peers=None):
+        self.workdir = workdir
+        self.redis_url = redis_url
+        self.roots = roots
+        self.python = python
+        self.peers = peers
+
+
 def measure(server, script, bodies, requests, warm_up):
     """{pid: (instructions, seconds)} of `requests` requests of `script`
-    to each process of `server`, after `warm_up` of them."""
-    expected = expected_status(server.name, script)
+    to each process of `server`, after `warm_up` of them (and, the first
+    time, every body of the script once to each process)."""
+    expected = expected_status(server.server, script)
     clients = server.clients(bodies.next(script), expected)
     try:
+        if script not in server.primed and not bodies.scripts[
+                script].counting:
+            for body in bodies.scripts[script].bodies:
+                for client in clients.values():
+                    _expect(server, client.post(body), expected)
+        server.primed.add(script)
         for _ in range(warm_up):
             for client in clients.values():
                 _expect(server, client.post(bodies.next(script)), expected)
@@ -451,29 +407,30 @@ def idle_rate(server, pids, seconds):
 
 
 def expected_status(server, script):
-    return 200 if server == BARE else SCRIPTS[script][1]
+    """The status `server` (a Server) answers `script` with: bare
+    Tornado's is always 200."""
+    return 200 if server.kind == "bare" else loads.scripts(1)[
+        script].expected
 
 
-def run_round(rows, checkouts, redis_url, workdir, bodies, requests,
-              warm_up):
-    """{(checkout, row name): {"per_worker": [...], "idle_share": ...}}."""
-    servers = {}
+def run_round(rows, context, bodies, requests, warm_up):
+    """{(checkout, row name): {"per_worker": [...], "idle_share": ...}}
+    of one round: every server of `rows` started anew, under callgrind."""
+    started = {}
     for row in rows:
-        for checkout, root in checkouts:
-            if row.server == BARE:
-                checkout, root = THIS, ROOT
-            if (checkout, row.server) not in servers:
-                servers[checkout, row.server] = Server(
-                    row.server, checkout, root, redis_url, workdir)
+        key = (row.server.checkout, row.server.name)
+        if key not in started:
+            started[key] = Counted(row.server, context)
     figures = {}
     try:
-        for server in servers.values():
+        for server in started.values():
             server.wait_until_answering()
-        for (checkout, name), server in servers.items():
+        for key, server in started.items():
             measured = {}
             for row in rows:
-                if row.server == name:
-                    progress("  %s (%s): %s" % (row.name, checkout, name))
+                if (row.server.checkout, row.server.name) == key:
+                    progress("  %s (%s): %s" % (row.name, server.checkout,
+                                                server.name))
                     measured[row.name] = measure(server, row.script, bodies,
                                                  requests, warm_up)
             pids = next(iter(measured.values())).keys()
@@ -485,31 +442,40 @@ def run_round(rows, checkouts, redis_url, workdir, bodies, requests,
                                      requests)
                          for pid, (instructions, seconds_taken)
                          in each.items()]
-                figures[checkout, row_name] = {
+                figures[server.checkout, row_name] = {
                     "per_worker": [cost for cost, _ in costs],
                     "idle_share": max(share for _, share in costs)}
     finally:
-        for server in servers.values():
+        for server in started.values():
             server.stop()
     return figures
 
 
+def count(rows, context, rounds=1, requests=REQUESTS, warm_up=WARM_UP):
+    """{(checkout, row name): result} of `rows` over `rounds` rounds."""
+    bodies = Bodies()
+    measured = []
+    for number in range(rounds):
+        progress("callgrind round %d/%d" % (number + 1, rounds))
+        measured.append(run_round(rows, context, bodies, requests, warm_up))
+    return summarize(rows, measured)
+
+
 # -- the table -------------------------------------------------------------
 
-def summarize(rows, rounds, checkout):
-    """{row name: result} of `checkout` from the figures of every round."""
+def summarize(rows, rounds):
+    """{(checkout, row name): result} from the figures of every round."""
     results = {}
     for row in rows:
-        key = (THIS if row.server == BARE else checkout, row.name)
+        key = (row.server.checkout, row.name)
         per_round = [figures[key] for figures in rounds]
         workers = [statistics.median(each["per_worker"][i]
                                      for each in per_round)
                    for i in range(len(per_round[0]["per_worker"]))]
         values = [max(each["per_worker"]) for each in per_round]
-        results[row.name] = {
-            "row": row.name, "checkout": checkout, "server": row.server,
-            "script": row.script,
-            "expected_status": expected_status(row.server, row.script),
+        results[key] = {
+            "row": row.name, "checkout": row.server.checkout,
+            "server": row.server.name, "script": row.script,
             "instructions": round(statistics.median(values)),
             "rounds": [round(value) for value in values],
             "workers": [round(value) for value in workers],
@@ -517,27 +483,17 @@ def summarize(rows, rounds, checkout):
             "idle_share": round(max(each["idle_share"]
                                     for each in per_round), 4),
         }
-    bare = results.get(BARE)
+    bare = next((results[THIS, row.name] for row in rows
+                 if row.server.kind == "bare"), None)
     for result in results.values():
         result["bare_ratio"] = (
             round(bare["instructions"] / result["instructions"], 3)
             if bare else None)
-    for row in rows:
-        result = results[row.name]
-        result["target"] = str(row.target) if row.target else None
-        if row.target and bare and all(
-                name in results for name in _needs(row.target)):
-            result["passed"] = row.target.check(result, results)
     return results
 
 
-def _needs(target):
-    return [target.row] if hasattr(target, "row") else []
-
-
-COLUMNS = "%-18s %11s %7s %6s %8s  %-18s %-4s"
-HEADER = COLUMNS % ("row", "instr/req", "spread", "idle", "bare/row",
-                    "target", "")
+COLUMNS = "%-18s %11s %7s %6s %8s"
+HEADER = COLUMNS % ("row", "instr/req", "spread", "idle", "bare/row")
 AGAINST_COLUMNS = " %11s %8s %7s"
 AGAINST_HEADER = AGAINST_COLUMNS % ("before", "bare/row", "change")
 
@@ -545,15 +501,12 @@ AGAINST_HEADER = AGAINST_COLUMNS % ("before", "bare/row", "change")
 def format_row(result, before=None):
     """A line of the table; with `before` (the same row of --against's
     checkout), its figures and the change."""
-    verdict = ("" if "passed" not in result
-               else "PASS" if result["passed"] else "FAIL")
     text = COLUMNS % (
         result["row"], "{:,}".format(result["instructions"]),
         "%.1f%%" % (100 * result["spread"]),
         "%.1f%%" % (100 * result["idle_share"]),
-        "%.2f" % result["bare_ratio"] if result["bare_ratio"] else "-",
-        result["target"] or "-", verdict)
-    if before is not None and result["server"] != BARE:
+        "%.2f" % result["bare_ratio"] if result["bare_ratio"] else "-")
+    if before is not None:
         text += AGAINST_COLUMNS % (
             "{:,}".format(before["instructions"]),
             "%.2f" % before["bare_ratio"] if before["bare_ratio"] else "-",
@@ -588,16 +541,17 @@ def parse_args(argv):
     parser.add_argument("--under-load", action="store_true",
                         help="keep a CPU-bound process running meanwhile:"
                         " the counts should not move")
-    parser.add_argument("--against", metavar="CHECKOUT",
-                        help="also count another checkout's service (e.g. a"
-                        " git worktree of the commit before a change)")
+    parser.add_argument("--against", metavar="REV",
+                        help="also count another version's service: a git"
+                        " revision of this repository, or a directory"
+                        " holding a checkout")
     parser.add_argument("--dumps", metavar="DIR",
                         help="keep callgrind's dumps (and the servers' logs)"
                         " in DIR, for callgrind_annotate")
+    parser.add_argument("--json", metavar="FILE",
+                        help="write the rows there (default %s)"
+                        % os.path.relpath(RESULTS, ROOT))
     args = parser.parse_args(argv)
-    if args.against and not os.path.isfile(
-            os.path.join(args.against, "scoring_api", "__main__.py")):
-        parser.error("--against: no scoring_api in %s" % args.against)
     for name in ("rounds", "requests"):
         if getattr(args, name) < 1:
             parser.error("--%s must be at least 1" % name)
@@ -606,12 +560,15 @@ def parse_args(argv):
     return args
 
 
-def selected_rows(only):
-    names = set(only or NAMES)
-    for row in ROWS:
-        if row.name in names and row.target:
-            names.update(_needs(row.target))
-    return [row for row in ROWS if row.name in names or row.server == BARE]
+def selected_rows(only, against=False):
+    """The rows to count: bare always (for the ratios); with `against`,
+    each service row again for the other checkout."""
+    rows = [row for row in ROWS
+            if row.server == BARE or not only or row.name in only]
+    if against:
+        rows += [row._replace(server=row.server._replace(checkout=BEFORE))
+                 for row in rows if row.server.kind == "service"]
+    return rows
 
 
 def cpu_burner():
@@ -622,32 +579,30 @@ def main(argv=None):
     args = parse_args(argv)
     if args.list:
         for row in ROWS:
-            print("%-18s %s/%s%s" % (row.name, row.server, row.script,
-                                     "; target " + str(row.target)
-                                     if row.target else ""))
+            print("%-18s %s/%s" % (row.name, row.server.name, row.script))
         return
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             sys.exit("bench: %s is not installed (Debian: apt-get install"
                      " valgrind)" % tool)
-    rows = selected_rows(args.only)
-    checkouts = [(THIS, ROOT)] + (
-        [(BEFORE, os.path.abspath(args.against))] if args.against else [])
+    roots = {THIS: ROOT}
+    temporary = False
+    if args.against:
+        try:
+            roots[BEFORE], temporary = servers.checkout(args.against)
+        except ValueError as error:
+            sys.exit("bench: %s" % error)
+    rows = selected_rows(args.only, bool(args.against))
     workdir = args.dumps or tempfile.mkdtemp(prefix="scoring-bench-cg-")
     os.makedirs(workdir, exist_ok=True)
-    redis_server = RedisServer(free_port())
+    redis_server = RedisServer()
     burner = cpu_burner() if args.under_load else None
-    rounds = []
+    load_before = load_average()
     try:
         redis_server.start()
-        with redis_server.client() as client:
-            load_interests(client)
-        bodies = Bodies()
-        for number in range(args.rounds):
-            progress("round %d/%d" % (number + 1, args.rounds))
-            rounds.append(run_round(rows, checkouts, redis_server.url,
-                                    workdir, bodies, args.requests,
-                                    args.warm_up))
+        redis_server.load_interests(range(loads.INTEREST_IDS))
+        results = count(rows, Context(workdir, redis_server.url, roots),
+                        args.rounds, args.requests, args.warm_up)
     finally:
         if burner is not None:
             burner.kill()
@@ -655,35 +610,39 @@ def main(argv=None):
         redis_server.stop()
         if not args.dumps:
             shutil.rmtree(workdir, ignore_errors=True)
-    results = {checkout: summarize(rows, rounds, checkout)
-               for checkout, _ in checkouts}
-    print("machine: %s; %d rounds of %d requests a row after %d to warm"
-          " up%s" % (machine(), args.rounds, args.requests, args.warm_up,
-                     "; a CPU-bound process beside" if args.under_load
-                     else ""))
+        if temporary:
+            shutil.rmtree(roots[BEFORE], ignore_errors=True)
+    load_after = load_average()
+    this_rows = [row for row in rows if row.server.checkout == THIS]
+    print("machine: %(cpu)s, %(cores)d cores;" % machine()
+          + " %d rounds of %d requests a row after %d to warm up%s" % (
+              args.rounds, args.requests, args.warm_up,
+              "; a CPU-bound process beside" if args.under_load else ""))
     print((HEADER + AGAINST_HEADER if args.against else HEADER).rstrip())
-    for row in rows:
-        print(format_row(results[THIS][row.name],
-                         results[BEFORE][row.name] if args.against
-                         else None))
+    for row in this_rows:
+        print(format_row(results[THIS, row.name],
+                         results.get((BEFORE, row.name))))
     print("instr/req: user-space instructions a request (callgrind), less"
           " the idle server's; spread: max - min of the rounds over the"
-          " median; idle: the share taken off")
+          " median; idle: the share taken off. A diagnostic: the targets"
+          " are on CPU time a call (./run.sh bench)")
     if args.against:
         print("before: %s; change: this checkout's instructions over"
               " before's" % args.against)
-    path = AGAINST_RESULTS if args.against else RESULTS
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = args.json or (AGAINST_RESULTS if args.against else RESULTS)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as output:
         json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
+                   "load_average": {"before": load_before,
+                                    "after": load_after},
                    "rounds": args.rounds, "requests": args.requests,
                    "warm_up": args.warm_up, "under_load": args.under_load,
                    "against": args.against,
-                   "rows": [results[THIS][row.name] for row in rows],
-                   "before": ([results[BEFORE][row.name] for row in rows]
-                              if args.against else None)},
+                   "rows": [results[THIS, row.name] for row in this_rows],
+                   "before": [results[BEFORE, row.name] for row in this_rows
+                              if (BEFORE, row.name) in results]},
                   output, indent=1)
-    print("rows written to %s" % os.path.relpath(path, ROOT))
+    print("rows written to %s" % path)
 
 
 if __name__ == "__main__":

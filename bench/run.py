@@ -1,583 +1,534 @@
-"""The wall-clock benchmark: each service row beside its yardstick.
+"""CPU time a call, side by side: the benchmark (`./run.sh bench`).
 
-    ./run.sh bench [--quick] [--rounds N] [--passes N] [--duration S]
-                   [--connections N ...]
-                   [--only NAME ...] [--against CHECKOUT]
+    ./run.sh bench [--quick] [--peers] [--rounds N] [--duration S]
+                   [--connections N] [--only ROW ...] [--against REV]
+                   [--json FILE] [--callgrind | --no-callgrind]
     ./run.sh bench --list
-    ./run.sh bench --instructions ...   (bench/instructions.py)
+    ./run.sh bench --instructions ...      (bench/instructions.py)
+    (python -m bench.run ...)
 
-Starts its own redis-server, loads interests, then starts every server it
-needs once and keeps it running: the service (config.ini, access log at
-INFO to a file, as in production) with 1 and 2 workers and with a dead
-cache, bench/reference.py (the least a Tornado service does for the same
-request) and bench/bare.py (Tornado answering a fixed body: the ceiling).
+What a user feels is the CPU time a call costs the server process: it
+decides how many cores serve a load. The bench starts every server once,
+pinned with taskset to a core of its own (wrk, Redis and the bench share
+the others), checks their answers, then drives each row with wrk (one
+thread, a few seconds) in interleaved rounds: every row once a round, the
+order reversed every other round. For each run it reads the server's CPU
+time (user and system, its workers included) from /proc/<pid>/stat before
+and after, and divides by the requests wrk counted; wrk gives req/s and
+p99. A row's figure is the median over the rounds; ratios between rows
+(the targets) are taken round by round, so other work on the machine
+slows both sides of each ratio alike.
 
-A busy machine's speed drifts by a quarter from one minute to the next, so
-only figures taken side by side compare. For each concurrency, the loads
-(a server and a script) that compare are driven in turns, A B C, then
-C B A, then A B C, after a short warm-up: one round. Other work on the
-machine only ever slows a run down, so a load's figure in a round is its
-best run there (as timeit takes its fastest). Each round gives one ratio
-of a row to its yardstick, and the table shows the median of these ratios
-with their min..max, and the same from the server's CPU time a request.
-The same rows go to bench/results/latest.json. --against runs another
-checkout's service beside this one, request by request.
+Rows: the service (config.ini unchanged, its own redis-server through
+SCORING_STORE_URL, access log at INFO to a file) on a score-cache hit,
+a Redis hit (no local tier), a miss, interests for 10 and 100 ids, a 422,
+a 403 and with two workers; bare Tornado answering a fixed body
+(bench/bare.py, the ceiling). --peers adds the same hit on FastAPI,
+Starlette and aiohttp (bench/peers/, in their own venv; their answers
+are checked byte for byte against the service's first). The hit script
+cycles through 1,000 different valid bodies, the same for every server,
+each sent to every server before the rounds: every timed hit is a
+score-cache hit. --against REV runs another version of the service (a
+git revision, or a checkout's directory) beside this one, row by row.
 
-These are figures for users, with no target: on a machine of two cores the
-load generator, Redis and the server share them, and the ratios swing by a
-third from run to run. The figures that a change is judged by are the
-instructions a request costs (--instructions), which a busy machine does
-not move.
+Then, unless --quick (or --no-callgrind), each row's instructions a call
+under callgrind, for attribution only (bench/instructions.py). The run's
+JSON (machine, load average before and after, every round of every row)
+goes to --json FILE (default bench/results/latest.json).
 """
 import argparse
 import collections
-import concurrent.futures
-import contextlib
-import http.client
-import itertools
 import json
 import os
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from bench import wrk
-from bench.service import (ROOT, cpu_seconds, spawn_service, stop,
-                           wait_until_answering)
-from tests.support.helpers import api_request
-from tests.support.layers import RedisServer, free_port
+from bench import (conformity, figures, instructions, loads, procstat,
+                   servers, wrk)
+from bench.servers import Row, Server
+from bench.support import (ROOT, RedisServer, free_port, load_average,
+                           machine, progress)
 
 RESULTS = os.path.join(ROOT, "bench", "results", "latest.json")
-AGAINST_RESULTS = os.path.join(ROOT, "bench", "results", "against.json")
-PHONE_EMAIL = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
-INTEREST_IDS = 100
-# A spread (max - min of the ratios) wider than this share of the median
-# is flagged: the machine was too busy for that row to be trusted.
-WIDE_SPREAD = 0.15
-# Before the rounds, each load gets this many requests on each of a few
-# connections: the first requests pay for connecting to Redis, or for
-# finding the cache dead. (wrk cannot stop before its duration is over.)
-WARM_UP_CONNECTIONS = 4
-WARM_UP_REQUESTS = 25
-WARM_UP_TIMEOUT_SECONDS = 5.0
-# Warm-up phones of the miss script: far above any phone wrk counts to.
-WARM_UP_FIRST_PHONE = 9 * 10 ** 9
 
 
 class Mode(collections.namedtuple(
-        "Mode", "rounds passes seconds concurrencies")):
-    """How long a run measures, per concurrency: `rounds`, each of
-    `passes` over the loads (one wrk run of `seconds` per load and pass,
-    every other pass in reverse order)."""
+        "Mode", "rounds seconds warm_up_seconds connections callgrind")):
+    """How long a run measures: `rounds` of one wrk run of `seconds` a
+    row, after one of `warm_up_seconds`; `callgrind`: count instructions
+    afterwards."""
 
 
-FULL = Mode(rounds=7, passes=3, seconds=1, concurrencies=(16, 64))
-QUICK = Mode(rounds=3, passes=1, seconds=1, concurrencies=(16,))
+FULL = Mode(rounds=6, seconds=5, warm_up_seconds=2, connections=16,
+            callgrind=True)
+QUICK = Mode(rounds=2, seconds=2, warm_up_seconds=1, connections=16,
+             callgrind=False)
 
-# name -> (request body, expected status, family). Scripts of one family
-# are measured in the same rounds.
-SCRIPTS = {
-    "hit": (api_request("online_score", PHONE_EMAIL), 200, "score"),
-    "invalid": (api_request("online_score", {"phone": "123"}), 422, "score"),
-    "bad token": (api_request("online_score", PHONE_EMAIL, token="0" * 128),
-                  403, "score"),
-    "miss": (api_request("online_score", {
-        "phone": wrk.PHONE_PLACEHOLDER, "email": "bench@example.com"}),
-        200, "miss"),
-    "10 ids": (api_request("clients_interests",
-                           {"client_ids": list(range(10))}), 200, "10 ids"),
-    "100 ids": (api_request("clients_interests",
-                            {"client_ids": list(range(INTEREST_IDS))}),
-                200, "100 ids"),
-}
-BARE = "bare"
-AGAINST = "before"  # the service of another checkout (--against)
-SERVERS = ("reference", AGAINST, "service", BARE, "service cache dead",
-           "service x2")
-
-
-WORKERS = {"service x2": 2}  # the others have one process
-Load = collections.namedtuple("Load", "server script")
-# The order of the loads within a round (every other round reversed):
-# each row next to its yardstick where it can be, the rows with the
-# narrowest margins nearest. Loads not named here come last, in the order
-# of SERVERS.
-ROUND_ORDER = [
-    Load("reference", "hit"), Load("service cache dead", "hit"),
-    Load(AGAINST, "invalid"), Load("service", "invalid"),
-    Load(AGAINST, "hit"), Load("service", "hit"), Load(BARE, "hit"),
-    Load("service", "bad token"), Load(AGAINST, "bad token"),
-    Load("service x2", "hit"),
+CALLGRIND_TOOLS = ("valgrind", "callgrind_control")
+THIS, BEFORE = "this", "before"
+SERVICE = Server("service", "service")
+NO_LOCAL_TIER = Server("service, no local tier", "service",
+                       {"SCORING_CACHE_LOCAL_SIZE": "0"})
+TWO_WORKERS = Server("service x2", "service",
+                     {"SCORING_SERVER_WORKERS": "2"}, workers=2)
+BARE = Server("bare Tornado", "bare")
+PEERS = ("FastAPI", "Starlette", "aiohttp")
+SERVICE_HIT = "service hit"
+ROWS = [
+    Row(SERVICE_HIT, SERVICE, "hit"),
+    *(Row("%s hit" % peer, Server(peer, "peer"), "hit") for peer in PEERS),
+    Row("bare Tornado", BARE, "hit"),
+    Row("service Redis hit", NO_LOCAL_TIER, "hit"),
+    Row("service miss", SERVICE, "miss"),
+    Row("interests 10 ids", SERVICE, "10 ids"),
+    Row("interests 100 ids", SERVICE, "100 ids"),
+    Row("422", SERVICE, "invalid"),
+    Row("403", SERVICE, "bad token"),
+    Row("2 workers", TWO_WORKERS, "hit"),
 ]
-
-
-class Scenario(collections.namedtuple(
-        "Scenario", "name load yardstick yardstick_name")):
-    """A row: `load` measured in alternation with `yardstick` and with the
-    bare server."""
-
-    @property
-    def bare(self):
-        """The bare load of this row's family (bare ignores the body)."""
-        family = SCRIPTS[self.load.script][2]
-        return Load(BARE, next(name for name, (_, _, of) in SCRIPTS.items()
-                               if of == family))
-
-    def loads(self):
-        return (self.load, self.yardstick, self.bare)
-
-
-SCENARIOS = [
-    Scenario("score cache hit", Load("service", "hit"),
-             Load("reference", "hit"), "reference"),
-    Scenario("score cache miss", Load("service", "miss"),
-             Load("reference", "miss"), "reference"),
-    Scenario("score cache dead", Load("service cache dead", "hit"),
-             Load("service", "hit"), "own hit"),
-    Scenario("2 workers", Load("service x2", "hit"),
-             Load("service", "hit"), "1 worker"),
-    Scenario("interests 10 ids", Load("service", "10 ids"),
-             Load("reference", "10 ids"), "reference"),
-    Scenario("interests 100 ids", Load("service", "100 ids"),
-             Load("reference", "100 ids"), "reference"),
-    Scenario("invalid 422", Load("service", "invalid"),
-             Load("service", "hit"), "hit row"),
-    Scenario("bad token 403", Load("service", "bad token"),
-             Load("service", "hit"), "hit row"),
+NAMES = [row.name for row in ROWS]
+TARGETS = [
+    figures.Target(SERVICE_HIT, "FastAPI hit", 1.05),
+    figures.Target("422", SERVICE_HIT, 1.0),
+    figures.Target("403", SERVICE_HIT, 1.0),
+    figures.Target("interests 10 ids", SERVICE_HIT, 1.6),
 ]
-NAMES = [scenario.name for scenario in SCENARIOS]
+# Under the table: what the service does on every call that the peers
+# do not, so that the reader weighs the figures.
+SERVICE_ONLY = (
+    "the service does on every call what the peers do not: a request id"
+    " (X-Request-Id, in every log line), Prometheus metrics, the in-flight"
+    " count of the graceful drain, partner quotas (off in config.ini), the"
+    " connection cap and the header, body, idle and write deadlines; the"
+    " peers serve online_score only, with an in-process cache and no"
+    " Redis behind it")
 
 
-class Servers:
-    """Starts the servers once, all at the same time, and stops them."""
-
-    def __init__(self, redis_url, workdir, against=None):
-        self.redis_url = redis_url
-        self.workdir = workdir
-        self.against = against
-        self.running = {}  # name -> (port, process)
-
-    def start(self, names):
-        for name in names:
-            port = free_port()
-            self.running[name] = (port, self._spawn(name, port))
-        for name in names:
-            wait_until_answering(self.port(name), "/method/" if name in (
-                "reference", BARE) else "/health")
-
-    def port(self, name):
-        return self.running[name][0]
-
-    def cpu_seconds(self, name):
-        return cpu_seconds(self.running[name][1].pid)
-
-    def _spawn(self, name, port):
-        if name in ("reference", BARE):
-            command = [sys.executable, "-m", "bench." + name,
-                       "--port", str(port)]
-            if name == "reference":
-                command += ["--redis", self.redis_url]
-            return subprocess.Popen(command, cwd=ROOT)
-        dead_cache = "redis://127.0.0.1:%d/0" % free_port()
-        return spawn_service(
-            port, self.redis_url,
-            os.path.join(self.workdir, name.replace(" ", "-") + ".log"),
-            SCORING_SERVER_WORKERS=str(WORKERS.get(name, 1)),
-            root=self.against if name == AGAINST else ROOT,
-            SCORING_CACHE_URL=dead_cache if name == "service cache dead"
-            else "")
-
-    def stop(self):
-        for _, process in self.running.values():
-            stop(process)
+def before_row(row):
+    """The row of --against's checkout for a service row."""
+    return row._replace(server=row.server._replace(checkout=BEFORE))
 
 
-def families(scenarios):
-    """{family: [load, ...]}: the loads to alternate, in round order."""
-    loads = collections.defaultdict(set)
-    for scenario in scenarios:
-        loads[SCRIPTS[scenario.load.script][2]].update(scenario.loads())
-    return {family: sorted(members, key=_round_position)
-            for family, members in loads.items()}
+def row_key(row):
+    return (row.server.checkout, row.name)
 
 
-def _round_position(load):
-    if load in ROUND_ORDER:
-        return ROUND_ORDER.index(load), 0
-    return len(ROUND_ORDER), SERVERS.index(load.server)
-
-
-class Bench:
-    """Measures the loads of each family in rounds, for one mode."""
-
-    def __init__(self, mode, servers, driver):
-        self.mode = mode
-        self.servers = servers
-        self.wrk = driver
-        self.scripts = {}
-        for name, (body, _, _) in SCRIPTS.items():
-            self.scripts[name] = (wrk.counting_script(body) if name == "miss"
-                                  else wrk.fixed_script(body))
-        self.phones = itertools.count(WARM_UP_FIRST_PHONE)
-
-    def warm_up(self, load):
-        """Send the load's requests from a few connections; stop the run
-        if one is answered with another status than expected."""
-        body = json.dumps(SCRIPTS[load.script][0])
-        bodies = [body.replace(wrk.PHONE_PLACEHOLDER,
-                               "7%010d" % next(self.phones)).encode()
-                  for _ in range(WARM_UP_CONNECTIONS * WARM_UP_REQUESTS)]
-        port = self.servers.port(load.server)
-        with concurrent.futures.ThreadPoolExecutor(
-                WARM_UP_CONNECTIONS) as pool:
-            statuses = collections.Counter()
-            for counts in pool.map(
-                    lambda part: post_all(port, part),
-                    [bodies[i::WARM_UP_CONNECTIONS]
-                     for i in range(WARM_UP_CONNECTIONS)]):
-                statuses.update(counts)
-        if set(statuses) != {expected_status(load)}:
-            sys.exit("bench: %s/%s answered %s, not %d" % (
-                load.server, load.script, dict(statuses),
-                expected_status(load)))
-
-    def measure(self, loads, connections):
-        """{load: [wrk result per round]}: in each round, the best of the
-        load's runs (the highest req/s), with every run under "runs"."""
-        for load in loads:
-            self.warm_up(load)
-        results = {load: [] for load in loads}
-        passes = itertools.cycle([loads, loads[::-1]])
-        for round_number in range(self.mode.rounds):
-            progress("  round %d/%d at %d connections: %s"
-                     % (round_number + 1, self.mode.rounds, connections,
-                        ", ".join("%s/%s" % load for load in loads)))
-            runs = collections.defaultdict(list)
-            for _ in range(self.mode.passes):
-                for load in next(passes):
-                    runs[load].append(self.run(load, connections))
-            for load in loads:
-                best = max(runs[load], key=lambda result: result["rps"])
-                results[load].append(dict(best, runs=runs[load]))
-        return results
-
-    def run(self, load, connections):
-        """One wrk run, and the server's CPU time a request meanwhile."""
-        cpu_before = self.servers.cpu_seconds(load.server)
-        result = self.wrk.run(self.servers.port(load.server),
-                              self.scripts[load.script], connections,
-                              self.mode.seconds)
-        cpu_after = self.servers.cpu_seconds(load.server)
-        check(result, load)
-        result["cpu_us"] = (
-            None if cpu_before is None or cpu_after is None
-            else round(1e6 * (cpu_after - cpu_before) / result["requests"]))
-        return result
-
-
-def post_all(port, bodies):
-    """{status: count} of POSTing each of `bodies` to /method/ on one
-    keep-alive connection."""
-    statuses = collections.Counter()
-    connection = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=WARM_UP_TIMEOUT_SECONDS)
-    try:
-        for body in bodies:
-            connection.request("POST", "/method/", body,
-                               {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            statuses[response.status] += 1
-    finally:
-        connection.close()
-    return statuses
-
-
-def expected_status(load):
-    return 200 if load.server == BARE else SCRIPTS[load.script][1]
-
-
-def check(result, load):
-    """Stop the run when a load answers with another status than its own
-    (a socket error, e.g. a timeout on a busy machine, is only noted)."""
-    expected = expected_status(load)
-    wrong = (result["non_2xx"] if expected < 300
-             else result["requests"] - result["non_2xx"])
-    if wrong:
-        sys.exit("bench: %s/%s answered %d of %d requests with another"
-                 " status than %d" % (load.server, load.script, wrong,
-                                      result["requests"], expected))
-
-
-def ratios(results, load, yardstick):
-    """Median, min and max of the per-round ratios of `load` to
-    `yardstick`."""
-    values = [mine["rps"] / theirs["rps"]
-              for mine, theirs in zip(results[load], results[yardstick])]
-    return summarize(values)
-
-
-def cpu_ratios(results, load, yardstick):
-    """Like `ratios`, from the CPU time a request instead of req/s (its
-    yardstick's over its own): far less swayed by a busy machine, but
-    meaningless between different numbers of workers."""
-    values = [theirs["cpu_us"] / mine["cpu_us"]
-              for mine, theirs in zip(results[load], results[yardstick])
-              if mine["cpu_us"] and theirs["cpu_us"]]
-    return summarize(values) if values else None
-
-
-def summarize(values):
-    return {"median": round(statistics.median(values), 3),
-            "min": round(min(values), 3), "max": round(max(values), 3),
-            "rounds": [round(value, 3) for value in values]}
-
-
-def is_wide(ratio):
-    return ratio["max"] - ratio["min"] > WIDE_SPREAD * ratio["median"]
-
-
-def row(scenario, connections, results):
-    mine = results[scenario.load]
-    vs = ratios(results, scenario.load, scenario.yardstick)
-    bare = ratios(results, scenario.load, scenario.bare)
-    workers = WORKERS.get(scenario.load.server, 1)
-    return {
-        "scenario": scenario.name,
-        "server": scenario.load.server,
-        "concurrency": connections,
-        "expected_status": expected_status(scenario.load),
-        "rps": round(statistics.median(r["rps"] for r in mine)),
-        "rps_rounds": [r["rps"] for r in mine],
-        "rps_runs": [[run["rps"] for run in r["runs"]] for r in mine],
-        "p50_ms": statistics.median(r["p50_ms"] for r in mine),
-        "p99_ms": statistics.median(r["p99_ms"] for r in mine),
-        "yardstick": scenario.yardstick_name,
-        "yardstick_server": scenario.yardstick.server,
-        "socket_errors": [r["socket_errors"] for r in mine
-                          if r["socket_errors"]],
-        "cpu_us": statistics.median(r["cpu_us"] or 0 for r in mine),
-        "vs": vs,
-        "vs_bare": bare,
-        "vs_cpu": (cpu_ratios(results, scenario.load, scenario.yardstick)
-                   if workers == WORKERS.get(scenario.yardstick.server, 1)
-                   else None),
-        "vs_bare_cpu": (cpu_ratios(results, scenario.load, scenario.bare)
-                        if workers == WORKERS.get(scenario.bare.server, 1)
-                        else None),
-        "wide_spread": is_wide(vs) or is_wide(bare),
-    }
-
-
-HEADER = "%-17s %4s %6s %6s  %-9s %6s %-11s %5s %6s %-11s %5s" % (
-    "scenario", "conc", "req/s", "p99ms", "vs", "ratio", "min..max", "cpu",
-    "x bare", "min..max", "cpu")
-
-
-def spread(ratio):
-    return "%.2f..%.2f%s" % (ratio["min"], ratio["max"],
-                             "!" if is_wide(ratio) else "")
-
-
-def format_row(result):
-    return "%-17s %4d %6d %6.1f  %-9s %5.2fx %-11s %5s %5.2fx %-11s" \
-        " %5s" % (
-            result["scenario"], result["concurrency"], result["rps"],
-            result["p99_ms"], result["yardstick"],
-            result["vs"]["median"], spread(result["vs"]),
-            _median(result["vs_cpu"]),
-            result["vs_bare"]["median"], spread(result["vs_bare"]),
-            _median(result["vs_bare_cpu"])) + (
-                " (socket errors)" if result["socket_errors"] else "")
-
-
-def _median(ratio):
-    return "%.2fx" % ratio["median"] if ratio else "-"
-
-
-def progress(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def against_scenarios(scenarios):
-    """The rows of --against: this checkout's service beside the other
-    one's, for each script of `scenarios` that the service runs."""
-    scripts = dict.fromkeys(scenario.load.script for scenario in scenarios
-                            if scenario.load.server == "service")
-    names = {s.load.script: s.name for s in reversed(SCENARIOS)
-             if s.load.server == "service"}
-    return [Scenario(names[script], Load("service", script),
-                     Load(AGAINST, script), AGAINST)
-            for script in scripts]
-
-
-def run(mode, scenarios, against=None):
-    rows = []
-    workdir = tempfile.mkdtemp(prefix="scoring-bench-")
-    redis_server = RedisServer(free_port())
-    redis_server.start()
-    servers = Servers(redis_server.url, workdir, against)
-    try:
-        with redis_server.client() as client:
-            load_interests(client)
-        groups = families(scenarios)
-        servers.start(sorted({load.server for loads in groups.values()
-                              for load in loads}, key=SERVERS.index))
-        bench = Bench(mode, servers, wrk.Wrk(workdir))
-        for connections in mode.concurrencies:
-            for family, loads in groups.items():
-                results = bench.measure(loads, connections)
-                for scenario in scenarios:
-                    if SCRIPTS[scenario.load.script][2] == family:
-                        rows.append(row(scenario, connections, results))
-                        print(format_row(rows[-1]), flush=True)
-    finally:
-        servers.stop()
-        redis_server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+def selected_rows(only=None, peers=False, against=False):
+    """The rows of a run: --only's (with the rows their targets compare
+    with), the peers' only with `peers`; with `against`, each service row
+    again for the other checkout."""
+    names = set(only or NAMES)
+    for target in TARGETS:
+        if target.row in names:
+            names.add(target.reference)
+    rows = [row for row in ROWS if row.name in names
+            and (peers or row.server.kind != "peer")]
+    if against:
+        rows += [before_row(row) for row in rows
+                 if row.server.kind == "service"]
     return rows
 
 
-def load_interests(client):
-    """Interests for client ids 0 .. INTEREST_IDS - 1 in the bench's
-    Redis (`client`: a redis.Redis)."""
-    client.mset({"i:%d" % cid: json.dumps(["cars", "pets", "tv"])
-                 for cid in range(INTEREST_IDS)})
+class Bench:
+    """The servers of a run, started once and pinned, and their rounds."""
+
+    def __init__(self, rows, mode, workdir, redis_url, roots, cpus,
+                 python=None, peers=None):
+        self.rows = rows
+        self.mode = mode
+        self.workdir = workdir
+        self.redis_url = redis_url
+        self.roots = roots
+        self.server_cpus, self.load_cpus = cpus
+        self.python = python
+        self.peers = peers
+        self.scripts = loads.scripts()
+        self.wrk = wrk.Wrk(workdir, self.load_cpus)
+        self.running = {}  # (checkout, server name) -> servers.Running
+        self.phones = iter(range(9 * 10 ** 9, 10 ** 10))
+
+    def start(self):
+        for row in self.rows:
+            key = (row.server.checkout, row.server.name)
+            if key not in self.running:
+                self.running[key] = servers.start(
+                    row.server, free_port(), self.workdir, self.redis_url,
+                    self.roots, servers_prefix(self.server_cpus),
+                    self.python, self.peers)
+        for running in self.running.values():
+            running.wait_until_answering()
+
+    def stop(self):
+        for running in self.running.values():
+            running.stop()
+
+    def server_of(self, row):
+        return self.running[row.server.checkout, row.server.name]
+
+    def check(self):
+        """Every peer answers the conformity calls and the hit bodies as
+        the service does; every server answers each of its scripts with
+        the status expected (and has had every hit body once)."""
+        calls = loads.conformity_calls()
+        whats = [what for what, _ in calls]
+        service = self.running[THIS, SERVICE.name]
+        expected = conformity.post_each(service.port,
+                                        [body for _, body in calls])
+        hits = self.scripts["hit"].bodies
+        service_hits = conformity.post_each(service.port, hits)
+        conformity.require_status(SERVICE.name, self.scripts["hit"],
+                                  service_hits)
+        hit_whats = ["hit body %d" % number for number in range(len(hits))]
+        checked = {(THIS, SERVICE.name, "hit")}
+        for (checkout, name), running in self.running.items():
+            if running.server.kind == "peer":
+                checked.add((checkout, name, "hit"))
+                progress("checking %s against the service" % name)
+                conformity.require_same(name, whats, expected,
+                                        conformity.post_each(
+                                            running.port,
+                                            [body for _, body in calls]))
+                conformity.require_same(
+                    name, hit_whats, service_hits,
+                    conformity.post_each(running.port, hits))
+        for row in self.rows:
+            running = self.server_of(row)
+            script = self.scripts[row.script]
+            if (running.server.kind == "bare"  # a fixed answer
+                    or (row.server.checkout, row.server.name,
+                        row.script) in checked):
+                continue
+            bodies = (hits if row.script == "hit" else
+                      [loads.with_phone(script.bodies[0], next(self.phones))
+                       for _ in range(conformity.CONNECTIONS)]
+                      if script.counting else script.bodies)
+            conformity.require_status(
+                "%s (%s)" % (running.server.name, running.server.checkout),
+                script, conformity.post_each(running.port, bodies))
+
+    def run(self, row, seconds):
+        """One wrk run of `row`: wrk's figures and the CPU time a call."""
+        running = self.server_of(row)
+        before = procstat.cpu_times(running.pid)
+        result = self.wrk.run(running.port, self.scripts[row.script],
+                              self.mode.connections, seconds)
+        after = procstat.cpu_times(running.pid)
+        expected = (200 if running.server.kind == "bare"
+                    else self.scripts[row.script].expected)
+        wrong = (result["errors"]["status"] if expected < 400
+                 else result["requests"] - result["errors"]["status"])
+        if not result["requests"] or wrong:
+            sys.exit("bench: %s answered %d of %d requests with another"
+                     " status than %d" % (row.name, wrong,
+                                          result["requests"], expected))
+        if before is None or after is None:
+            sys.exit("bench: no /proc/%d/stat for %s: CPU time cannot be"
+                     " read" % (running.pid, row.name))
+        result.update(procstat.per_call(before, after, result["requests"]))
+        return result
+
+    def rounds(self):
+        """{(checkout, row name): [figures of each round]}."""
+        for row in self.rows:
+            self.run(row, self.mode.warm_up_seconds)
+        measured = {row_key(row): [] for row in self.rows}
+        for number in range(self.mode.rounds):
+            order = self.rows if number % 2 == 0 else self.rows[::-1]
+            progress("round %d/%d: %s" % (number + 1, self.mode.rounds,
+                                          ", ".join(label(row)
+                                                    for row in order)))
+            for row in order:
+                measured[row_key(row)].append(
+                    self.run(row, self.mode.seconds))
+        return measured
 
 
-def summary():
-    return ("x bare: the row's share of bare Tornado answering a fixed"
-            " body; '!': min..max wider than %d%% of the median; cpu: the"
-            " same from the server's CPU time a request"
-            % (100 * WIDE_SPREAD))
+def servers_prefix(cpus):
+    return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
 
 
-def machine():
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = re.search(r"model name\s*:\s*(.*)", cpuinfo.read())
-            return "%s, %d cores" % (model.group(1) if model else "?",
-                                     os.cpu_count())
-    return "%d cores" % os.cpu_count()
+def label(row):
+    return row.name + (" (before)" if row.server.checkout == BEFORE else "")
 
 
-def load_average():
-    """The 1-minute load average, or None where /proc has none."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/loadavg") as loadavg:
-            return float(loadavg.read().split()[0])
-    return None
+def split_cpus(available, server_cpus=None, load_cpus=None):
+    """(server CPUs, load CPUs): the last core for the server, the others
+    for wrk, Redis and the bench, unless given; ([], []) on one core."""
+    available = sorted(available)
+    if len(available) < 2 and not (server_cpus and load_cpus):
+        return [], []
+    return (server_cpus or available[-1:],
+            load_cpus or [cpu for cpu in available
+                          if cpu not in (server_cpus or available[-1:])])
 
 
-def busy_note(before, after):
-    """A line saying how busy the machine was, louder past one runnable
-    process per core beyond what the benchmark runs itself."""
-    if before is None or after is None:
-        return ""
-    note = "load average %.1f before, %.1f after, on %d cores" % (
-        before, after, os.cpu_count())
-    if max(before, after) > os.cpu_count() + 1:
-        note += ": a busy machine, the ratios may be off; rerun when quieter"
-    return note
+# -- the table -------------------------------------------------------------
+
+COLUMNS = "%-18s %7s %7s %9s %6s %5s %11s %9s"
+INSTRUCTIONS_COLUMN = " %10s"
+AGAINST_COLUMNS = " %9s %7s %11s"
 
 
-def describe(scenario):
-    return "%-18s %s/%s vs %s/%s" % (
-        scenario.name, scenario.load.server, scenario.load.script,
-        scenario.yardstick.server, scenario.yardstick.script)
+def header(reference_label, instructions=False, against=False):
+    return (COLUMNS % ("row", "req/s", "p99 ms", "CPU/call", "user", "sys",
+                       "min..max", reference_label)
+            + (INSTRUCTIONS_COLUMN % "instr/call" if instructions else "")
+            + (AGAINST_COLUMNS % ("before", "change", "this/before")
+               if against else "")).rstrip()
 
+
+def format_row(name, mine, reference=None, before=None, instructions=None):
+    """A line of the table: `mine` a row's figures (figures.row_figures);
+    `reference`: its ratio to the reference row; `before`: (figures of
+    --against's, figures.against_verdict); `instructions`: a call's."""
+    text = COLUMNS % (
+        name, "{:,.0f}".format(mine["rps"]), "%.1f" % mine["p99_ms"],
+        "%.0f us" % mine["cpu_us"], "%.0f" % mine["user_us"],
+        "%.0f" % mine["system_us"],
+        "%.0f..%.0f" % (mine["cpu_us_min"], mine["cpu_us_max"]),
+        "%.2fx" % reference["median"] if reference else "-")
+    if instructions is not None:
+        text += INSTRUCTIONS_COLUMN % "{:,}k".format(
+            round(instructions / 1000))
+    if before is not None:
+        figures_before, (dearer, change) = before
+        text += AGAINST_COLUMNS % (
+            "%.0f us" % figures_before["cpu_us"],
+            "%+.1f%%" % (100 * (change["median"] - 1)),
+            "%.2f..%.2f" % (change["min"], change["max"])) + (
+                " DEARER" if dearer else "")
+    return text.rstrip()
+
+
+def socket_errors(rounds):
+    """The connections wrk lost (connect, read, write, timeout) in
+    `rounds`: on a busy machine a few are noise, many are a fault."""
+    return sum(count for each in rounds for kind, count in
+               each["errors"].items() if kind != "status")
+
+
+def report(rows, measured, reference_name, counted=None, against=None):
+    """The table's lines, the targets' PASS/FAIL lines, and the summary
+    (for the JSON) of each row."""
+    lines = [header("x " + reference_name.split()[0], bool(counted),
+                    bool(against))]
+    summaries = []
+    by_name = {row.name: measured[row_key(row)] for row in rows
+               if row.server.checkout == THIS}
+    for row in rows:
+        if row.server.checkout != THIS:
+            continue
+        mine = figures.row_figures(measured[row_key(row)])
+        reference = (figures.ratio(by_name[row.name], by_name[reference_name])
+                     if reference_name in by_name else None)
+        before = None
+        if (BEFORE, row.name) in measured:
+            before = (figures.row_figures(measured[BEFORE, row.name]),
+                      figures.against_verdict(measured[THIS, row.name],
+                                              measured[BEFORE, row.name]))
+        instructions = (counted or {}).get((THIS, row.name))
+        lines.append(format_row(
+            row.name, mine, reference, before,
+            instructions["instructions"] if instructions else None) + (
+                " (socket errors)" if socket_errors(measured[row_key(row)])
+                else ""))
+        summaries.append(dict(
+            mine, row=row.name, server=row.server.name, script=row.script,
+            **{"x " + reference_name: reference,
+               "instructions": instructions,
+               "against": before and {"before": before[0],
+                                      "dearer": before[1][0],
+                                      "ratio": before[1][1]}}))
+    verdicts = []
+    for target in TARGETS:
+        verdict = target.verdict(by_name)
+        if verdict is None:
+            continue
+        passed, found = verdict
+        verdicts.append({"target": str(target), "passed": passed,
+                         "ratio": found})
+        lines.append("%s %s: %.2fx (rounds %.2f..%.2f)" % (
+            "PASS" if passed else "FAIL", target, found["median"],
+            found["min"], found["max"]))
+    if against:
+        dearer = [summary["row"] for summary in summaries
+                  if summary["against"] and summary["against"]["dearer"]]
+        lines.append("%s no service row dearer than %s by more than the"
+                     " run's spread%s" % ("FAIL" if dearer else "PASS",
+                                          against, ": " + ", ".join(dearer)
+                                          if dearer else ""))
+    return lines, summaries, verdicts
+
+
+# -- the command -----------------------------------------------------------
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="./run.sh bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="%d rounds of %d s at %s connections (about a"
-                        " minute)" % (
-                            QUICK.rounds, QUICK.seconds,
-                            QUICK.concurrencies[0]))
+                        help="%d rounds of %d s, no callgrind (a few"
+                        " minutes)" % (QUICK.rounds, QUICK.seconds))
+    parser.add_argument("--peers", action="store_true",
+                        help="add FastAPI, Starlette and aiohttp on the hit"
+                        " row (bench/peers/; their venv is made when"
+                        " missing)")
     parser.add_argument("--rounds", type=int,
-                        help="rounds per load (default %d)" % FULL.rounds)
-    parser.add_argument("--passes", type=int,
-                        help="runs per load in a round, of which the best"
-                        " counts (default %d)" % FULL.passes)
+                        help="rounds (default %d)" % FULL.rounds)
     parser.add_argument("--duration", type=int, metavar="SECONDS",
-                        help="seconds per wrk run (default %d)"
+                        help="seconds of a row's wrk run (default %d)"
                         % FULL.seconds)
-    parser.add_argument("--connections", type=int, nargs="+", metavar="N",
-                        help="concurrencies to run (default %s)" % " ".join(
-                            map(str, FULL.concurrencies)))
-    parser.add_argument("--only", nargs="+", choices=NAMES,
-                        metavar="SCENARIO", help="run only these scenarios"
-                        " (see --list)")
+    parser.add_argument("--connections", type=int,
+                        help="wrk's connections (default %d)"
+                        % FULL.connections)
+    parser.add_argument("--only", nargs="+", choices=NAMES, metavar="ROW",
+                        help="only these rows (and those their targets"
+                        " compare with; see --list)")
     parser.add_argument("--list", action="store_true",
-                        help="print the scenarios and exit")
+                        help="print the rows and the targets, and exit")
+    parser.add_argument("--against", metavar="REV",
+                        help="also run another version of the service: a"
+                        " git revision of this repository, or a directory"
+                        " holding a checkout")
+    parser.add_argument("--json", metavar="FILE",
+                        help="where the run's JSON goes (default %s)"
+                        % os.path.relpath(RESULTS, ROOT))
+    callgrind = parser.add_mutually_exclusive_group()
+    callgrind.add_argument("--callgrind", action="store_true",
+                           help="count instructions a call afterwards even"
+                           " with --quick")
+    callgrind.add_argument("--no-callgrind", action="store_true",
+                           help="skip the instruction counts")
+    parser.add_argument("--server-cpus", type=_cpus, metavar="N[,N]",
+                        help="CPUs for the servers (default the last)")
+    parser.add_argument("--load-cpus", type=_cpus, metavar="N[,N]",
+                        help="CPUs for wrk and Redis (default the others)")
     parser.add_argument("--instructions", action="store_true",
                         help="count the instructions a request costs"
                         " instead (see --instructions --help)")
-    parser.add_argument("--against", metavar="CHECKOUT",
-                        help="compare this checkout's service with the one"
-                        " in CHECKOUT (e.g. a git worktree of the commit"
-                        " before a change), script by script")
     args = parser.parse_args(argv)
-    if args.against and not os.path.isfile(
-            os.path.join(args.against, "scoring_api", "__main__.py")):
-        parser.error("--against: no scoring_api in %s" % args.against)
-    if args.rounds is not None and args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    if args.passes is not None and args.passes < 1:
-        parser.error("--passes must be at least 1")
-    if args.duration is not None and args.duration < 1:
-        parser.error("--duration must be at least 1")
-    if args.connections and min(args.connections) < 1:
-        parser.error("--connections must be at least 1")
+    for name in ("rounds", "duration", "connections"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error("--%s must be at least 1" % name)
     return args
+
+
+def _cpus(text):
+    return [int(cpu) for cpu in text.split(",")]
+
+
+def mode_of(args):
+    mode = QUICK if args.quick else FULL
+    return mode._replace(
+        rounds=args.rounds or mode.rounds,
+        seconds=args.duration or mode.seconds,
+        connections=args.connections or mode.connections,
+        callgrind=(args.callgrind or mode.callgrind) and not
+        args.no_callgrind)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if "--instructions" in argv:
-        from bench import instructions
         return instructions.main([arg for arg in argv
                                   if arg != "--instructions"])
     args = parse_args(argv)
     if args.list:
-        for scenario in SCENARIOS:
-            print(describe(scenario))
+        for row in ROWS:
+            print("%-18s %s/%s%s" % (row.name, row.server.name, row.script,
+                                     " (--peers)" if row.server.kind == "peer"
+                                     else ""))
+        for target in TARGETS:
+            print("target: " + str(target))
         return
-    mode = QUICK if args.quick else FULL
-    mode = mode._replace(
-        rounds=args.rounds or mode.rounds,
-        passes=args.passes or mode.passes,
-        seconds=args.duration or mode.seconds,
-        concurrencies=args.connections or mode.concurrencies)
-    scenarios = [s for s in SCENARIOS
-                 if not args.only or s.name in args.only]
-    if args.against:
-        scenarios = against_scenarios(scenarios)
+    mode = mode_of(args)
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (Debian: apt-get install wrk)")
-    print("machine: %s; %d rounds; in each, a load's best of %d runs of %d"
-          " s" % (machine(), mode.rounds, mode.passes, mode.seconds))
-    print(HEADER.rstrip())
+    if mode.callgrind and not all(map(shutil.which, CALLGRIND_TOOLS)):
+        if args.callgrind:
+            sys.exit("bench: valgrind is not installed (Debian: apt-get"
+                     " install valgrind)")
+        progress("bench: valgrind is not installed: no instruction counts"
+                 " (Debian: apt-get install valgrind)")
+        mode = mode._replace(callgrind=False)
+    cpus = split_cpus(os.sched_getaffinity(0), args.server_cpus,
+                      args.load_cpus)
+    rows = selected_rows(args.only, args.peers, bool(args.against))
+    python = peers = None
+    if args.peers:
+        python = servers.peers_python()
+        peers = servers.read_peer_commands()
+    roots = {THIS: ROOT}
+    temporary = False
+    if args.against:
+        try:
+            roots[BEFORE], temporary = servers.checkout(args.against)
+        except ValueError as error:
+            sys.exit("bench: %s" % error)
+    workdir = tempfile.mkdtemp(prefix="scoring-bench-")
+    redis_server = RedisServer(cpus[1])
     load_before = load_average()
-    rows = run(mode, scenarios, args.against)
-    load_after = load_average()
-    print(summary())
-    if busy_note(load_before, load_after):
-        print(busy_note(load_before, load_after))
-    path = AGAINST_RESULTS if args.against else RESULTS
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as results:
-        json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                   "rounds": mode.rounds, "passes": mode.passes,
-                   "duration_s": mode.seconds,
-                   "quick": args.quick, "against": args.against,
-                   "load_average": [load_before, load_after],
-                   "rows": rows}, results, indent=1)
-    print("rows written to %s" % os.path.relpath(path, ROOT))
+    bench = Bench(rows, mode, workdir, redis_server.url, roots, cpus,
+                  python, peers)
+    try:
+        redis_server.start()
+        redis_server.load_interests(range(loads.INTEREST_IDS))
+        bench.start()
+        try:
+            bench.check()
+        except conformity.Refused as error:
+            sys.exit("bench: %s" % error)
+        measured = bench.rounds()
+        bench.stop()
+        load_after = load_average()
+        counted = None
+        if mode.callgrind:
+            counted = instructions.count(
+                [row for row in rows if row.server.checkout == THIS],
+                instructions.Context(workdir, redis_server.url, roots,
+                                     python, peers))
+    finally:
+        bench.stop()
+        redis_server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if temporary:
+            shutil.rmtree(roots[BEFORE], ignore_errors=True)
+    reference_name = "FastAPI hit" if args.peers else SERVICE_HIT
+    lines, summaries, verdicts = report(rows, measured, reference_name,
+                                        counted, args.against)
+    print("machine: %(cpu)s, %(cores)d cores" % machine()
+          + "; servers on CPU %s, wrk and Redis on %s; %d rounds of %d s,"
+          " wrk -t1 -c%d" % (",".join(map(str, cpus[0])) or "any",
+                             ",".join(map(str, cpus[1])) or "any",
+                             mode.rounds, mode.seconds, mode.connections))
+    print("\n".join(lines))
+    print("CPU/call: the server's CPU time (user + system, in us, from"
+          " /proc) over the requests wrk counted, median of the rounds;"
+          " min..max: of the rounds; x %s: the ratio to the %s row's CPU"
+          " time a call, round by round (median)%s" % (
+              reference_name.split()[0], reference_name,
+              "; instr/call: callgrind, user space only, a diagnostic"
+              if counted else ""))
+    if args.peers:
+        print(SERVICE_ONLY)
+    print("load average (1, 5, 15 min): %s before, %s after" % (
+        load_before, load_after))
+    path = args.json or RESULTS
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as output:
+        json.dump({
+            "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "load_average": {"before": load_before, "after": load_after},
+            "cpus": {"servers": cpus[0], "load": cpus[1]},
+            "mode": mode._asdict(), "against": args.against,
+            "rows": summaries, "targets": verdicts,
+            "rounds": [{"row": row.name, "checkout": row.server.checkout,
+                        "server": row.server.name, "script": row.script,
+                        "rounds": measured[row_key(row)]} for row in rows],
+        }, output, indent=1)
+    print("the run's JSON: %s" % path)
 
 
 if __name__ == "__main__":

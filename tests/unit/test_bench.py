@@ -1,13 +1,32 @@
-"""The instruction-count benchmark's own logic: reading callgrind's dumps,
-finding which process holds a connection, and the table's verdicts."""
+"""The benchmark's own logic: CPU time a call from /proc, wrk's figures,
+the ratios and targets, the byte-for-byte check of the peers, the request
+bodies, callgrind's dumps; and that bench/ stands on its own. Nothing here
+starts wrk or valgrind."""
+import ast
+import asyncio
+import datetime
+import glob
+import http.server
+import json
 import os
 import socket
+import subprocess
+import sys
+import threading
 import unittest
 
-from bench import instructions
-from bench.instructions import (AtLeast, EachWorkerWithin, NoDearerThan,
-                                dump_instructions, latest_dump,
-                                per_request, server_socket_inode, spread)
+import mock
+
+from bench import conformity, figures, instructions, loads, procstat, run
+from bench import servers, wrk
+from bench.instructions import (dump_instructions, latest_dump, per_request,
+                                server_socket_inode, spread)
+from bench.peers import rules
+from bench.support import ROOT
+from scoring_api.handlers import decode_body
+from scoring_api.methods import method_handler
+from tests.support.cases import cases
+from tests.support.helpers import MemoryStore
 
 # The header and the end of a dump written by `callgrind_control -d`
 # (valgrind 3.19), its cost lines cut.
@@ -38,6 +57,425 @@ TCP_TABLE = (
     " 00000000     0        0 7001 1 0000000000000000 20 4 30 10 -1\n"
     "   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000"
     " 00000000     0        0 7002 1 0000000000000000 20 4 30 10 -1\n")
+# /proc/<pid>/stat of a process whose name holds a space and parentheses
+# (proc(5): utime and stime are fields 14 and 15).
+STAT = ("4242 (python (x) 3) S 1 4242 4242 0 -1 4194560 2300 0 0 0"
+        " 1234 56 0 0 20 0 1 0 98765 30000000 4000 18446744073709551615")
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8080/method/
+  1 threads and 16 connections
+  15000 requests in 5.00s, 2.51MB read
+WRK_FIGURES {"requests": 15000, "duration_us": 5000000, "connect": 0,\
+ "read": 2, "write": 0, "status": 0, "timeout": 1, "p50_us": 4100,\
+ "p99_us": 7900}
+"""
+
+
+def _round(cpu_us, rps=1000.0, timeouts=0):
+    return {"rps": rps, "p50_ms": 1.0, "p99_ms": 2.0, "cpu_us": cpu_us,
+            "user_us": cpu_us * 0.9, "system_us": cpu_us * 0.1,
+            "errors": {"connect": 0, "read": 0, "write": 0, "status": 0,
+                       "timeout": timeouts}}
+
+
+def service_answer(body):
+    """(code, response or message) of the service's own method logic."""
+    data = json.loads(body)
+    response, code = asyncio.run(method_handler(data, {}, MemoryStore()))
+    return int(code), response
+
+
+class ProcStatTest(unittest.TestCase):
+    def test_user_and_system_time_after_the_command_name(self):
+        self.assertEqual(procstat.parse_stat(STAT, clock_ticks=100),
+                         procstat.CpuTimes(12.34, 0.56))
+
+    def test_a_call_costs_the_cpu_time_between_over_the_calls(self):
+        cost = procstat.per_call(procstat.CpuTimes(10.0, 2.0),
+                                 procstat.CpuTimes(10.9, 2.3), 3000)
+        self.assertAlmostEqual(cost["user_us"], 300.0)
+        self.assertAlmostEqual(cost["system_us"], 100.0)
+        self.assertAlmostEqual(cost["cpu_us"], 400.0)
+
+    @unittest.skipUnless(os.path.exists("/proc/self/stat"), "needs Linux")
+    def test_a_process_counts_the_cpu_time_of_its_children(self):
+        # A worker forked by the service is such a child: it burns 0.3 s
+        # of CPU, then waits to be read.
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time\n"
+             "while time.process_time() < 0.3: pass\n"
+             "print('done', flush=True)\nsys.stdin.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(child.stdout.readline(), "done\n")
+            with open("/proc/%d/stat" % child.pid) as stat:
+                own = procstat.parse_stat(stat.read())
+            mine = procstat.cpu_times(os.getpid())
+            self.assertGreaterEqual(own.total, 0.29)
+            self.assertIn(child.pid, procstat.children(os.getpid()))
+            self.assertGreaterEqual(mine.total, own.total)
+        finally:
+            child.stdin.close()
+            child.wait()
+
+    def test_a_process_that_is_gone_has_no_cpu_time(self):
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        self.assertIsNone(procstat.cpu_times(child.pid))
+
+
+class WrkTest(unittest.TestCase):
+    def test_the_figures_of_a_run(self):
+        result = wrk.parse(WRK_OUTPUT)
+        self.assertEqual(result["requests"], 15000)
+        self.assertAlmostEqual(result["rps"], 3000.0)
+        self.assertAlmostEqual(result["p50_ms"], 4.1)
+        self.assertAlmostEqual(result["p99_ms"], 7.9)
+        self.assertEqual(result["errors"], {"connect": 0, "read": 2,
+                                            "write": 0, "status": 0,
+                                            "timeout": 1})
+
+    def test_no_figures_is_an_error(self):
+        with self.assertRaises(ValueError):
+            wrk.parse("unable to connect to 127.0.0.1:8080\n")
+
+    def test_the_hit_script_sends_every_body_in_turn(self):
+        script = loads.scripts()["hit"]
+        text = wrk.lua_script(script)
+        for body in script.bodies:
+            self.assertIn("[[%s]]" % body.decode(), text)
+        self.assertIn("sent = sent % #formatted + 1", text)
+
+    def test_a_body_holding_the_lua_bracket_stays_one_string(self):
+        script = loads.Script("odd", [b'{"a": "]]"}', b'{"b": "]=]"}',
+                                      b'x]'], 200)
+        text = wrk.lua_script(script)
+        self.assertIn('[=[{"a": "]]"}]=]', text)
+        self.assertIn('[[{"b": "]=]"}]]', text)
+        self.assertIn('[=[x]]=]', text)
+
+    def test_the_miss_script_puts_a_new_phone_in_each_body(self):
+        text = wrk.lua_script(loads.scripts()["miss"])
+        self.assertNotIn(loads.PHONE_PLACEHOLDER, text)
+        self.assertIn('"phone": "7%s"', text)
+        self.assertIn("counter = counter + 1", text)
+
+
+class ScriptsTest(unittest.TestCase):
+    def test_the_hit_bodies_are_a_thousand_different_valid_calls(self):
+        hits = loads.scripts()["hit"].bodies
+        self.assertGreaterEqual(len(set(hits)), 1000)
+        self.assertEqual(len(set(hits)), len(hits))
+        codes = {service_answer(body)[0] for body in hits}
+        self.assertEqual(codes, {200})
+
+    @cases(["miss", "10 ids", "100 ids", "invalid", "bad token"])
+    def test_each_script_gets_its_status_from_the_service(self, name):
+        script = loads.scripts()[name]
+        body = loads.with_phone(script.bodies[0], 7_000_000_001)
+        code, response = service_answer(body)
+        self.assertEqual(code, script.expected, response)
+
+    def test_only_the_miss_script_counts_phones(self):
+        self.assertEqual([name for name, script in loads.scripts().items()
+                          if script.counting], ["miss"])
+
+
+# One hour for the admin's tokens of the service, the peers and the bench.
+NOON = datetime.datetime(2024, 2, 29, 12, 30)
+
+
+def at_noon(test):
+    for clock in ("scoring_api.auth.local_now", "bench.peers.rules.local_now",
+                  "bench.support.local_now"):
+        test = mock.patch(clock, new=lambda: NOON)(test)
+    return test
+
+
+class PeerRulesTest(unittest.TestCase):
+    """The rules the Starlette and aiohttp peers share give the service's
+    answer to every call the bench checks them with (the FastAPI peer's
+    pydantic path is checked by the bench itself, in the peers' venv)."""
+
+    @cases(range(len(loads.conformity_calls())))
+    @at_noon
+    def test_the_same_code_and_message_as_the_service(self, number):
+        what, body = loads.conformity_calls()[number]
+        if not body.startswith(b"{"):  # the service's HTTP layer says 400
+            with self.assertRaisesRegex(ValueError, "JSON"):
+                decode_body(body)
+            return
+        code, response = service_answer(body)
+        peer_code, peer_response = rules.online_score(json.loads(body),
+                                                      rules.ScoreCache())
+        self.assertEqual((peer_code, peer_response), (code, response), what)
+
+    @at_noon
+    def test_the_admins_token_is_the_hours(self):
+        _, body = next(call for call in loads.conformity_calls()
+                       if call[0] == "the admin")
+        self.assertEqual(rules.online_score(json.loads(body),
+                                            rules.ScoreCache()),
+                         (200, {"score": 42}))
+        with mock.patch("bench.peers.rules.local_now",
+                        new=lambda: NOON + datetime.timedelta(hours=1)):
+            self.assertEqual(rules.online_score(json.loads(body),
+                                                rules.ScoreCache()),
+                             (403, "Forbidden"))
+
+    def test_the_cache_answers_a_score_once_computed(self):
+        cache = rules.ScoreCache(size=2)
+        self.assertEqual(cache.score(phone="79175002040", email="a@b"), 3.0)
+        self.assertEqual(len(cache.entries), 1)
+        cache.score(first_name="a", last_name="b")
+        cache.score(gender=1, birthday=None)
+        self.assertEqual(len(cache.entries), 2)  # the oldest went
+
+
+class _FixedAnswers(http.server.BaseHTTPRequestHandler):
+    """Answers each POST with the JSON body {"echo": <its body>}, or a
+    different one for a body of b"odd" when `server.odd`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        answer = json.dumps({"echo": body.decode()}).encode()
+        if body == b"odd" and self.server.odd:
+            answer = answer.replace(b"odd", b"0dd")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+class ConformityTest(unittest.TestCase):
+    BODIES = [b"a", b"odd", b"c", b"d", b"e"]
+
+    def serve(self, odd):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 _FixedAnswers)
+        server.odd = odd
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server.server_address[1]
+
+    def test_answers_come_back_in_the_order_sent(self):
+        answers = conformity.post_each(self.serve(odd=False), self.BODIES,
+                                       connections=2)
+        self.assertEqual([json.loads(answer.body)["echo"]
+                          for answer in answers], ["a", "odd", "c", "d", "e"])
+        self.assertEqual({answer.media_type for answer in answers},
+                         {"application/json"})
+
+    def test_a_peer_answering_as_the_service_does_passes(self):
+        expected = conformity.post_each(self.serve(odd=False), self.BODIES)
+        got = conformity.post_each(self.serve(odd=False), self.BODIES)
+        conformity.require_same("twin", list("abcde"), expected, got)
+
+    def test_a_peer_answering_one_byte_otherwise_is_refused(self):
+        expected = conformity.post_each(self.serve(odd=False), self.BODIES)
+        got = conformity.post_each(self.serve(odd=True), self.BODIES)
+        with self.assertRaises(conformity.Refused) as refused:
+            conformity.require_same("peer", ["a", "the odd call", "c", "d",
+                                             "e"], expected, got)
+        self.assertIn("peer does not answer as the service does (1 of 5",
+                      str(refused.exception))
+        self.assertIn("the odd call", str(refused.exception))
+        self.assertIn("0dd", str(refused.exception))
+
+    @cases([conformity.Answer(403, "application/json", b"{}"),
+            conformity.Answer(200, "text/plain", b"{}")])
+    def test_another_status_or_media_type_is_a_difference(self, other):
+        same = conformity.Answer(200, "application/json", b"{}")
+        self.assertEqual(len(conformity.differences(["x"], [same], [other])),
+                         1)
+
+    def test_a_script_answered_with_another_status_is_refused(self):
+        script = loads.Script("invalid", [b"{}"], 422)
+        answers = [conformity.Answer(422, "application/json", b"")] * 3 + [
+            conformity.Answer(200, "application/json", b"")]
+        with self.assertRaisesRegex(conformity.Refused, r"\{200: 1\}"):
+            conformity.require_status("service", script, answers)
+        conformity.require_status("service", script, answers[:3])
+
+
+class FiguresTest(unittest.TestCase):
+    def test_a_rows_figures_are_medians_over_its_rounds(self):
+        found = figures.row_figures([_round(300), _round(360, 900),
+                                     _round(320, 1100)])
+        self.assertEqual(found["cpu_us"], 320)
+        self.assertEqual((found["cpu_us_min"], found["cpu_us_max"]),
+                         (300, 360))
+        self.assertEqual(found["rps"], 1000.0)
+        self.assertAlmostEqual(found["user_us"], 288.0)
+
+    def test_ratios_are_taken_round_by_round(self):
+        # A busy second round slows both rows: its ratio stays.
+        found = figures.ratio([_round(300), _round(600)],
+                              [_round(250), _round(500)])
+        self.assertEqual(found["rounds"], [1.2, 1.2])
+        self.assertAlmostEqual(found["median"], 1.2)
+
+    def test_a_target_passes_at_its_bound_and_fails_past_it(self):
+        target = figures.Target("service hit", "FastAPI hit", 1.05)
+        passed, found = target.verdict({"service hit": [_round(315)],
+                                        "FastAPI hit": [_round(300)]})
+        self.assertTrue(passed)
+        self.assertAlmostEqual(found["median"], 1.05)
+        passed, _ = target.verdict({"service hit": [_round(316)],
+                                    "FastAPI hit": [_round(300)]})
+        self.assertFalse(passed)
+
+    def test_a_target_whose_rows_did_not_run_has_no_verdict(self):
+        target = figures.Target("422", "service hit", 1.0)
+        self.assertIsNone(target.verdict({"422": [_round(300)]}))
+        self.assertEqual(str(target), "422 no dearer than service hit")
+
+    def test_dearer_than_before_only_beyond_the_spread(self):
+        before = [_round(300), _round(300), _round(300)]
+        dearer, _ = figures.against_verdict(
+            [_round(309), _round(303), _round(315)], before)
+        self.assertFalse(dearer)  # +3 % with rounds 1.01..1.05
+        dearer, found = figures.against_verdict(
+            [_round(330), _round(333), _round(327)], before)
+        self.assertTrue(dearer)  # +10 % with rounds 1.09..1.11
+        self.assertAlmostEqual(found["median"], 1.1)
+
+
+class RowsTest(unittest.TestCase):
+    def test_the_peers_run_only_when_asked(self):
+        names = [row.name for row in run.selected_rows()]
+        self.assertNotIn("FastAPI hit", names)
+        self.assertIn("bare Tornado", names)
+        names = [row.name for row in run.selected_rows(peers=True)]
+        for peer in ("FastAPI hit", "Starlette hit", "aiohttp hit"):
+            self.assertIn(peer, names)
+
+    def test_a_row_brings_the_row_its_target_compares_with(self):
+        self.assertEqual([row.name for row in run.selected_rows(["422"])],
+                         ["service hit", "422"])
+
+    def test_against_runs_each_service_row_again_for_before(self):
+        rows = run.selected_rows(["bare Tornado", "service miss"],
+                                 against=True)
+        self.assertEqual([(row.name, row.server.checkout) for row in rows],
+                         [("bare Tornado", "this"), ("service miss", "this"),
+                          ("service miss", "before")])
+
+    def test_the_server_gets_a_core_of_its_own(self):
+        self.assertEqual(run.split_cpus({0, 1}), ([1], [0]))
+        self.assertEqual(run.split_cpus({0, 1, 2, 3}), ([3], [0, 1, 2]))
+        self.assertEqual(run.split_cpus({0}), ([], []))
+        self.assertEqual(run.split_cpus({0, 1}, [0], [1]), ([0], [1]))
+
+    def test_the_table_names_each_targets_verdict(self):
+        rows = run.selected_rows(["interests 10 ids"])
+        measured = {("this", "service hit"): [_round(300), _round(320)],
+                    ("this", "interests 10 ids"): [_round(500),
+                                                   _round(520)]}
+        lines, summaries, verdicts = run.report(rows, measured,
+                                                "service hit")
+        self.assertEqual(lines[-1], "FAIL interests 10 ids <= 1.60x service"
+                         " hit: 1.65x (rounds 1.62..1.67)")
+        self.assertEqual([each["passed"] for each in verdicts], [False])
+        self.assertEqual([each["row"] for each in summaries],
+                         ["service hit", "interests 10 ids"])
+        self.assertIn("500..520", lines[2])
+        self.assertNotIn("socket errors", lines[2])
+
+    def test_a_row_that_lost_connections_says_so(self):
+        rows = run.selected_rows(["service hit"])
+        lines, _, _ = run.report(rows, {("this", "service hit"): [
+            _round(300), _round(310, timeouts=2)]}, "service hit")
+        self.assertTrue(lines[1].endswith("1.00x (socket errors)"))
+
+
+class PeersTest(unittest.TestCase):
+    def test_each_peer_is_served_as_pinned_in_the_requirements(self):
+        commands = servers.read_peer_commands()
+        self.assertEqual(sorted(commands), sorted(run.PEERS))
+        for peer in ("FastAPI", "Starlette"):
+            command = " ".join(commands[peer])
+            self.assertTrue(command.startswith("python -m uvicorn "))
+            for flag in ("--workers 1", "--loop uvloop", "--http httptools",
+                         "--port {port}"):
+                self.assertIn(flag, command)
+        self.assertIn("--port {port}", " ".join(commands["aiohttp"]))
+
+    def test_every_requirement_of_the_peers_is_pinned(self):
+        with open(servers.PEERS_REQUIREMENTS) as requirements:
+            lines = [line.strip() for line in requirements
+                     if line.strip() and not line.startswith("#")]
+        for name in ("fastapi", "pydantic", "starlette", "uvicorn", "uvloop",
+                     "httptools", "aiohttp"):
+            self.assertIn(name, [line.split("==")[0] for line in lines])
+        self.assertEqual([line for line in lines if "==" not in line], [])
+
+    def test_the_service_never_gets_the_peers_requirements(self):
+        for path in glob.glob(os.path.join(ROOT, "requirements*.txt")):
+            with open(path) as requirements:
+                text = requirements.read()
+            for name in ("fastapi", "starlette", "uvicorn", "uvloop"):
+                self.assertNotIn(name, text.lower(), path)
+
+    def test_a_peer_command_takes_the_venvs_python_and_the_port(self):
+        commands = {"aiohttp": ["python", "-m", "x", "--port", "{port}"]}
+        self.assertEqual(
+            servers.command(servers.Server("aiohttp", "peer"), 8123,
+                            "/venv/bin/python", commands),
+            ["/venv/bin/python", "-m", "x", "--port", "8123"])
+
+
+def _imports(path):
+    with open(path) as source:
+        tree = ast.parse(source.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            yield from ("%s.%s" % (node.module, alias.name)
+                        for alias in node.names)
+
+
+BENCH_FILES = sorted(glob.glob(os.path.join(ROOT, "bench", "**", "*.py"),
+                               recursive=True))
+ENTRY_POINTS = [("bench.run",), ("bench.run", "--instructions"),
+                ("bench.instructions",), ("bench.bare",)]
+
+
+class StandsOnItsOwnTest(unittest.TestCase):
+    @cases([os.path.relpath(path, ROOT) for path in BENCH_FILES])
+    def test_no_bench_module_imports_the_tests(self, path):
+        found = [name for name in _imports(os.path.join(ROOT, path))
+                 if name == "tests" or name.startswith("tests.")]
+        self.assertEqual(found, [])
+
+    @cases(ENTRY_POINTS)
+    def test_an_entry_point_runs_its_module_once(self, entry_point):
+        # -X importtime lists every module imported; `python -m` runs its
+        # own as __main__, so the module itself among them would be a
+        # second execution (an import circle).
+        module, *options = entry_point
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", module, *options,
+             "--help"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        self.assertIn("usage:", done.stdout)
+        imported = [line.rsplit("|", 1)[1].strip()
+                    for line in done.stderr.splitlines()
+                    if line.startswith("import time:") and "|" in line]
+        self.assertIn("bench", imported)  # the listing is read
+        self.assertNotIn(module, imported)
+        self.assertLessEqual(imported.count("bench.run"), 1)
 
 
 class DumpTest(unittest.TestCase):
@@ -59,11 +497,10 @@ class DumpTest(unittest.TestCase):
             "summary: 288273707", "summary: 5")
         self.assertEqual(dump_instructions(text), 0)
 
-    def test_other_text_is_an_error(self):
-        for text in ("", "<html>", DUMP.replace("events: Ir", "events: Dr")):
-            with self.subTest(text=text[:20]):
-                with self.assertRaises(ValueError):
-                    dump_instructions(text)
+    @cases(["", "<html>", DUMP.replace("events: Ir", "events: Dr")])
+    def test_other_text_is_an_error(self, text):
+        with self.assertRaises(ValueError):
+            dump_instructions(text)
 
     def test_the_latest_dump_has_the_highest_number(self):
         paths = ["/d/callgrind.x.12", "/d/callgrind.x.12.2",
@@ -102,7 +539,7 @@ class ConnectionOwnerTest(unittest.TestCase):
                         inode, [os.getpid()]), os.getpid())
 
 
-class FiguresTest(unittest.TestCase):
+class InstructionFiguresTest(unittest.TestCase):
     def test_the_idle_servers_instructions_are_taken_off(self):
         cost, share = per_request(1_000_000, 2.0, 50_000.0, 300)
         self.assertAlmostEqual(cost, 900_000 / 300)
@@ -115,30 +552,20 @@ class FiguresTest(unittest.TestCase):
         self.assertAlmostEqual(spread([990, 1000, 1010]), 0.02)
         self.assertEqual(spread([5]), 0.0)
 
+    def test_the_bodies_of_the_hit_script_come_in_turn(self):
+        bodies = instructions.Bodies()
+        hits = bodies.scripts["hit"].bodies
+        self.assertEqual(len(hits), instructions.HIT_BODIES)
+        sent = [bodies.next("hit") for _ in range(len(hits) + 1)]
+        self.assertEqual(sent[:-1], hits)
+        self.assertEqual(sent[-1], hits[0])
+        self.assertNotEqual(bodies.next("miss"), bodies.next("miss"))
 
-class TargetTest(unittest.TestCase):
-    HIT = {"instructions": 1000, "bare_ratio": 0.8, "workers": [1000]}
-
-    def test_at_least_a_share_of_bare(self):
-        self.assertTrue(AtLeast(0.75).check(self.HIT, {}))
-        self.assertFalse(AtLeast(0.85).check(self.HIT, {}))
-
-    def test_no_dearer_than_another_row(self):
-        results = {"hit": self.HIT}
-        target = NoDearerThan("hit")
-        self.assertTrue(target.check({"instructions": 1000}, results))
-        self.assertFalse(target.check({"instructions": 1001}, results))
-
-    def test_every_worker_within_a_factor(self):
-        results = {"hit": self.HIT}
-        target = EachWorkerWithin("hit", 1.05)
-        self.assertTrue(target.check({"workers": [1040, 1050]}, results))
-        self.assertFalse(target.check({"workers": [1000, 1051]}, results))
-
-    def test_a_rows_target_needs_the_rows_it_names(self):
-        rows = instructions.selected_rows(["2 workers"])
-        self.assertEqual([row.name for row in rows],
-                         ["bare", "score cache hit", "2 workers"])
+    def test_against_counts_each_service_row_again(self):
+        rows = instructions.selected_rows(["2 workers"], against=True)
+        self.assertEqual([(row.name, row.server.checkout) for row in rows],
+                         [("bare", "this"), ("2 workers", "this"),
+                          ("2 workers", "before")])
 
 
 if __name__ == "__main__":

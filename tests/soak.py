@@ -1,6 +1,7 @@
 """Soak under faults: steady mixed traffic while Redis dies and returns.
 
     ./run.sh soak [--mode standalone|sentinel|cluster]   (about 40 seconds)
+    (python -m tests.soak ...)
 
 Starts its own Redis (one redis-server; or a master, a replica and three
 sentinels; or a cluster of three masters and three replicas, as the test
@@ -22,14 +23,16 @@ import collections
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import redis
 from tornado.httpclient import AsyncHTTPClient
 
-from bench.service import ROOT, start_service, stop
 from scoring_api.config import load_settings
 from tests.support.helpers import api_request
 from tests.support.layers import RedisServer, free_port
@@ -47,6 +50,44 @@ CLIENTS = 8
 PAUSE_BETWEEN_REQUESTS_SECONDS = 0.01
 # A 503 may start just before a restart and end just after it.
 GRACE_SECONDS = 0.5
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+def start_service(port, redis_url, log_path, **settings):
+    """`python -m scoring_api` with config.ini on `port`, over the Redis at
+    `redis_url`, its log in `log_path`; `settings`: more SCORING_*
+    variables. Returns the process once /health answers."""
+    environ = dict(os.environ, SCORING_STORE_URL=redis_url,
+                   SCORING_SERVER_LOG_FILE=log_path, **settings)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scoring_api", "--config",
+         os.path.join(ROOT, "config.ini"), "--port", str(port)],
+        env=environ, cwd=ROOT)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/health" % port,
+                                   timeout=1)
+            return process
+        except urllib.error.HTTPError:
+            return process  # it answered
+        except OSError:
+            time.sleep(0.1)
+    stop(process)
+    raise RuntimeError("the service on port %d did not answer in %.0f s"
+                       % (port, START_TIMEOUT_SECONDS))
+
+
+def stop(process):
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class Standalone:
@@ -300,7 +341,8 @@ def report(soak, budget):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="./run.sh soak",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=MODES, default="standalone",
                         help="the Redis to run and break (default"
                         " standalone)")

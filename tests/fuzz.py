@@ -1,4 +1,5 @@
-"""Fuzzing the HTTP contract with schemathesis: `./run.sh fuzz`.
+"""Fuzzing the HTTP contract with schemathesis: `./run.sh fuzz`
+(python -m tests.fuzz).
 
 Starts its own redis-server (free port, temporary directory) and the
 service (config.ini, its own free port), then lets schemathesis send
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import urllib.request
 
-from bench.service import ROOT, start_service, stop
+from tests.soak import ROOT, start_service, stop
 from tests.support.layers import RedisServer, free_port
 from tests.support.metrics_text import samples
 
@@ -86,7 +87,7 @@ def schemathesis(port, args, *options):
     ]
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
-    environ = dict(os.environ, SCHEMATHESIS_HOOKS="bench.fuzz_hooks",
+    environ = dict(os.environ, SCHEMATHESIS_HOOKS="tests.fuzz_hooks",
                    PYTHONPATH=ROOT)
     return subprocess.call(command, env=environ, cwd=ROOT)
 
