@@ -1,6 +1,7 @@
-"""SPEC 8 "Limits" and "Slow clients", against `python -m scoring_api` as
-a process: descriptors run out, connections past max_connections, clients
-that send nothing, send half a body, or never read their answers.
+"""docs/operations.md, "Limits" and "Slow clients", against `python -m
+scoring_api` as a process: descriptors run out, connections past
+max_connections, clients that send nothing, trickle a head, send half a
+body, or never read their answers.
 
 What is checked is what an operator sees: the process's CPU time and
 descriptors (/proc), its log, and whether a client gets its answer.
