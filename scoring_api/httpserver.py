@@ -67,6 +67,7 @@ class ScoringHTTPServer(HTTPServer):
     TCPServer's public methods, changes.
     """
 
+    # Overrides HTTPServer.initialize (Tornado 6.6.1; HTTPServerCanaryTest).
     def initialize(self, request_callback, *, traffic, max_connections,
                    write_timeout, header_timeout, body_timeout=None,
                    max_buffer_size=None, chunk_size=None, ssl_options=None,
@@ -98,11 +99,13 @@ class ScoringHTTPServer(HTTPServer):
 
     # -- accepting ----------------------------------------------------------
 
+    # Overrides TCPServer.add_sockets (Tornado 6.6.1; HTTPServerCanaryTest).
     def add_sockets(self, sockets):
         acceptor = Acceptor(sockets, self._accepted, self.can_admit)
         self.acceptors.append(acceptor)
         acceptor.resume()
 
+    # Overrides TCPServer.stop (Tornado 6.6.1; HTTPServerCanaryTest).
     def stop(self):
         """Stop listening and close the listening sockets now (as
         TCPServer.stop); `drain` is the graceful way."""
@@ -156,6 +159,8 @@ class ScoringHTTPServer(HTTPServer):
 
     # -- one connection's requests ------------------------------------------
 
+    # Overrides HTTPServer.start_request (Tornado 6.6.1;
+    # HTTPServerCanaryTest).
     def start_request(self, server_conn, request_conn):
         self._request_over(server_conn)  # its previous one is answered
         stream = stream_of(request_conn)
@@ -171,6 +176,7 @@ class ScoringHTTPServer(HTTPServer):
         return _RequestWatch(super().start_request(server_conn, request_conn),
                              self, server_conn, request_conn, stream)
 
+    # Overrides HTTPServer.on_close (Tornado 6.6.1; HTTPServerCanaryTest).
     def on_close(self, server_conn):
         super().on_close(server_conn)
         self._request_over(server_conn)
@@ -265,8 +271,9 @@ class _RequestWatch(httputil.HTTPMessageDelegate):
     Public interfaces of Tornado 6.6.1 (HTTPServerConnectionDelegate's
     start_request returns an HTTPMessageDelegate; HTTPServer's xheaders
     wraps its delegate the same way; HTTP1Connection.detach ends its
-    processing); RequestWatchTest (unit) and test_drain fail should that
-    flow change.
+    processing); HTTPServerCanaryTest fails when they change, and
+    TrafficTest, PipelinedTest (tests/unit/test_httpserver.py) and
+    test_drain when that flow does.
     """
 
     def __init__(self, delegate, server, server_conn, request_conn, stream):

@@ -38,6 +38,7 @@ class ClientStream(IOStream):
     def watch_for_first_byte(self):
         self.awaiting_first_byte = True
 
+    # Overrides IOStream.read_from_fd (Tornado 6.6.1; StreamCanaryTest).
     def read_from_fd(self, buf):
         count = super().read_from_fd(buf)
         if count and self.awaiting_first_byte:
@@ -45,6 +46,7 @@ class ClientStream(IOStream):
             self.on_first_byte(self)
         return count
 
+    # Overrides BaseIOStream.write (Tornado 6.6.1; StreamCanaryTest).
     def write(self, data):
         future = super().write(data)
         if not future.done():  # the kernel's buffer is full: wait, bounded
@@ -73,6 +75,7 @@ class ClientStream(IOStream):
             self.io_loop.remove_timeout(self.write_timer)
             self.write_timer = None
 
+    # Overrides IOStream.close_fd (Tornado 6.6.1; StreamCanaryTest).
     def close_fd(self):
         self._stop_write_timer()
         super().close_fd()
