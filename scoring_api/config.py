@@ -227,6 +227,8 @@ class ServerSettings:
         1000, _integer(1), "most ids one clients_interests call may ask for")
     idle_timeout: float = _key(
         60.0, _seconds, "seconds an idle keep-alive connection stays open")
+    header_timeout: float = _key(
+        10.0, _seconds, "seconds a client may take to send a request head")
     body_timeout: float = _key(
         10.0, _seconds, "seconds a client may take to send its body")
     shutdown_timeout: float = _key(

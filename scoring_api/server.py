@@ -1,6 +1,7 @@
-"""Serving: one process, or several sharing the port, and a graceful stop."""
+"""Serving (docs/operations.md, "Workers" and "Signals"): one process, or
+several sharing the port under a supervisor, each stopping gracefully."""
 import asyncio
-import collections
+import functools
 import gc
 import logging
 import os
@@ -12,17 +13,17 @@ from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from scoring_api import metrics
+from scoring_api.accept import raise_descriptor_limit, \
+    warn_if_descriptors_short
 from scoring_api.app import make_app
-from scoring_api.connections import (LimitedHTTPServer,
-                                     raise_descriptor_limit,
-                                     warn_if_descriptors_short)
+from scoring_api.httpserver import ScoringHTTPServer
 from scoring_api.logs import flush_logs, reopen_logs
 from scoring_api.store import Store
+from scoring_api.supervisor import STOP_SIGNALS, RestartLimit, supervise
 from scoring_api.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DRAIN_POLL_SECONDS = 0.05
 # Young-generation collections every 7000 allocations, not 700: requests
 # allocate a lot of short-lived objects (measured: p99 -20% at 16 clients).
@@ -30,28 +31,35 @@ GC_THRESHOLDS = (7000, 10, 10)
 LOG_FLUSH_MILLISECONDS = 1000
 # How often a worker checks that its supervisor still lives.
 PARENT_CHECK_MILLISECONDS = 1000
-# How often the supervisor looks for dead workers, a signal's work and its
-# own buffered log lines.
-SUPERVISOR_POLL_SECONDS = 0.1
+# What a stopping supervisor gives its workers beyond shutdown_timeout.
+REAP_MARGIN_SECONDS = 2.0
 
 
-def listen(settings, reuse_port=False):
-    """Sockets bound to the configured address; OSError when taken."""
+def listen(settings):
+    """Sockets bound to the configured address; OSError when taken.
+
+    Always with SO_REUSEPORT (where there is one): the workers each bind
+    the port, and a new instance can start on it beside the one it
+    replaces (a rolling restart); a port another program holds still
+    fails."""
     return bind_sockets(settings.server.port, settings.server.host,
                         family=socket.AF_INET if ":" not in
                         settings.server.host else socket.AF_UNSPEC,
-                        reuse_port=reuse_port)
+                        reuse_port=hasattr(socket, "SO_REUSEPORT"))
 
 
-def make_server(settings, app):
+def make_server(settings, app, traffic=None):
     """The HTTP server of one process for `app`, with every bound of
-    [server]."""
-    return LimitedHTTPServer(
+    [server], counting in `traffic` (the one `app` was made with; a new
+    one when not given)."""
+    return ScoringHTTPServer(
         app,
+        traffic=Traffic() if traffic is None else traffic,
         max_body_size=settings.server.max_body_bytes,
-        # Also the header timeout: how long a connection may wait for the
-        # headers of its next request.
+        # Tornado's header timeout: how long a connection may wait for
+        # the head of its next request, idle time included.
         idle_connection_timeout=settings.server.idle_timeout,
+        header_timeout=settings.server.header_timeout,  # the head alone
         body_timeout=settings.server.body_timeout,  # kept by the server
         xheaders=settings.server.xheaders,  # the client behind a proxy
         max_connections=settings.server.max_connections,
@@ -61,14 +69,14 @@ def make_server(settings, app):
 
 async def serve(settings, sockets, parent=None):
     """Serve on `sockets` until SIGTERM or SIGINT (or, for a worker, until
-    its supervisor `parent` is gone), then stop gracefully: stop
-    accepting, close idle connections, answer the requests being read
-    with Connection: close (for at most `shutdown_timeout`), then close
+    its supervisor `parent` is gone), then stop gracefully: drain (every
+    request a client sent is answered, with Connection: close), wait for
+    the connections to close (at most `shutdown_timeout`), then close
     what is left and the store."""
     store = Store.from_settings(settings)
     traffic = Traffic()
     app = make_app(settings, store, traffic)
-    server = make_server(settings, app)
+    server = make_server(settings, app, traffic)
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
@@ -94,10 +102,8 @@ async def serve(settings, sockets, parent=None):
     await stopping.wait()
     logger.info("stopping: %d requests in flight", traffic.in_flight)
     # No new connection, no next request on a kept-alive one: every
-    # request already being read is answered with Connection: close.
-    server.stop()
-    traffic.draining = True
-    server.drain()
+    # request a client sent is answered with Connection: close.
+    await server.drain()
     deadline = time.monotonic() + settings.server.shutdown_timeout
     while server.open_connections and time.monotonic() < deadline:
         await asyncio.sleep(DRAIN_POLL_SECONDS)
@@ -122,7 +128,6 @@ def run(settings):
     most keep-alive connections).
     """
     workers = settings.server.workers
-    reuse_port = workers > 1
     # A SIGHUP (logrotate) before the service handles it would end the
     # process (the signal's default): until then it is ignored.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -132,7 +137,7 @@ def run(settings):
     metrics.prepare(workers)
     try:
         # Bind once here, so a taken port fails before anything forks.
-        sockets = listen(settings, reuse_port)
+        sockets = listen(settings)
         if workers == 1:
             asyncio.run(serve(settings, sockets))
             return 0
@@ -143,136 +148,16 @@ def run(settings):
         metrics.end_run()  # the workers' metrics directory
 
 
-def _start_worker(settings):
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        _run_worker(settings, parent)  # never returns
-    return pid
-
-
-def _run_worker(settings, parent):
-    """The forked worker: serve, then end the process with os._exit.
-
-    A function of its own, so that coverage measures it (it restarts in
-    the child after the fork, for new frames only)."""
-    code = 1
-    try:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        asyncio.run(serve(settings, listen(settings, reuse_port=True),
-                          parent))
-        code = 0
-    except BaseException:
-        logger.exception("worker %d failed", os.getpid())
-    finally:
-        logging.shutdown()  # os._exit skips it, and the buffered lines
-        os._exit(code)
-
-
-class RestartLimit:
-    """At most `limit` worker restarts within any `window` seconds: a
-    worker dying once a day is replaced for ever, a crash loop is not."""
-
-    def __init__(self, limit, window, clock=time.monotonic):
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self.times = collections.deque()
-
-    def allow(self):
-        """True, and counted, when one more restart is within the limit."""
-        now = self.clock()
-        while self.times and now - self.times[0] >= self.window:
-            self.times.popleft()
-        if len(self.times) >= self.limit:
-            return False
-        self.times.append(now)
-        return True
-
-
 def _supervise(settings, workers):
-    """Parent of the workers: restart one that dies (within the restart
-    limit); on SIGHUP reopen the log file and pass the signal on; on
-    SIGTERM or SIGINT pass it on and wait (bounded) for every worker."""
-    children = set()
-    stopping = []
-    reopen = []
-
-    def stop(signum, frame):
-        if not stopping:
-            stopping.append(signum)
-            _signal_all(children, signal.SIGTERM)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
-    # The loop below does the work: a handler that logged could interrupt
-    # a write to the same file.
-    signal.signal(signal.SIGHUP, lambda *_: reopen.append(True))
-    for _ in range(workers):
-        children.add(_start_worker(settings))
-    logger.info("started %d workers: %s", workers, sorted(children))
-    restarts = RestartLimit(settings.server.max_worker_restarts,
-                            settings.server.restart_window)
-    gave_up = False
-    while not stopping:
-        if reopen:
-            del reopen[:]
-            # When the supervisor cannot reopen, neither can the workers
-            # (the same path): they keep their file, and it is said once.
-            if reopen_logs():
-                _signal_all(children, signal.SIGHUP)
-        flush_logs()  # the supervisor's lines reach the file too
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if not pid:
-            time.sleep(SUPERVISOR_POLL_SECONDS)
-            continue
-        children.discard(pid)
-        metrics.worker_died(pid)
-        if stopping:
-            break
-        code = os.waitstatus_to_exitcode(status)
-        if not restarts.allow():
-            logger.error("worker %d exited with %d; too many restarts (%d in"
-                         " %gs), stopping", pid, code, restarts.limit,
-                         restarts.window)
-            stop(signal.SIGTERM, None)
-            gave_up = True
-            break
-        logger.error("worker %d exited with %d; starting another", pid, code)
-        children.add(_start_worker(settings))
-    _reap(children, settings.server.shutdown_timeout + 2.0)
-    # A supervisor (systemd, a container runtime) must see a crash loop.
-    return 1 if gave_up else 0
+    """`workers` forked workers under the supervisor, with [server]'s
+    restart limit and stop time."""
+    return supervise(
+        functools.partial(_serve_worker, settings), workers,
+        RestartLimit(settings.server.max_worker_restarts,
+                     settings.server.restart_window),
+        settings.server.shutdown_timeout + REAP_MARGIN_SECONDS)
 
 
-def _reap(children, timeout):
-    """Wait for `children` to exit; kill those still there after
-    `timeout` seconds."""
-    _signal_all(children, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while children and time.monotonic() < deadline:
-        for pid in list(children):
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                children.discard(pid)
-        time.sleep(DRAIN_POLL_SECONDS)
-    for pid in children:
-        logger.error("worker %d did not stop in %.1fs; killing it",
-                     pid, timeout)
-        _signal(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-
-
-def _signal_all(pids, signum):
-    for pid in list(pids):
-        _signal(pid, signum)
-
-
-def _signal(pid, signum):
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
+def _serve_worker(settings, parent):
+    """One forked worker's life: its own socket, then serve."""
+    asyncio.run(serve(settings, listen(settings), parent))

@@ -3,115 +3,16 @@
 No Redis is needed: scores answer without one, and a black hole stands in
 for a store that keeps a request in flight.
 """
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import unittest
-import urllib.error
-import urllib.request
 
-from tests.support.helpers import ROOT, SCORE_REQUEST, api_request
-from tests.support.layers import BlackHole, free_port
-
-# Guards against a hang, not promises: generous, so that a start-up on a
-# busy machine (imports, fork) never fails a test.
-START_SECONDS = 30.0
-STOP_SECONDS = 30.0
-
-
-def post(port, body, timeout=10):
-    request = urllib.request.Request(
-        "http://127.0.0.1:%d/method/" % port, data=json.dumps(body).encode(),
-        method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-class ProcessTestCase(unittest.TestCase):
-    def start(self, *args, log_dir=None, **settings):
-        """The service on a free port, with SCORING_* `settings`, logging
-        to `log_path` (a new file, in `log_dir` when given)."""
-        self.port = free_port()
-        log = tempfile.NamedTemporaryFile(suffix=".log", delete=False,
-                                          dir=log_dir)
-        log.close()
-        self.log_path = log.name
-        self.addCleanup(_remove, log.name)
-        environ = {**os.environ, "SCORING_SERVER_PORT": str(self.port),
-                   "SCORING_SERVER_LOG_FILE": self.log_path,
-                   "SCORING_STORE_URL": "redis://127.0.0.1:%d/0" % free_port(),
-                   **settings}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "scoring_api", *args], env=environ,
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
-        self.addCleanup(self.kill_all, process)
-        return process
-
-    def kill_all(self, process):
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pid in self.worker_pids():
-            os.kill(pid, signal.SIGKILL)
-        process.stdout.close()
-        process.stderr.close()
-
-    def worker_pids(self):
-        with open(self.log_path) as log:
-            text = log.read()
-        pids = []
-        for line in text.splitlines():
-            if "serving on" in line:
-                pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
-                if _alive(pid):
-                    pids.append(pid)
-        return pids
-
-    def wait_for_workers(self, count):
-        """The pids of `count` live workers, once they all serve."""
-        deadline = time.monotonic() + START_SECONDS
-        while len(self.worker_pids()) < count:
-            self.assertLess(time.monotonic(), deadline, "workers missing")
-            time.sleep(0.05)
-        return self.worker_pids()
-
-    def wait_until_serving(self, process):
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.fail("the service exited: %s" % process.stderr.read())
-            # Its "serving on" line, not only a connection (the kernel
-            # takes those as soon as the port is bound): the process has
-            # started serving, its signal handlers are in place.
-            if os.path.exists(self.log_path):
-                with open(self.log_path, encoding="utf-8") as log:
-                    if "serving on" in log.read():
-                        return
-            time.sleep(0.05)
-        self.fail("nothing serves on port %d" % self.port)
-
-
-def _remove(path):
-    if os.path.exists(path):
-        os.unlink(path)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.support.helpers import SCORE_REQUEST, api_request
+from tests.support.layers import BlackHole
+from tests.support.process import (START_SECONDS, STOP_SECONDS,
+                                   ProcessTestCase, alive, post)
 
 
 class StartUpTest(ProcessTestCase):
@@ -176,7 +77,7 @@ class StopTest(ProcessTestCase):
                              (200, {"code": 200, "response": {"score": 3.0}}))
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
-        self.assertEqual([pid for pid in workers if _alive(pid)], [])
+        self.assertEqual([pid for pid in workers if alive(pid)], [])
 
     def test_workers_stop_when_their_supervisor_is_killed(self):
         process = self.start(SCORING_SERVER_WORKERS="2")
@@ -185,7 +86,7 @@ class StopTest(ProcessTestCase):
         process.kill()  # SIGKILL: it cannot pass a stop on
         process.wait()
         deadline = time.monotonic() + STOP_SECONDS
-        while [pid for pid in workers if _alive(pid)]:
+        while [pid for pid in workers if alive(pid)]:
             self.assertLess(time.monotonic(), deadline, "workers left")
             time.sleep(0.05)
         with open(self.log_path) as log:
@@ -198,7 +99,7 @@ class StopTest(ProcessTestCase):
         victim = self.wait_for_workers(2)[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + START_SECONDS
-        while _alive(victim):  # until the parent has reaped it
+        while alive(victim):  # until the parent has reaped it
             self.assertLess(time.monotonic(), deadline, "not reaped")
             time.sleep(0.05)
         self.assertNotIn(victim, self.wait_for_workers(2))
@@ -244,7 +145,7 @@ class SupervisorTest(ProcessTestCase):
         self.assertEqual(log.count("starting another"), 4)
         self.assertIn("worker %d exited with -9; too many restarts (4 in"
                       " 60s), stopping" % victim, log)
-        self.assertEqual([pid for pid in known if _alive(pid)], [])
+        self.assertEqual([pid for pid in known if alive(pid)], [])
 
     def test_restarts_are_limited_per_window_not_per_life(self):
         # One restart a window: deaths further apart than the window are
@@ -287,5 +188,5 @@ class SupervisorTest(ProcessTestCase):
         self.assertGreaterEqual(time.monotonic() - started, 2.5)
         self.assertIn("worker %d did not stop in 2.5s; killing it" % stuck,
                       self.read_log())
-        self.assertFalse(_alive(stuck))
-        self.assertFalse(_alive(other))
+        self.assertFalse(alive(stuck))
+        self.assertFalse(alive(other))

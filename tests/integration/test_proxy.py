@@ -14,7 +14,7 @@ import unittest
 
 from tests.support.cases import cases
 from tests.support.helpers import SCORE_REQUEST, api_request
-from tests.integration.test_process import START_SECONDS, ProcessTestCase
+from tests.support.process import START_SECONDS, ProcessTestCase
 from tests.support.layers import RedisLayer, requires_redis
 from tests.support.nginx import Nginx, documented_site, requires_nginx
 

@@ -1,45 +1,46 @@
-"""The parent's handling of workers that are already gone."""
-import signal
-import subprocess
-import sys
+"""server.listen and make_server: what [server] becomes."""
+import socket
 import unittest
 
 from scoring_api import server
+from scoring_api.config import Settings
+from scoring_api.traffic import Traffic
+from tornado.testing import AsyncTestCase, gen_test
+from tornado.web import Application
+from tests.support.layers import free_port
 
 
-class GoneWorkerTest(unittest.TestCase):
-    def test_signalling_a_worker_that_already_exited_is_no_error(self):
-        # A worker may exit between the parent's wait and its signal.
-        gone = subprocess.Popen([sys.executable, "-c", "pass"])
-        gone.wait()
-        server._signal_all({gone.pid}, signal.SIGTERM)  # raises nothing
+class ListenTest(unittest.TestCase):
+    def test_a_second_instance_can_listen_beside_the_first(self):
+        # A rolling restart: the new instance binds before the old drains.
+        settings = Settings().replace(server={"port": free_port()})
+        first = server.listen(settings)
+        self.addCleanup(lambda: [sock.close() for sock in first])
+        second = server.listen(settings)
+        self.addCleanup(lambda: [sock.close() for sock in second])
+        self.assertEqual(second[0].getsockname(), first[0].getsockname())
+
+    def test_a_port_another_program_holds_is_refused(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            settings = Settings().replace(
+                server={"port": taken.getsockname()[1]})
+            with self.assertRaises(OSError):
+                server.listen(settings)
 
 
-class RestartLimitTest(unittest.TestCase):
-    """At most `limit` restarts within any `window` seconds."""
-
-    def limit(self, limit=3, window=60.0):
-        self.now = 1000.0
-        return server.RestartLimit(limit, window, clock=lambda: self.now)
-
-    def test_a_burst_past_the_limit_is_refused(self):
-        restarts = self.limit()
-        self.assertEqual([restarts.allow() for _ in range(4)],
-                         [True, True, True, False])
-
-    def test_restarts_further_apart_than_the_window_never_run_out(self):
-        restarts = self.limit()
-        for _ in range(100):  # one a minute, for 100 minutes
-            self.assertTrue(restarts.allow())
-            self.now += 60.0
-
-    def test_a_restart_leaves_the_count_exactly_one_window_later(self):
-        restarts = self.limit(limit=1)
-        self.assertTrue(restarts.allow())
-        self.now += 59.9
-        self.assertFalse(restarts.allow())  # a refusal is not counted
-        self.now += 0.1
-        self.assertTrue(restarts.allow())
-
-    def test_no_restart_at_all_with_a_limit_of_zero(self):
-        self.assertFalse(self.limit(limit=0).allow())
+class MakeServerTest(AsyncTestCase):
+    @gen_test
+    async def test_the_server_counts_in_the_traffic_it_is_given(self):
+        traffic = Traffic()
+        settings = Settings().replace(server={
+            "max_connections": 7, "write_timeout": 3.0,
+            "header_timeout": 4.0, "body_timeout": 5.0})
+        made = server.make_server(settings, Application(), traffic)
+        self.assertIs(made.traffic, traffic)
+        self.assertEqual((made.max_connections, made.write_timeout,
+                          made.heads.timeout, made.bodies.timeout),
+                         (7, 3.0, 4.0, 5.0))
+        made.drain()
+        self.assertTrue(traffic.draining)
