@@ -1,59 +1,19 @@
-"""The HTTP layer over an in-memory store: every code of SPEC 3."""
+"""The HTTP layer over an in-memory store: every code of docs/api.md."""
 import asyncio
 import json
 
 import mock
-from nose2.tools import params
-from tornado.tcpclient import TCPClient
 from tornado import web
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
-from tornado.testing import AsyncHTTPTestCase, gen_test
+from tornado.tcpclient import TCPClient
+from tornado.testing import gen_test
 
 from scoring_api import handlers
-from scoring_api.app import make_app
 from scoring_api.config import Settings
-from scoring_api.handlers import MethodHandler, TooLargeHandler
-from scoring_api.server import make_server
-from tests.support.helpers import MemoryStore, api_request
-
-SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
-
-
-class HttpTestCase(AsyncHTTPTestCase):
-    settings = Settings().replace(server={"max_body_bytes": 1024})
-
-    def get_app(self):
-        self.store = MemoryStore()
-        self.store.put_interests({1: ["cars", "pets"]})
-        return make_app(self.settings, self.store)
-
-    def get_http_server(self):
-        return make_server(self.settings, self._app)  # as in production
-
-    def post(self, body, path="/method/", headers=None):
-        if not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        return self.fetch(path, method="POST", body=body,
-                          headers=headers or {})
-
-    async def assert_no_request_left(self):
-        """No handler still waits, and the count a stop waits for is 0."""
-        await asyncio.sleep(0.05)
-        handlers = [task for task in asyncio.all_tasks()
-                    if "_execute" in repr(task.get_coro())]
-        self.assertEqual(handlers, [])
-        self.assertEqual(self._app.settings["traffic"].in_flight, 0)
-
-    def assert_answer(self, response, code):
-        """The status is `code`, the body is JSON and says the same."""
-        self.assertEqual(response.code, code, response.body)
-        self.assertEqual(response.headers["Content-Type"],
-                         "application/json; charset=UTF-8")
-        body = json.loads(response.body)
-        self.assertEqual(body["code"], code)
-        self.assertEqual(set(body), {"code", "response" if code == 200
-                                     else "error"})
-        return body.get("response", body.get("error"))
+from scoring_api.handlers import MethodHandler
+from tests.support.cases import cases
+from tests.support.helpers import api_request
+from tests.support.http import (SCORE_ARGUMENTS, HttpTestCase, head_of,
+                                raw_exchange)
 
 
 class MethodEndpointTest(HttpTestCase):
@@ -72,15 +32,17 @@ class MethodEndpointTest(HttpTestCase):
                              path="/method")
         self.assert_answer(response, 200)
 
-    @params(
+    @cases([
         (b"{not json", "body is not valid JSON"),
         (b"", "body is not valid JSON"),
         (b'{"a": NaN}', "body is not valid JSON"),
+        (b'{"a": 1e400}', "body is not valid JSON"),
         (b'{"login": "\xff"}', "body is not valid UTF-8"),
         (b"[1, 2]", "body must be a JSON object"),
         (b'"text"', "body must be a JSON object"),
-    )
-    def test_a_body_that_is_not_a_json_object_is_400(self, body, message):
+    ])
+    def test_a_body_that_is_not_a_json_object_is_400(self, case):
+        body, message = case
         self.assertEqual(self.assert_answer(self.post(body), 400), message)
 
     def test_bad_auth_is_403(self):
@@ -144,7 +106,7 @@ class MethodEndpointTest(HttpTestCase):
         self.assertEqual(response.headers["Allow"], "POST")
         self.assertEqual(response.body, b"")
 
-    @params("GET", "PUT", "DELETE", "PATCH")
+    @cases(["GET", "PUT", "DELETE", "PATCH"])
     def test_another_verb_is_405_naming_post(self, verb):
         response = self.fetch("/method/", method=verb,
                               body=None if verb in ("GET", "DELETE") else "{}")
@@ -186,14 +148,14 @@ class HostHeaderTest(HttpTestCase):
         with self.assertLogs("tornado.general", "INFO"):
             return await stream.read_until_close()
 
-    @params(b"", b"Host: a, b\r\n", b"Host: a b\r\n")
+    @cases([b"", b"Host: a, b\r\n", b"Host: a b\r\n"])
     @gen_test(timeout=5)
     async def test_a_missing_or_bad_host_is_400(self, host):
         answer = await self.raw_answer(b"POST /method/ HTTP/1.1\r\n" + host)
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
         await self.assert_no_request_left()
 
-    @params("127.0.0.1:8080", "[::1]:8080", "api.example")
+    @cases(["127.0.0.1:8080", "[::1]:8080", "api.example"])
     def test_a_good_host_reaches_the_method(self, host):
         response = self.post(api_request("online_score", SCORE_ARGUMENTS),
                              headers={"Host": host})
@@ -215,7 +177,7 @@ class ChunkedBodyTest(HttpTestCase):
 
 
 class OtherPathsTest(HttpTestCase):
-    @params("/", "/method/online_score", "/methods/", "/health/x")
+    @cases(["/", "/method/online_score", "/methods/", "/health/x"])
     def test_an_unknown_path_is_404(self, path):
         self.assertEqual(self.assert_answer(self.fetch(path), 404),
                          "Not Found")
@@ -241,20 +203,20 @@ class OtherPathsTest(HttpTestCase):
         self.assertEqual(self.assert_answer(self.fetch("/ready"), 503),
                          "store is unavailable")
 
-    @params("/health", "/ready")
+    @cases(["/health", "/ready"])
     def test_a_post_to_health_or_ready_is_405(self, path):
         response = self.post({}, path=path)
         self.assert_answer(response, 405)
         self.assertEqual(response.headers["Allow"], "GET, HEAD")
 
-    @params("/health", "/ready", "/metrics", "/openapi.json")
+    @cases(["/health", "/ready", "/metrics", "/openapi.json"])
     def test_a_conditional_get_is_answered_in_full(self, path):
         self.assertNotIn("Etag", self.fetch(path).headers)
         again = self.fetch(path, headers={"If-None-Match": "*"})
         self.assertEqual(again.code, 200)
         self.assertTrue(again.body)
 
-    @params("/health", "/ready", "/metrics", "/openapi.json")
+    @cases(["/health", "/ready", "/metrics", "/openapi.json"])
     def test_head_answers_200_without_a_body(self, path):
         response = self.fetch(path, method="HEAD")
         self.assertEqual((response.code, response.body), (200, b""))
@@ -268,7 +230,7 @@ class RequestIdTest(HttpTestCase):
         self.assertNotEqual(first.headers["X-Request-Id"],
                             second.headers["X-Request-Id"])
 
-    @params("/method/", "/nowhere")
+    @cases(["/method/", "/nowhere"])
     def test_the_callers_request_id_is_sent_back(self, path):
         response = self.post(api_request("online_score", SCORE_ARGUMENTS),
                              path=path, headers={"X-Request-Id": "abc-123"})
@@ -317,32 +279,25 @@ class AccessLogTest(HttpTestCase):
 
 
 class RoutingTest(HttpTestCase):
-    @params("/method/", "/method")
-    def test_the_method_path_is_routed_to_a_request_handler(self, path):
-        for length, handler in (("2", MethodHandler),
-                                ("1025", TooLargeHandler)):
-            request = HTTPServerRequest(method="POST", uri=path, headers=(
-                HTTPHeaders({"Content-Length": length})))
-            delegate = self._app.find_handler(request)
-            self.assertIs(delegate.handler_class, handler)
-            self.assertTrue(issubclass(handler, web.RequestHandler))
-
-
-async def raw_exchange(port, head, body=b""):
-    """(stream, everything the service sent until it closed) of a request
-    written as raw bytes."""
-    stream = await TCPClient().connect("127.0.0.1", port)
-    await stream.write(head + body)
-    return stream, await stream.read_until_close()
+    @cases(["/method/", "/method"])
+    def test_the_method_path_is_answered_by_a_request_handler(self, path):
+        self.assertTrue(issubclass(MethodHandler, web.RequestHandler))
+        with mock.patch.object(MethodHandler, "prepare", autospec=True,
+                               side_effect=MethodHandler.prepare) as prepare:
+            self.assert_answer(self.post(api_request(
+                "online_score", SCORE_ARGUMENTS), path=path), 200)
+            self.assert_answer(self.post(b"{" + b" " * 1024 + b"}",
+                                         path=path), 413)
+        self.assertEqual(prepare.call_count, 2)
 
 
 class BodyTimeoutTest(HttpTestCase):
-    """SPEC 8: a body not received within body_timeout closes the
-    connection, on every path."""
+    """A body not received within body_timeout closes the connection, on
+    every path (docs/operations.md, "Slow clients")."""
 
     settings = Settings().replace(server={"body_timeout": 0.2})
 
-    @params("/method/", "/health", "/nowhere")
+    @cases(["/method/", "/health", "/nowhere"])
     @gen_test(timeout=5)
     async def test_a_body_that_never_arrives_is_cut_on_every_path(self, path):
         head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
@@ -354,17 +309,10 @@ class BodyTimeoutTest(HttpTestCase):
         await self.assert_no_request_left()
 
 
-def head_of(answer):
-    """(status, {lower-case header name: value}, body) of one raw answer."""
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
-
-
 class TooLargeTest(HttpTestCase):
-    """SPEC 8 "Behind a proxy": the 413 says Connection: close, and comes
-    after the body is read, so a proxy still sending it is not reset."""
+    """The 413 says Connection: close, and comes after the body is read,
+    so a proxy still sending it is not reset (docs/operations.md, "Behind
+    a proxy")."""
 
     HEAD = (b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
             b"Content-Length: %d\r\n%s\r\n")
@@ -410,8 +358,9 @@ class TooLargeTest(HttpTestCase):
 
 
 class DrainTest(HttpTestCase):
-    """SPEC 8 "Signals": while the server drains, every answer closes its
-    connection, and a connection waiting for its next request is closed."""
+    """While the server drains, every answer closes its connection, and a
+    connection waiting for its next request is closed (docs/operations.md,
+    "Signals")."""
 
     async def keep_alive_exchange(self, stream):
         body = json.dumps(api_request("online_score", SCORE_ARGUMENTS))
@@ -428,7 +377,7 @@ class DrainTest(HttpTestCase):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         self.assertNotIn("connection",
                          (await self.keep_alive_exchange(stream))[1])
-        self._app.settings["traffic"].draining = True
+        self.traffic.draining = True
         status, headers = await self.keep_alive_exchange(stream)
         self.assertEqual((status, headers["connection"]), (200, "close"))
         self.assertEqual(await stream.read_until_close(), b"")

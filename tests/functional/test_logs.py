@@ -5,7 +5,9 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
+import unittest
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -13,9 +15,11 @@ from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import logs
+from scoring_api.requestids import RequestIdFilter
 from tests.support import strategies  # noqa: F401 (the settings profiles)
-from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
+from tests.support.cases import cases
 from tests.support.helpers import admin_token, api_request
+from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
 
 ISO_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"
 
@@ -205,7 +209,7 @@ class CaughtLines(logging.Handler):
         super().__init__(logging.DEBUG)
         self.lines = []
         self.setFormatter(logs.Formatter())
-        self.addFilter(logs.RequestIdFilter())
+        self.addFilter(RequestIdFilter())
 
     def emit(self, record):
         self.lines.append(self.format(record))
@@ -298,9 +302,10 @@ class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
             "Bearer SECRETTOKEN123")), "ValueError")
 
 
-class OneRecordOneLineTest(LogFileMixin, HttpTestCase):
-    """A path holding a Unicode line break or a control byte cannot split
-    a record for a reader that splits at every Unicode line break."""
+class UnknownPathTest(LogFileMixin, HttpTestCase):
+    """The path of an unknown route is not logged: a caller may put
+    anything there (/79175002040/stupnikov@otus.ru); the line says how
+    long it was. Whatever it holds, the record stays one short line."""
 
     def send_raw_path(self, raw):
         async def send():
@@ -312,48 +317,109 @@ class OneRecordOneLineTest(LogFileMixin, HttpTestCase):
             stream.close()
         self.io_loop.run_sync(send)
 
-    def access_lines(self):
-        return [line for line in self.log_text().splitlines()
-                if " GET /" in line or '"GET"' in line]
-
-    def test_a_line_break_in_the_path_stays_in_its_line(self):
-        for raw in ("a\u2028b".encode(), "a\x85b".encode(), b"a\xffb"):
+    def test_a_path_is_written_as_its_length(self):
+        for raw in ("79175002040/stupnikov@otus.ru".encode(),
+                    "\u043f\u0443\u0442\u044c".encode(),  # UTF-8: 4 chars
+                    "a\u2028b".encode(), "a\x85b".encode(), b"a\xffb",
+                    "\u202egnp.exe".encode()):
             self.send_raw_path(raw)
-        lines = self.access_lines()
-        self.assertEqual(len(lines), 3, lines)
-        self.assertEqual(len(self.log_text().splitlines()), 3)
+        self.assertEqual(
+            [re.search(r" GET (.*) - 404 ", line).group(1)
+             for line in self.log_text().splitlines()],
+            ["/<unknown path, %d chars>" % length
+             for length in (30, 5, 4, 4, 4, 9)])
 
-    def test_a_utf8_path_is_written_as_sent(self):
-        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
-        (line,) = self.access_lines()
-        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ", line)
+    def test_a_long_path_is_not_a_long_line(self):
+        self.send_raw_path(b"x" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertLess(len(line), 200)
+        self.assertIn(" GET /<unknown path, 60001 chars> - 404 ", line)
 
 
-class JsonLineTest(OneRecordOneLineTest):
+class UnknownPathJsonTest(UnknownPathTest):
     log_format = "json"
 
-    def test_a_line_break_in_the_path_stays_in_its_line(self):
-        super().test_a_line_break_in_the_path_stays_in_its_line()
+    def test_a_path_is_written_as_its_length(self):
+        for raw in ("79175002040/stupnikov@otus.ru".encode(),
+                    "a\u2028b".encode(), "\u202egnp.exe".encode()):
+            self.send_raw_path(raw)
         text = self.log_text()
         self.assertTrue(text.isascii(), text)
-        self.assertEqual([line["path"] for line in self.json_lines()],
-                         ["/a\u2028b", "/a\x85b", "/a\ufffdb"])
+        self.assertEqual(
+            [(line["path"], line["code"]) for line in self.json_lines()],
+            [("/<unknown path, 30 chars>", 404),
+             ("/<unknown path, 4 chars>", 404),
+             ("/<unknown path, 9 chars>", 404)])
 
-    def test_a_utf8_path_is_written_as_sent(self):
-        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
-        self.assertTrue(self.log_text().isascii())
-        (line,) = self.json_lines()
-        self.assertEqual(line["path"], "/\u043f\u0443\u0442\u044c")
-        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ",
-                      line["message"])
-
-    def test_a_long_path_is_cut_with_a_marker(self):
+    def test_a_long_path_is_not_a_long_line(self):
         self.send_raw_path(b"x" * 60000)
         (line,) = self.json_lines()
-        self.assertLess(len(self.log_text()), 3000)
-        self.assertEqual(line["path"], "/" + "x" * 999 + "\u2026[cut]")
-        self.assertTrue(line["message"].endswith("\u2026[cut]"))
-        self.assertEqual(line["code"], 404)
+        self.assertLess(len(self.log_text()), 400)
+        self.assertEqual(line["path"], "/<unknown path, 60001 chars>")
+
+
+class LineShapeTest(LogFileMixin, unittest.TestCase):
+    """Any line, whatever its message holds: one line, capped, and nothing
+    that is not printable (a line break, a control, a bidirectional
+    override that reorders the line as displayed)."""
+
+    def log(self, message):
+        logging.getLogger("scoring_api").warning("%s", message)
+
+    def test_a_long_message_is_cut_with_the_marker(self):
+        self.log("x" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + "x" * logs.MAX_VALUE_CHARS
+                                      + logs.CUT_MARKER), line[-80:])
+
+    @cases([
+        ("a\u202eb", "a\\u202eb"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),
+        ("a\nb", "a\\x0ab"), ("a\u2028b", "a\\u2028b"), ("a\x85b", "a\\x85b"),
+        ("a\tb", "a\\x09b"), ("a\x1bb", "a\\x1bb"),
+        ("a\U000e0001", "a\\U000e0001"),
+        ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
+    ])
+    def test_what_is_not_printable_is_escaped(self, case):
+        message, written = case
+        self.log(message)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + written), line)
+
+    def test_the_cut_comes_before_the_escapes(self):
+        self.log("\u202e" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + "\\u202e" * logs.MAX_VALUE_CHARS
+                                      + logs.CUT_MARKER), line[-80:])
+
+
+class JsonLineShapeTest(LineShapeTest):
+    log_format = "json"
+
+    def message(self):
+        (line,) = self.json_lines()
+        self.assertTrue(self.log_text().isascii())
+        return line["message"]
+
+    def test_a_long_message_is_cut_with_the_marker(self):
+        self.log("x" * 60000)
+        self.assertEqual(self.message(),
+                         "x" * logs.MAX_VALUE_CHARS + logs.CUT_MARKER)
+
+    @cases([
+        ("a\u202eb", "a\\u202eb"), ("a\nb", "a\\x0ab"),
+        ("a\U000e0001", "a\\U000e0001"),
+        ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
+        ("\U0001f600", "\U0001f600"),
+    ])
+    def test_what_is_not_printable_is_escaped(self, case):
+        message, written = case
+        self.log(message)
+        self.assertEqual(self.message(), written)
+
+    def test_the_cut_comes_before_the_escapes(self):
+        self.log("\u202e" * 60000)
+        self.assertEqual(self.message(), "\\u202e" * logs.MAX_VALUE_CHARS
+                         + logs.CUT_MARKER)
 
 
 class FailedReopenTest(LogFileMixin, HttpTestCase):

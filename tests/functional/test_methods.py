@@ -305,7 +305,7 @@ class ClientsInterestsTest(MethodHandlerTestCase):
         ({"client_ids": {"1": 2}},
          "client_ids: must be a list of integers, not dict"),
         ({"client_ids": [-1]},
-         "client_ids: must hold only non-negative integers"),
+         "client_ids: must hold only integers from 0 to 18446744073709551615"),
         ({"client_ids": [1, 2], "date": "XXX"},
          "date: must be a real date in the form DD.MM.YYYY"),
     ])

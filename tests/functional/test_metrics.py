@@ -4,8 +4,8 @@ import json
 
 from tornado.testing import gen_test
 
-from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
 from tests.support.helpers import api_request
+from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
 from tests.support.metrics_text import requests_total, samples, value
 
 DURATION_COUNT = "scoring_api_request_duration_seconds_count"

@@ -9,6 +9,8 @@ from tests.support.clock import stop_calendar
 # limits below are written out by hand, not computed by the code under test.
 TODAY = datetime.date(2026, 11, 24)
 
+BAD_ID = "must hold only integers from 0 to 18446744073709551615"
+
 
 class Holder:
     """One attribute per kind of field, the way request classes use them."""
@@ -126,13 +128,13 @@ class RejectedValuesTest(FieldTestCase):
         ("client_ids", [], "may not be empty"),
         ("client_ids", None, "may not be empty"),
         ("client_ids", {"1": 2}, "must be a list of integers, not dict"),
-        ("client_ids", ["1", "2"], "must hold only non-negative integers"),
-        ("client_ids", [1, -2], "must hold only non-negative integers"),
-        ("client_ids", [-1], "must hold only non-negative integers"),
-        ("client_ids", [0, -1], "must hold only non-negative integers"),
+        ("client_ids", ["1", "2"], BAD_ID),
+        ("client_ids", [1, -2], BAD_ID),
+        ("client_ids", [-1], BAD_ID),
+        ("client_ids", [0, -1], BAD_ID),
         ("client_ids", "1,2", "must be a list of integers, not str"),
-        ("client_ids", [1, True], "must hold only non-negative integers"),
-        ("client_ids", [1.5], "must hold only non-negative integers"),
+        ("client_ids", [1, True], BAD_ID),
+        ("client_ids", [1.5], BAD_ID),
     ])
     def test_field_rejects_an_invalid_value_saying_why(self, case):
         name, value, message = case

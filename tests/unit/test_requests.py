@@ -9,6 +9,8 @@ from tests.support.cases import cases
 ENVELOPE = {"account": "a", "login": "l", "method": "online_score",
             "token": "t", "arguments": {}}
 
+BAD_ID = "must hold only integers from 0 to 18446744073709551615"
+
 
 def without(data, key):
     return {name: value for name, value in data.items() if name != key}
@@ -203,8 +205,8 @@ class ClientsInterestsRequestTest(unittest.TestCase):
     @cases([
         ({"client_ids": None}, "may not be empty"),
         ({"client_ids": []}, "may not be empty"),
-        ({"client_ids": [-1]}, "must hold only non-negative integers"),
-        ({"client_ids": [False]}, "must hold only non-negative integers"),
+        ({"client_ids": [-1]}, BAD_ID),
+        ({"client_ids": [False]}, BAD_ID),
     ])
     def test_invalid_ids_are_named(self, case):
         arguments, message = case
