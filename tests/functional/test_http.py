@@ -1,18 +1,24 @@
 """The HTTP layer over an in-memory store: every code of docs/api.md."""
 import asyncio
 import json
+import logging
+import re
 
 import mock
+from hypothesis import example, given
+from hypothesis import strategies as st
 from tornado import web
 from tornado.tcpclient import TCPClient
 from tornado.testing import gen_test
 
-from scoring_api import handlers
+from scoring_api import handlers, logs
 from scoring_api.config import Settings
 from scoring_api.handlers import MethodHandler
 from tests.support.cases import cases
 from tests.support.helpers import api_request
-from tests.support.http import (SCORE_ARGUMENTS, HttpTestCase, head_of,
+from tests.support import strategies  # noqa: F401 (the settings profiles)
+from tests.support.http import (SCORE_ARGUMENTS, CaughtRecords,
+                                HttpTestCase, exchange, head_of,
                                 raw_exchange)
 
 
@@ -242,10 +248,30 @@ class RequestIdTest(HttpTestCase):
         self.assertEqual(response.code, 405)
         self.assertEqual(response.headers["X-Request-Id"], "abc-405")
 
-    def test_a_request_id_that_could_forge_log_lines_is_replaced(self):
+    @cases(["a b\tfake line", "stupnikov@otus.ru", "79175002040",
+            "+7 917 500-20-40", "7-917-500-20-40", "ab" * 64])
+    def test_an_unsafe_or_personal_request_id_is_replaced(self, given):
+        with self.assertLogs("scoring_api.handlers", "INFO") as caught:
+            response = self.post(
+                api_request("online_score", SCORE_ARGUMENTS),
+                headers={"X-Request-Id": given})
+        replaced = response.headers["X-Request-Id"]
+        self.assertRegex(replaced, r"^[0-9a-f]{32}$")
+        self.assertEqual(caught.records[0].request_id, replaced)
+
+    @cases(["4bf92f3577b34da6a3ce929d0e0e4736",
+            "0af76519-16cd-43dd-8448-eb211c80319c"])
+    def test_a_trace_id_is_kept(self, given):
         response = self.post(api_request("online_score", SCORE_ARGUMENTS),
-                             headers={"X-Request-Id": "a b\tfake line"})
-        self.assertRegex(response.headers["X-Request-Id"], r"^[0-9a-f]{32}$")
+                             headers={"X-Request-Id": given})
+        self.assertEqual(response.headers["X-Request-Id"], given)
+
+    def test_the_services_own_id_is_kept_when_sent_back(self):
+        first = self.post(api_request("online_score", SCORE_ARGUMENTS))
+        own = first.headers["X-Request-Id"]
+        again = self.post(api_request("online_score", SCORE_ARGUMENTS),
+                          headers={"X-Request-Id": own})
+        self.assertEqual(again.headers["X-Request-Id"], own)
 
 
 class AccessLogTest(HttpTestCase):
@@ -391,3 +417,230 @@ class DrainTest(HttpTestCase):
         self.assertEqual(await stream.read_until_close(), b"")
         await asyncio.sleep(0.05)
         self.assertEqual(self.http_server.open_connections, 0)
+
+
+class ReadyWhileDrainingTest(HttpTestCase):
+    def test_ready_answers_503_from_the_moment_a_drain_starts(self):
+        self.assert_answer(self.fetch("/ready"), 200)
+        self.traffic.draining = True
+        response = self.fetch("/ready")
+        self.assertEqual(self.assert_answer(response, 503), "shutting down")
+        self.assertEqual(response.headers["Connection"], "close")
+
+    def test_health_still_answers_200_while_draining(self):
+        self.traffic.draining = True
+        self.assertEqual(self.assert_answer(self.fetch("/health"), 200),
+                         {"store": "up", "cache": "up"})
+
+
+class ClientLeftTest(HttpTestCase):
+    """A call whose client closed its connection before the answer is
+    logged and counted as 499 (as nginx does), never as the 200 no one
+    received."""
+
+    @gen_test(timeout=5)
+    async def test_a_call_whose_client_left_is_499(self):
+        release = asyncio.Event()
+        real_get_many = self.store.get_many
+
+        async def held_get_many(keys):
+            await release.wait()
+            return await real_get_many(keys)
+
+        self.store.get_many = held_get_many
+        body = json.dumps(api_request("clients_interests",
+                                      {"client_ids": [1]})).encode()
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        with self.assertLogs("scoring_api.handlers", "INFO") as caught:
+            await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: %d\r\n\r\n%s"
+                               % (len(body), body))
+            await asyncio.sleep(0.05)  # the call waits on the store
+            stream.close()
+            await asyncio.sleep(0.05)  # the server sees the close
+            release.set()
+            await self.assert_no_request_left()
+        (line,) = caught.output
+        self.assertRegex(line, r"^WARNING:scoring_api\.handlers:127\.0\.0\.1"
+                               r" POST /method/ clients_interests 499"
+                               r" \d+\.\d\dms: client closed the connection"
+                               r" before the answer$")
+
+    @gen_test(timeout=5)
+    async def test_an_answered_call_is_logged_with_its_own_code(self):
+        with self.assertLogs("scoring_api.handlers", "INFO") as caught:
+            _, answer = await raw_exchange(
+                self.get_http_port(),
+                b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n")
+        self.assertEqual(head_of(answer)[0], 200)
+        self.assertIn(" GET /health - 200 ", caught.output[0])
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class AnyContentTypeTest(HttpTestCase):
+    """/method/ reads its body as JSON whatever the Content-Type says
+    (`curl -d` sends a form type); Tornado would parse a form first."""
+
+    settings = Settings().replace(server={"max_body_bytes": 16384})
+
+    @cases([FORM, FORM + "; charset=UTF-8", "multipart/form-data",
+            "multipart/form-data; boundary=x", "text/plain",
+            "application/json", "application/octet-stream", "x"])
+    def test_any_type_is_read_as_json(self, content_type):
+        # More than 1,000 "&": more fields than Tornado's form parser takes.
+        request = api_request("online_score", dict(
+            SCORE_ARGUMENTS, first_name="&" * 1001, last_name="&=x"))
+        response = self.post(request, headers={"Content-Type": content_type})
+        self.assertEqual(self.assert_answer(response, 200), {"score": 3.5})
+
+    def test_a_body_that_is_not_json_is_still_said_so(self):
+        response = self.post("a=1&b=2", headers={"Content-Type": FORM})
+        self.assertEqual(self.assert_answer(response, 400),
+                         "body is not valid JSON")
+
+
+class DuplicateKeyTest(HttpTestCase):
+    """A key given twice is refused: a proxy reading the first would see
+    another request than the service reading the last."""
+
+    @cases([
+        (b'{"token": "bad", "token": %s, "account": "horns&hoofs",'
+         b' "login": "h&f", "method": "online_score", "arguments": {}}',
+         "body has a duplicate key: token"),
+        (b'{"method": "online_score", "method": "clients_interests"}',
+         "body has a duplicate key: method"),
+        (b'{"arguments": {"phone": "79175002040", "phone": 1}}',
+         "body has a duplicate key: arguments.phone"),
+        (b'{"arguments": {"x": {"y": 1, "y": 2}}}',
+         "body has a duplicate key"),
+        (b'{"79175002040": 1, "79175002040": 2}', "body has a duplicate key"),
+        (b'{"arguments": {"phone": 1}, "x": {"phone": 1, "phone": 2}}',
+         "body has a duplicate key"),
+        (b'{"a": [{"b": 1, "b": 1}]}', "body has a duplicate key"),
+        (b'{"to\\u006ben": 1, "token": 2}', "body has a duplicate key: token"),
+    ])
+    def test_a_duplicated_key_is_400(self, case):
+        body, message = case
+        if b"%s" in body:
+            body = body % json.dumps(
+                api_request("online_score", {})["token"]).encode()
+        self.assertEqual(self.assert_answer(self.post(body), 400), message)
+
+
+class LargeIntegerTest(HttpTestCase):
+    """An integer past 64 bits is an integer like any other: the field
+    says what it accepts."""
+
+    settings = Settings().replace(server={"max_body_bytes": 16384})
+
+    @cases([
+        (b'"phone": %d' % 2 ** 64,
+         "phone: must be 11 digits starting with 7"),
+        (b'"phone": -%d' % 2 ** 63,
+         "phone: must be 11 digits starting with 7"),
+        (b'"phone": 7' + b"0" * 400,
+         "phone: must be 11 digits starting with 7"),
+        (b'"phone": 7' + b"0" * 5000,
+         "phone: must be 11 digits starting with 7"),
+        (b'"gender": %d, "birthday": "01.01.2000"' % 2 ** 64,
+         "gender: must be 0 (unknown), 1 (male) or 2 (female)"),
+    ])
+    def test_a_large_integer_argument_is_named(self, case):
+        arguments, message = case
+        body = json.dumps(api_request("online_score", {"email": "a@b"}))
+        body = body.replace('"email"', arguments.decode() + ', "email"')
+        self.assertEqual(self.assert_answer(self.post(body), 422), message)
+
+    @cases([2 ** 64, -1, -2 ** 63 - 1, 10 ** 400])
+    def test_a_client_id_out_of_range_is_named(self, client_id):
+        body = json.dumps(api_request("clients_interests",
+                                      {"client_ids": [1, 0]}))
+        body = body.replace("[1, 0]", "[1, %d]" % client_id)
+        self.assertEqual(
+            self.assert_answer(self.post(body), 422),
+            "client_ids: must hold only integers from 0 to"
+            " 18446744073709551615")
+
+    def test_the_largest_client_id_is_answered(self):
+        response = self.post(api_request(
+            "clients_interests", {"client_ids": [2 ** 64 - 1]}))
+        self.assertEqual(self.assert_answer(response, 200),
+                         {str(2 ** 64 - 1): []})
+
+
+BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+# Route kinds: the API, a probe, the metrics, an unknown path.
+PATHS = ["/method/", "/health", "/metrics", "/nowhere"]
+# Pieces of a Content-Length: ASCII digits and what merely looks like one
+# (latin-1 superscripts and fractions, Arabic-Indic and full-width digits
+# in UTF-8), signs, separators, spaces.
+LENGTH_PIECES = [b"0", b"1", b"2", b"9", b"\xb2", b"\xb3", b"\xb9", b"\xbd",
+                 "\u0662".encode(), "\uff12".encode(), b"+", b"-", b".",
+                 b",", b" ", b"\t", b"e", b"x", b"_"]
+content_lengths = (
+    st.lists(st.sampled_from(LENGTH_PIECES), max_size=12).map(b"".join)
+    | st.integers(1, 5000).map(lambda digits: b"9" * digits)
+    | st.integers(0, 2 ** 70).map(b"%d".__mod__))
+ASCII_LENGTH = re.compile(rb"[0-9]+(,[ \t]*[0-9]+)*")
+
+
+class ContentLengthPropertyTest(HttpTestCase):
+    """Whatever a Content-Length holds, on every route kind: no ERROR and
+    no traceback. One that is not ASCII digits gets Tornado's bare 400 and
+    its one INFO "Malformed HTTP message" line, nothing else. (No body is
+    sent: a length the service takes waits for it until body_timeout.)"""
+
+    settings = HttpTestCase.settings.replace(server={"body_timeout": 0.05})
+
+    def setUp(self):
+        super().setUp()
+        logs.keep_callers_text_out()
+        self.caught = CaughtRecords.catch(self)
+
+    def send(self, path, value):
+        del self.caught.records[:]
+        head = (b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %s\r\n\r\n"
+                % (b"POST" if path == "/method/" else b"GET",
+                   path.encode(), value))
+        return self.io_loop.run_sync(
+            lambda: exchange(self.get_http_port(), head))
+
+    @given(st.sampled_from(PATHS), content_lengths)
+    @example("/method/", b"\xb2")
+    @example("/health", b"\xb9\xb3")
+    @example("/method/", b"9" * 4000)
+    @example("/nowhere", b"9" * 4301)
+    @example("/method/", b"9" * 4301)
+    @example("/metrics", b"+2")
+    @example("/method/", b"-1")
+    @example("/method/", b"2 2")
+    @example("/method/", "\u0662".encode())
+    @example("/method/", b"1, 2")
+    def test_no_content_length_reaches_a_traceback(self, path, value):
+        answer = self.send(path, value)
+        records = self.caught.records
+        for record in records:
+            self.assertLess(record.levelno, logging.ERROR,
+                            record.getMessage())
+            self.assertIsNone(record.exc_info, record.getMessage())
+        self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 "),
+                        answer)
+        if not ASCII_LENGTH.fullmatch(value.strip(b" \t")):
+            self.assertEqual(answer, BARE_400)
+            self.assertEqual(
+                [(record.name, record.levelno,
+                  record.getMessage().startswith("Malformed HTTP message"))
+                 for record in records],
+                [("tornado.general", logging.INFO, True)])
+
+    @cases(PATHS)
+    def test_the_issues_values_get_the_bare_400(self, path):
+        for value in (b"\xb2", b"\xb9\xb3", b"9" * 4000, b"9" * 4301,
+                      b"+2", b"-1", b" 2 2"):
+            self.assertEqual(self.send(path, value), BARE_400, value[:20])
+            (record,) = self.caught.records
+            self.assertEqual(record.levelno, logging.INFO)

@@ -8,8 +8,9 @@ import os
 import re
 import tempfile
 import unittest
+import urllib.parse
 
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
@@ -19,7 +20,8 @@ from scoring_api.requestids import RequestIdFilter
 from tests.support import strategies  # noqa: F401 (the settings profiles)
 from tests.support.cases import cases
 from tests.support.helpers import admin_token, api_request
-from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
+from tests.support.http import (SCORE_ARGUMENTS, CaughtRecords, HttpTestCase,
+                                exchange)
 
 ISO_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"
 
@@ -300,6 +302,138 @@ class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
     def test_an_unknown_error_is_named_by_its_class_only(self):
         self.assertEqual(logs.describe_malformed(ValueError(
             "Bearer SECRETTOKEN123")), "ValueError")
+
+
+STUPNIKOV_CYRILLIC = ("\u0421\u0442\u0443\u043f\u043d\u0438\u043a"
+                      "\u043e\u0432")
+NAMES = ["Stupnikov", "Stanislav", STUPNIKOV_CYRILLIC,
+         "\u0418\u0432\u0430\u043d\u043e\u0432\u0430",
+         "M\u00fcller-Schmidt", "O'Connor", "Zhang Wei"]
+
+
+def phone_as(digits, form):
+    """The 11 `digits` written as people write a phone."""
+    d = str(digits)
+    return {"plain": d, "plus": "+" + d,
+            "spaced": "+%s (%s) %s-%s-%s" % (d[0], d[1:4], d[4:7], d[7:9],
+                                             d[9:]),
+            "dashed": "8-%s-%s-%s-%s" % (d[1:4], d[4:7], d[7:9], d[9:]),
+            "dotted": d[:4] + "." + d[4:]}[form]
+
+
+phones = st.builds(phone_as, st.integers(70000000000, 79999999999),
+                   st.sampled_from(["plain", "plus", "spaced", "dashed",
+                                    "dotted"]))
+names = st.sampled_from(NAMES)
+personal_values = (
+    st.emails().filter(lambda email: 6 <= len(email) <= 200) | phones | names
+    | st.binary(min_size=32, max_size=64).map(bytes.hex))  # a token
+# Every header a client may send, the request id and the address headers
+# behind a proxy included.
+HEADERS = ["X-Request-Id", "Authorization", "Cookie", "User-Agent",
+           "Referer", "X-Forwarded-For", "X-Real-Ip", "Host", "Content-Type",
+           "Accept", "X-Contact"]
+# (HTTP method, path, body) of every route kind.
+ROUTES = [("POST", "/method/", json.dumps(
+              api_request("online_score", SCORE_ARGUMENTS)).encode()),
+          ("GET", "/health", b""), ("GET", "/ready", b""),
+          ("GET", "/metrics", b""), ("GET", "/openapi.json", b""),
+          ("GET", "/nowhere", b"")]
+# Where a value goes in a request's path: "{route}" is the route's path,
+# "{value}" the value, percent-encoded, or as UTF-8 bytes when "raw".
+PATH_PLACES = ["/{value}", "{route}/{value}", "{route}?q={value}",
+               "/{value}{route}", "{route}?{value}", "/{raw}",
+               "{route}/{raw}"]
+
+
+def forms(value):
+    """What a value may look like in a log line: as sent, percent-encoded,
+    as Tornado reads its UTF-8 bytes (latin-1), escaped as JSON, escaped
+    as the logs escape what is not printable; a phone as its digits."""
+    seen = {value, urllib.parse.quote(value, safe=""),
+            value.encode().decode("latin-1"), json.dumps(value)[1:-1]}
+    seen |= {logs.printable(form) for form in seen}
+    digits = re.sub(r"[^0-9]", "", value)
+    if len(digits) == 11:
+        seen.add(digits)
+    return seen
+
+
+class PersonalDataPropertyTest(HttpTestCase):
+    """Personal values (e-mails, phones, names, tokens) sent through every
+    header and every part of the path, to every route kind: none reaches
+    a log line, text or JSON (docs/operations.md, "Logs").
+
+    A name is not sent as X-Request-Id: nothing tells a name from an id
+    such as `checkout`; ids that look like an e-mail, a phone or a token
+    are replaced (test_request_ids)."""
+
+    def setUp(self):
+        super().setUp()
+        logs.keep_callers_text_out()
+        self.caught = CaughtRecords.catch(self)
+        self.text = logs.Formatter()
+        self.json = logs.JsonFormatter()
+        self.ids = RequestIdFilter()
+
+    def lines(self):
+        """Every record caught, as a text line and as the values of a JSON
+        line."""
+        for record in self.caught.records:
+            self.ids.filter(record)
+            yield self.text.format(record)
+            line = self.json.format(record)
+            self.assertTrue(line.isascii(), line)
+            yield " ".join(map(str, json.loads(line).values()))
+
+    def send(self, head, body):
+        del self.caught.records[:]
+        self.io_loop.run_sync(lambda: exchange(
+            self.get_http_port(), head + b"\r\n" + body))
+
+    def assert_not_logged(self, value, request):
+        for line in self.lines():
+            for form in forms(value):
+                self.assertNotIn(form, line, request)
+
+    def head(self, method, path, body, header=None):
+        head = (b"%s %s HTTP/1.1\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n"
+                % (method.encode(), path, len(body)))
+        if header != ("Host", None):
+            head += b"Host: x\r\n"
+        return head
+
+    @given(personal_values, st.sampled_from(HEADERS),
+           st.sampled_from(ROUTES))
+    @example("stupnikov@otus.ru", "X-Request-Id", ROUTES[0])
+    @example("+7 (917) 500-20-40", "X-Request-Id", ROUTES[-1])
+    @example("f" * 128, "X-Request-Id", ROUTES[1])
+    @example("Stupnikov", "Authorization", ROUTES[0])
+    def test_no_header_value_is_logged(self, value, header, route):
+        assume(not (header == "X-Request-Id" and value in NAMES))
+        method, path, body = route
+        head = self.head(method, path.encode(), body, (header, None))
+        head += b"%s: %s\r\n" % (header.encode(), value.encode())
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # an access line at least
+        self.assert_not_logged(value, head)
+
+    @given(personal_values, st.sampled_from(PATH_PLACES),
+           st.sampled_from(ROUTES))
+    @example("stupnikov@otus.ru", "/{value}", ROUTES[0])
+    @example("79175002040", "{route}/{raw}", ROUTES[0])
+    @example(STUPNIKOV_CYRILLIC, "/{raw}", ROUTES[-1])
+    def test_no_path_is_logged(self, value, place, route):
+        method, route_path, body = route
+        path = place.format(route=route_path,
+                            value=urllib.parse.quote(value, safe=""),
+                            raw="{raw}").encode()
+        path = path.replace(b"{raw}", value.encode())
+        head = self.head(method, path, body)
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # a line of some kind
+        self.assert_not_logged(value, head)
 
 
 class UnknownPathTest(LogFileMixin, HttpTestCase):

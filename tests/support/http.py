@@ -2,6 +2,7 @@
 production, and what the functional tests read of its answers."""
 import asyncio
 import json
+import logging
 
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase
@@ -74,3 +75,37 @@ def head_of(answer):
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
     return int(lines[0].split()[1]), headers, body
+
+
+async def exchange(port, data):
+    """Everything the service sent, until it closed the connection, for
+    `data` sent on a new one."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+class CaughtRecords(logging.Handler):
+    """Every record of every logger, at every level, from `catch(test)`
+    until the test ends."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    @classmethod
+    def catch(cls, test):
+        caught = cls()
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(caught)
+        root.setLevel(logging.DEBUG)
+        test.addCleanup(root.setLevel, previous)
+        test.addCleanup(root.removeHandler, caught)
+        return caught

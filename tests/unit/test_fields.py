@@ -68,6 +68,7 @@ class AcceptedValuesTest(FieldTestCase):
         ("gender", 2, 2),
         ("client_ids", [0], [0]),
         ("client_ids", [1, 2, 3], [1, 2, 3]),
+        ("client_ids", [2 ** 64 - 1], [2 ** 64 - 1]),
     ])
     def test_field_keeps_a_valid_value(self, case):
         name, value, expected = case
@@ -135,6 +136,11 @@ class RejectedValuesTest(FieldTestCase):
         ("client_ids", "1,2", "must be a list of integers, not str"),
         ("client_ids", [1, True], BAD_ID),
         ("client_ids", [1.5], BAD_ID),
+        ("client_ids", [2 ** 64], BAD_ID),
+        ("client_ids", [-2 ** 63 - 1], BAD_ID),
+        ("phone", 2 ** 64, "must be 11 digits starting with 7"),
+        ("phone", -2 ** 63 - 1, "must be 11 digits starting with 7"),
+        ("gender", 2 ** 64, "must be 0 (unknown), 1 (male) or 2 (female)"),
     ])
     def test_field_rejects_an_invalid_value_saying_why(self, case):
         name, value, message = case
