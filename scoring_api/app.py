@@ -2,12 +2,14 @@
 given through its route's dict."""
 import os
 
-from tornado import web
+from tornado import routing, web
 
 from scoring_api.auth import Authenticator
 from scoring_api.handlers import (DocumentHandler, HealthHandler,
                                   MethodHandler, MetricsHandler,
-                                  NotFoundHandler, ReadyHandler, log_request)
+                                  NotFoundHandler, ReadyHandler,
+                                  StreamedBody, StreamedMethodHandler,
+                                  log_request)
 from scoring_api.requestids import RequestIds
 from scoring_api.traffic import Traffic
 
@@ -29,6 +31,11 @@ def make_app(settings, store, traffic=None):
                   authenticator=Authenticator.from_settings(settings.auth))
     return web.Application(
         [
+            # First: a body Tornado must not read itself (a form type, or
+            # over the limit: 413).
+            routing.Rule(StreamedBody(METHOD_PATH,
+                                      settings.server.max_body_bytes),
+                         StreamedMethodHandler, method),
             (METHOD_PATH, MethodHandler, method),
             (r"/health", HealthHandler, dict(every, store=store)),
             (r"/ready", ReadyHandler, dict(every, store=store)),

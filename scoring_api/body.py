@@ -4,13 +4,18 @@ orjson parses every body. It keeps the last of duplicated keys and turns
 an integer beyond 64 bits into a float (or refuses it, past a float's
 range); a proxy reading the first of two keys would see another request,
 and a phone of 2**64 would be told it is "not float". So a parse is
-checked against its source, at C speed: the characters `:`, `.` and `e`
-of the body, in order, must be those of orjson's own writing of what it
-parsed. A dropped key takes its `:` away; an integer become a float adds
-`.` and `e`. Only a body that fails the check (or holds `\\u003a`, an
-escaped colon) is parsed again by the standard library, which sees every
-key and every integer as written. Measured: the check costs about 2 us of
-a call with a 300-byte body (an orjson parse costs about 1 us).
+checked against its source, at C speed: the body must hold as many `:`
+and as many `e` as orjson's own writing of what it parsed. A dropped key
+takes a `:` away (an escaped colon, `\\u003a`, could give it back: such a
+body takes the long way); an integer become a float is written with an
+exponent, `e`. Only a body that fails the check is parsed again, by the
+standard library, which sees every key and every integer as written.
+(A float literal that loses its `e`, `1.5e3` written `1500.0`, takes the
+long way too; one beside an integer past 64 bits could hide that integer,
+then told "not float": a message, never a wrong answer.)
+
+Measured (callgrind, a cached score): the check costs 1.2 % of a call's
+instructions, about 1.5 us.
 """
 import json
 import re
@@ -19,8 +24,6 @@ import orjson
 
 from scoring_api import methods
 
-# What the check compares: every byte but these is deleted.
-_OTHER_BYTES = bytes(byte for byte in range(256) if byte not in b":.e")
 # A run of digits that may be an integer past 64 bits (2**64 has 20).
 _LONG_DIGITS = re.compile(r"[0-9]{20,}")
 # Integer literals longer than this are kept as a value no field accepts,
@@ -69,9 +72,9 @@ def _whole(body, data):
         written = orjson.dumps(data)
     except orjson.JSONEncodeError:  # deeper than orjson writes (254)
         return False
-    return (b"\\u003" not in body
-            and body.translate(None, _OTHER_BYTES)
-            == written.translate(None, _OTHER_BYTES))
+    return ((b"\\" not in body or b"\\u003" not in body)
+            and body.count(b":") == written.count(b":")
+            and body.count(b"e") == written.count(b"e"))
 
 
 def _numbers_too_large(text):
