@@ -5,14 +5,13 @@ an integer beyond 64 bits into a float (or refuses it, past a float's
 range); a proxy reading the first of two keys would see another request,
 and a phone of 2**64 would be told it is "not float". So a parse is
 checked against its source, at C speed: the body must hold as many `:`
-and as many `e` as orjson's own writing of what it parsed. A dropped key
-takes a `:` away (an escaped colon, `\\u003a`, could give it back: such a
-body takes the long way); an integer become a float is written with an
-exponent, `e`. Only a body that fails the check is parsed again, by the
-standard library, which sees every key and every integer as written.
-(A float literal that loses its `e`, `1.5e3` written `1500.0`, takes the
-long way too; one beside an integer past 64 bits could hide that integer,
-then told "not float": a message, never a wrong answer.)
+as orjson's own writing of what it parsed (a dropped key takes one away;
+an escaped colon, `\\u003a`, could give it back: such a body takes the
+long way), and that writing must hold no float of 1e16 or more (written
+with `e+`: every integer past 64 bits becomes one). Only a body that
+fails the check is parsed again, by the standard library, which sees
+every key and every integer as written (so does a body with `e+` in a
+string, `alice+news@example.com`: the long way, still right).
 
 Measured (callgrind, a cached score): the check costs 1.2 % of a call's
 instructions, about 1.5 us.
@@ -73,8 +72,8 @@ def _whole(body, data):
     except orjson.JSONEncodeError:  # deeper than orjson writes (254)
         return False
     return ((b"\\" not in body or b"\\u003" not in body)
-            and body.count(b":") == written.count(b":")
-            and body.count(b"e") == written.count(b"e"))
+            and b"e+" not in written
+            and body.count(b":") == written.count(b":"))
 
 
 def _numbers_too_large(text):

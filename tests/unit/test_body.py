@@ -23,6 +23,7 @@ class DecodeTest(unittest.TestCase):
         b'{"a": 1.5e3, "b": 2E2, "c": -0.0}',
         b'{"a": 18446744073709551615, "b": -9223372036854775808}',
         b'{"t\\u006fken": 1}', b'{"a": "\\u003a"}', b'{}',
+        b'{"email": "alice+news@example.com", "b": 1e+16}',
     ])
     def test_a_json_object_is_read_as_the_standard_library_reads_it(
             self, body):
@@ -64,6 +65,9 @@ class DecodeTest(unittest.TestCase):
         (b'{"a": 100000000000000000000}', 10 ** 20),
         (b'{"a": [1, 123456789012345678901234567890]}',
          123456789012345678901234567890),
+        # float literals that orjson writes another way do not hide it
+        (b'{"x": [2.5e3, 1.0e20, 1e-7], "a": 18446744073709551616}',
+         2 ** 64),
     ])
     def test_an_integer_past_64_bits_stays_an_integer(self, case):
         body, value = case
