@@ -13,8 +13,10 @@ fails the check is parsed again, by the standard library, which sees
 every key and every integer as written (so does a body with `e+` in a
 string, `alice+news@example.com`: the long way, still right).
 
-Measured (callgrind, a cached score): the check costs 1.2 % of a call's
-instructions, about 1.5 us.
+Measured, a 280-byte cached-score call: about 1 us (orjson's parse of it:
+0.7 us), 14 us for a body of 1,000 client ids (the parse: 21 us); under
+callgrind 0.6 to 1.5 % of the call's instructions (valgrind counts its
+own byte-by-byte memchr: the real share is smaller).
 """
 import json
 import re
