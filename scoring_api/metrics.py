@@ -1,4 +1,5 @@
-"""Prometheus metrics (SPEC 8): the only module that knows prometheus_client.
+"""Prometheus metrics (docs/operations.md, "Metrics"): the only module that
+knows prometheus_client.
 
 The others call a few functions: `observe_request`, `request_started` /
 `request_finished`, `redis_error`, `set_circuit_open`, and `render` for
@@ -36,8 +37,8 @@ _run = {"directory": None, "given": None}
 
 
 class _Metrics:
-    """The five metrics of SPEC 8, and their labelled children cached so
-    that a request costs no label lookup."""
+    """The five metrics of docs/operations.md, and their labelled children
+    cached so that a request costs no label lookup."""
 
     def __init__(self):
         import prometheus_client as prometheus  # see the module docstring

@@ -286,18 +286,19 @@ class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
                     "latin-1")
         self.assert_no_secret(self.lines_after(head), head)
 
-    def test_the_seen_leaks_say_what_is_wrong_and_nothing_else(self):
-        for head, wrong in [
-                (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
-                 b" SECRETTOKEN123'\x01\r\n\r\n", "Invalid header value"),
-                (b"GET / HTTP/1.1\r\nHost: stupnikov@otus.ru'\r\n\r\n",
-                 "Invalid Host header"),
-                (b"GET / HTTP/1.1\r\nHost: x\r\nStupnikov' (x): 1\r\n\r\n",
-                 "Invalid header name")]:
-            lines = [line for line in self.lines_after(head)
-                     if "Malformed" in line]
-            self.assertEqual(len(lines), 1, lines)
-            self.assertTrue(lines[0].endswith(": " + wrong), lines)
+    @cases([
+        (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
+         b" SECRETTOKEN123'\x01\r\n\r\n", "Invalid header value"),
+        (b"GET / HTTP/1.1\r\nHost: stupnikov@otus.ru'\r\n\r\n",
+         "Invalid Host header"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nStupnikov' (x): 1\r\n\r\n",
+         "Invalid header name")])
+    def test_the_seen_leaks_say_what_is_wrong_and_nothing_else(self, case):
+        head, wrong = case
+        lines = [line for line in self.lines_after(head)
+                 if "Malformed" in line]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].endswith(": " + wrong), lines)
 
     def test_an_unknown_error_is_named_by_its_class_only(self):
         self.assertEqual(logs.describe_malformed(ValueError(
