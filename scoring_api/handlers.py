@@ -285,7 +285,7 @@ def _sent_path(path):
     as latin-1; a client sends UTF-8."""
     if path.isascii():
         return path
-    return path.encode("latin-1").decode("utf-8", "replace")
+    return path.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 class HealthHandler(JsonHandler):

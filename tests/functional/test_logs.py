@@ -329,6 +329,8 @@ names = st.sampled_from(NAMES)
 personal_values = (
     st.emails().filter(lambda email: 6 <= len(email) <= 200) | phones | names
     | st.binary(min_size=32, max_size=64).map(bytes.hex))  # a token
+# What a request line takes as its method (RFC 9110's token).
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Every header a client may send, the request id and the address headers
 # behind a proxy included.
 HEADERS = ["X-Request-Id", "Authorization", "Cookie", "User-Agent",
@@ -362,8 +364,8 @@ def forms(value):
 
 class PersonalDataPropertyTest(HttpTestCase):
     """Personal values (e-mails, phones, names, tokens) sent through every
-    header and every part of the path, to every route kind: none reaches
-    a log line, text or JSON (docs/operations.md, "Logs").
+    header, every part of the path and the method, to every route kind:
+    none reaches a log line, text or JSON (docs/operations.md, "Logs").
 
     A name is not sent as X-Request-Id: nothing tells a name from an id
     such as `checkout`; ids that look like an e-mail, a phone or a token
@@ -434,6 +436,16 @@ class PersonalDataPropertyTest(HttpTestCase):
         head = self.head(method, path, body)
         self.send(head, body)
         self.assertTrue(self.caught.records)  # a line of some kind
+        self.assert_not_logged(value, head)
+
+    @given(personal_values.filter(TOKEN.fullmatch), st.sampled_from(ROUTES))
+    @example("79175002040", ROUTES[0])
+    @example("Stupnikov", ROUTES[-1])
+    def test_no_http_method_is_logged(self, value, route):
+        _, path, body = route
+        head = self.head(value, path.encode(), body)
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # an access line at least
         self.assert_not_logged(value, head)
 
 
