@@ -138,7 +138,7 @@ class SlowClientTest(HttpTestCase):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Length: 100\r\n\r\n{\"login\":")
-        with self.assertLogs("scoring_api.connections", "WARNING") as logs:
+        with self.assertLogs("scoring_api", "WARNING") as logs:
             answer = await stream.read_until_close()
         self.assertEqual(answer, b"")  # closed, nothing sent
         self.assertIn("body not received in 0.2s", logs.output[0])
@@ -328,7 +328,7 @@ class BodyTimeoutTest(HttpTestCase):
     async def test_a_body_that_never_arrives_is_cut_on_every_path(self, path):
         head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
                 % path.encode())
-        with self.assertLogs("scoring_api.connections", "WARNING"):
+        with self.assertLogs("scoring_api", "WARNING"):
             _, answer = await raw_exchange(self.get_http_port(), head,
                                            b"{\"a")
         self.assertEqual(answer, b"")  # closed, nothing sent
