@@ -1,12 +1,16 @@
-"""The Tornado application: routes and the dependencies they are given."""
+"""The Tornado application: routes, and the dependencies each handler is
+given through its route's dict."""
 import os
 
 from tornado import routing, web
 
+from scoring_api.auth import Authenticator
 from scoring_api.handlers import (DocumentHandler, HealthHandler,
-                                  LargerBody, MethodHandler, MetricsHandler,
+                                  MethodHandler, MetricsHandler,
                                   NotFoundHandler, ReadyHandler,
-                                  TooLargeHandler, log_request)
+                                  StreamedBody, StreamedMethodHandler,
+                                  log_request)
+from scoring_api.requestids import RequestIds
 from scoring_api.traffic import Traffic
 
 METHOD_PATH = r"/method/?"
@@ -19,22 +23,27 @@ def read_openapi():
 
 
 def make_app(settings, store, traffic=None):
-    """The application serving `settings` with `store`; its handlers count
-    themselves in `traffic` (the server's, see `serve`)."""
-    method = {"store": store, "config": settings}
+    """The application serving `settings` with `store`; `traffic` is the
+    server's (see `server.serve`): whether it drains."""
+    every = {"traffic": Traffic() if traffic is None else traffic,
+             "request_ids": RequestIds()}
+    method = dict(every, settings=settings, store=store,
+                  authenticator=Authenticator.from_settings(settings.auth))
     return web.Application(
         [
-            # First: a body too large for /method/ (413, read to its end).
-            routing.Rule(LargerBody(METHOD_PATH,
-                                    settings.server.max_body_bytes),
-                         TooLargeHandler, {"config": settings}),
+            # First: a body Tornado must not read itself (a form type, or
+            # over the limit: 413).
+            routing.Rule(StreamedBody(METHOD_PATH,
+                                      settings.server.max_body_bytes),
+                         StreamedMethodHandler, method),
             (METHOD_PATH, MethodHandler, method),
-            (r"/health", HealthHandler, {"store": store}),
-            (r"/ready", ReadyHandler, {"store": store}),
-            (r"/metrics", MetricsHandler),
-            (r"/openapi.json", DocumentHandler, {"document": read_openapi()}),
+            (r"/health", HealthHandler, dict(every, store=store)),
+            (r"/ready", ReadyHandler, dict(every, store=store)),
+            (r"/metrics", MetricsHandler, every),
+            (r"/openapi.json", DocumentHandler,
+             dict(every, document=read_openapi())),
         ],
         default_handler_class=NotFoundHandler,
+        default_handler_args=every,
         log_function=log_request,
-        traffic=Traffic() if traffic is None else traffic,
     )

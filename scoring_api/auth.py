@@ -1,4 +1,4 @@
-"""Tokens: who may call the API (SPEC 3.2)."""
+"""Tokens: who may call the API (docs/api.md, "Authentication")."""
 import datetime
 import hashlib
 import hmac

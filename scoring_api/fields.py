@@ -196,12 +196,14 @@ class GenderField(Field):
 
 
 class ClientIDsField(Field):
-    """A non-empty list of non-negative integers."""
+    """A non-empty list of client ids: integers from 0 to MAX_CLIENT_ID
+    (what the loader stores)."""
 
+    MAX_CLIENT_ID = 2 ** 64 - 1
     messages = dict(
         Field.messages,
         type="must be a list of integers, not {got}",
-        item="must hold only non-negative integers",
+        item="must hold only integers from 0 to %d" % MAX_CLIENT_ID,
     )
 
     def validate(self, value):
@@ -209,6 +211,6 @@ class ClientIDsField(Field):
             raise self.error("type", value)
         for client_id in value:
             if (not isinstance(client_id, int) or isinstance(client_id, bool)
-                    or client_id < 0):
+                    or not 0 <= client_id <= self.MAX_CLIENT_ID):
                 raise self.error("item")
         return value

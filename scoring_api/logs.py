@@ -1,6 +1,6 @@
-"""Logging set-up: text or JSON lines, the request id on every line, and a
-log file that can be reopened (SIGHUP, after logrotate moved it)."""
-import contextvars
+"""Logging set-up: text or JSON lines, each one line, escaped and capped,
+with the request id (scoring_api.requestids), and a log file that can be
+reopened (SIGHUP, after logrotate moved it). docs/operations.md "Logs"."""
 import logging
 import os
 import re
@@ -9,21 +9,12 @@ import time
 
 import orjson
 
+from scoring_api.requestids import NO_REQUEST, RequestIdFilter
+
 LOG_FORMAT = "[%(asctime)s] %(levelname).1s %(request_id)s %(message)s"
 DATE_FORMAT = "%Y.%m.%d %H:%M:%S"
-NO_REQUEST = "-"
 
 _logger = logging.getLogger(__name__)
-request_id = contextvars.ContextVar("request_id", default=NO_REQUEST)
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds `request_id`: the id of the request being served, or "-"."""
-
-    def filter(self, record):
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id.get()
-        return True
 
 
 # What Tornado 6.6.1 (httputil, http1connection) says of a malformed
@@ -100,31 +91,28 @@ def _iso_second(second):
             offset[:3] + ":" + offset[3:])
 
 
-# Every character a line-based reader may split a record at (str.splitlines:
-# \n, \r, \v, \f, \x1c-\x1e, \x85, U+2028, U+2029), and the other controls.
-_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
-# JSON values longer than this are cut and end with CUT_MARKER.
+# Values (a text line's message, a JSON line's values) longer than this
+# are cut and end with CUT_MARKER.
 MAX_VALUE_CHARS = 1000
 CUT_MARKER = "\u2026[cut]"
 
 
-def _escape(match):
-    code = ord(match.group())
-    return "\\x%02x" % code if code < 0x100 else "\\u%04x" % code
+def _escape(char):
+    code = ord(char)
+    return ("\\x%02x" % code if code < 0x100 else
+            "\\u%04x" % code if code < 0x10000 else "\\U%08x" % code)
 
 
-def one_line(text):
-    """`text` with its line breaks and control characters escaped."""
-    return _BREAKS_AND_CONTROLS.sub(_escape, text)
-
-
-def _json_escape(match):
-    code = ord(match.group())
-    if code < 0x10000:
-        return "\\u%04x" % code
-    code -= 0x10000
-    return "\\u%04x\\u%04x" % (0xd800 + (code >> 10), 0xdc00 + (code & 0x3ff))
+def printable(text):
+    """`text` with every character that is not printable escaped (\\x85,
+    \\u202e): line breaks a reader may split a record at (str.splitlines:
+    \\n, \\r, \\v, \\f, \\x1c-\\x1e, \\x85, U+2028, U+2029), controls, and
+    the bidirectional overrides that reorder a line as displayed."""
+    if text.isprintable():
+        return text
+    return "".join([char if char.isprintable() else _escape(char)
+                    for char in text])
 
 
 def cut(value):
@@ -134,15 +122,19 @@ def cut(value):
     return value
 
 
-def request_path(path):
-    """A request's path as sent: Tornado decodes its bytes as latin-1; a
-    client sends UTF-8 (what is not, shows as U+FFFD)."""
-    if path.isascii():
-        return path
-    try:
-        return path.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # not from Tornado's latin-1
-        return path
+def shown(value):
+    """A string value as a log line may hold it: cut, then escaped."""
+    if isinstance(value, str):
+        return printable(cut(value))
+    return value
+
+
+def _json_escape(match):
+    code = ord(match.group())
+    if code < 0x10000:
+        return "\\u%04x" % code
+    code -= 0x10000
+    return "\\u%04x\\u%04x" % (0xd800 + (code >> 10), 0xdc00 + (code & 0x3ff))
 
 
 class Formatter(logging.Formatter):
@@ -159,9 +151,10 @@ class Formatter(logging.Formatter):
     def format(self, record):
         line = "[%s] %s %s %s" % (
             self._time_text(record.created), record.levelname[:1],
-            getattr(record, "request_id", NO_REQUEST), record.getMessage())
+            getattr(record, "request_id", NO_REQUEST),
+            cut(record.getMessage()))
         if not line.isprintable():
-            line = one_line(line)
+            line = printable(line)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
@@ -172,7 +165,9 @@ class Formatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, message, the request id in a
     request, the `access` fields of an access line, and a traceback; only
-    ASCII, long values cut."""
+    ASCII, long values cut, what is not printable escaped as in text
+    lines (so that a reader showing the decoded values shows no control
+    either)."""
 
     def __init__(self):
         super().__init__()
@@ -193,10 +188,12 @@ class JsonFormatter(logging.Formatter):
         access = getattr(record, "access", None)
         if access:
             entry.update(access)
+        for key, value in entry.items():
+            if type(value) is str and (len(value) > MAX_VALUE_CHARS
+                                       or not value.isprintable()):
+                entry = {key: shown(value) for key, value in entry.items()}
+                break
         text = orjson.dumps(entry)
-        if len(text) > MAX_VALUE_CHARS:  # then a value may be too long
-            entry = {key: cut(value) for key, value in entry.items()}
-            text = orjson.dumps(entry)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
             text = orjson.dumps(entry)
@@ -213,11 +210,6 @@ def log_access(logger, level, message, request_id, fields):
     The record is made directly, not by logger.log, which would look for
     the caller's file and line (no formatter writes them).
     """
-    path = fields.get("path")
-    if path and not path.isascii():
-        decoded = request_path(path)
-        message = message.replace(path, decoded, 1)
-        fields = dict(fields, path=decoded)
     record = logging.LogRecord(logger.name, level, "", 0, message, None, None)
     record.request_id = request_id
     record.access = fields

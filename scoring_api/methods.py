@@ -8,7 +8,6 @@ from http import HTTPStatus
 
 from scoring_api import scoring
 from scoring_api.auth import Authenticator
-from scoring_api.config import Settings
 from scoring_api.errors import ApiError, Forbidden, ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest)
@@ -16,7 +15,6 @@ from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
 logger = logging.getLogger(__name__)
 
 ADMIN_SCORE = 42
-DEFAULT_SETTINGS = Settings()
 
 
 async def online_score(request, ctx, store, settings):
@@ -42,47 +40,37 @@ METHODS = {
     "online_score": online_score,
     "clients_interests": clients_interests,
 }
+# The fields of the API: the envelope's, and every method's arguments.
+ENVELOPE_FIELDS = frozenset(MethodRequest.declared_fields)
+ARGUMENT_FIELDS = frozenset(
+    name for arguments in (OnlineScoreRequest, ClientsInterestsRequest)
+    for name in arguments.declared_fields)
 
 
-class _Authenticators:
-    """The Authenticator of an `[auth]` settings object, made once for it
-    (hashing the frozen settings on every call would cost more)."""
-
-    def __init__(self):
-        self.settings = self.authenticator = None
-
-    def of(self, auth_settings):
-        if auth_settings is not self.settings:
-            self.authenticator = Authenticator.from_settings(auth_settings)
-            self.settings = auth_settings
-        return self.authenticator
-
-
-_authenticators = _Authenticators()
-
-
-def authenticate(request, settings):
+def authenticate(request, authenticator):
     """Raise 403 unless the token of the envelope `request` is right."""
-    authenticator = _authenticators.of(settings.auth)
     if not authenticator.check(request.account, request.login,
                                request.token):
         raise Forbidden()
     request.is_admin = authenticator.is_admin(request.login)
 
 
-async def method_handler(request, ctx, store, settings=DEFAULT_SETTINGS):
+async def method_handler(request, ctx, store, settings, authenticator=None):
     """Validate, authenticate and run one API call.
 
     `request`: the decoded JSON body; `ctx`: a dict the call fills with
-    facts for the log (`method`, `has`, `nclients`); `store`: the `Store`.
-    Returns `(response, code)`: the response dict with 200, otherwise the
-    error message with its code.
+    facts for the log (`method`, `has`, `nclients`); `store`: the `Store`;
+    `settings`: the service's Settings; `authenticator`: the Authenticator
+    of `settings.auth` (made from it when not given; the server makes one
+    for all its calls). Returns `(response, code)`: the response dict with
+    200, otherwise the error message with its code.
     """
     try:
         envelope = MethodRequest(request)
         method = METHODS.get(envelope.method)
         ctx["method"] = envelope.method if method else "unknown"
-        authenticate(envelope, settings)
+        authenticate(envelope, authenticator
+                     or Authenticator.from_settings(settings.auth))
         if method is None:
             # Not echoed: the access log writes the message, and a
             # caller's value may be anything, personal data included.

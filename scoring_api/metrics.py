@@ -1,4 +1,5 @@
-"""Prometheus metrics (SPEC 8): the only module that knows prometheus_client.
+"""Prometheus metrics (docs/operations.md, "Metrics"): the only module that
+knows prometheus_client.
 
 The others call a few functions: `observe_request`, `request_started` /
 `request_finished`, `redis_error`, `set_circuit_open`, and `render` for
@@ -36,8 +37,8 @@ _run = {"directory": None, "given": None}
 
 
 class _Metrics:
-    """The five metrics of SPEC 8, and their labelled children cached so
-    that a request costs no label lookup."""
+    """The five metrics of docs/operations.md, and their labelled children
+    cached so that a request costs no label lookup."""
 
     def __init__(self):
         import prometheus_client as prometheus  # see the module docstring
@@ -59,15 +60,15 @@ class _Metrics:
             "1 while the cache's circuit breaker is open",
             multiprocess_mode="livemax")
         self.in_flight = prometheus.Gauge(
-            "scoring_api_requests_in_flight", "API calls being served",
+            "scoring_api_requests_in_flight", "Requests being served",
             multiprocess_mode="livesum")
         # Across workers, each writes its count to its file as it moves;
         # in one process the gauge reads a plain count when scraped (a
         # sixth of what the gauge's own inc and dec cost a request).
         self.shared = bool(_run["directory"])
-        self.calls_in_flight = 0
+        self.requests_in_flight = 0
         if not self.shared:
-            self.in_flight.set_function(lambda: self.calls_in_flight)
+            self.in_flight.set_function(lambda: self.requests_in_flight)
         self.answered = {}  # (api_method, code): (counter, histogram)
         self.errors_by_role = {}
 
@@ -96,11 +97,12 @@ def observe_request(api_method, code, seconds):
 
 
 def request_started():
+    """A request began (the server's Traffic counts every request)."""
     metrics = _get()
     if metrics.shared:
         metrics.in_flight.inc()
     else:
-        metrics.calls_in_flight += 1
+        metrics.requests_in_flight += 1
 
 
 def request_finished():
@@ -108,7 +110,7 @@ def request_finished():
     if metrics.shared:
         metrics.in_flight.dec()
     else:
-        metrics.calls_in_flight -= 1
+        metrics.requests_in_flight -= 1
 
 
 def redis_error(role):

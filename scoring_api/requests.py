@@ -33,7 +33,8 @@ class Request:
         for name, field in self.declared_fields.items():
             if name not in data:
                 # An absent optional key is fine even when the field is not
-                # nullable: `required` is about presence (SPEC 3.1).
+                # nullable: `required` is about presence (docs/api.md,
+                # "The request envelope").
                 if field.required:
                     errors[name] = field.messages["required"]
                 continue

@@ -5,17 +5,23 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
+import unittest
+import urllib.parse
 
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from scoring_api import logs
+from scoring_api.requestids import RequestIdFilter
 from tests.support import strategies  # noqa: F401 (the settings profiles)
-from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
+from tests.support.cases import cases
 from tests.support.helpers import admin_token, api_request
+from tests.support.http import (SCORE_ARGUMENTS, CaughtRecords, HttpTestCase,
+                                exchange)
 
 ISO_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"
 
@@ -205,7 +211,7 @@ class CaughtLines(logging.Handler):
         super().__init__(logging.DEBUG)
         self.lines = []
         self.setFormatter(logs.Formatter())
-        self.addFilter(logs.RequestIdFilter())
+        self.addFilter(RequestIdFilter())
 
     def emit(self, record):
         self.lines.append(self.format(record))
@@ -280,27 +286,173 @@ class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
                     "latin-1")
         self.assert_no_secret(self.lines_after(head), head)
 
-    def test_the_seen_leaks_say_what_is_wrong_and_nothing_else(self):
-        for head, wrong in [
-                (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
-                 b" SECRETTOKEN123'\x01\r\n\r\n", "Invalid header value"),
-                (b"GET / HTTP/1.1\r\nHost: stupnikov@otus.ru'\r\n\r\n",
-                 "Invalid Host header"),
-                (b"GET / HTTP/1.1\r\nHost: x\r\nStupnikov' (x): 1\r\n\r\n",
-                 "Invalid header name")]:
-            lines = [line for line in self.lines_after(head)
-                     if "Malformed" in line]
-            self.assertEqual(len(lines), 1, lines)
-            self.assertTrue(lines[0].endswith(": " + wrong), lines)
+    @cases([
+        (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
+         b" SECRETTOKEN123'\x01\r\n\r\n", "Invalid header value"),
+        (b"GET / HTTP/1.1\r\nHost: stupnikov@otus.ru'\r\n\r\n",
+         "Invalid Host header"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nStupnikov' (x): 1\r\n\r\n",
+         "Invalid header name")])
+    def test_the_seen_leaks_say_what_is_wrong_and_nothing_else(self, case):
+        head, wrong = case
+        lines = [line for line in self.lines_after(head)
+                 if "Malformed" in line]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].endswith(": " + wrong), lines)
 
     def test_an_unknown_error_is_named_by_its_class_only(self):
         self.assertEqual(logs.describe_malformed(ValueError(
             "Bearer SECRETTOKEN123")), "ValueError")
 
 
-class OneRecordOneLineTest(LogFileMixin, HttpTestCase):
-    """A path holding a Unicode line break or a control byte cannot split
-    a record for a reader that splits at every Unicode line break."""
+STUPNIKOV_CYRILLIC = ("\u0421\u0442\u0443\u043f\u043d\u0438\u043a"
+                      "\u043e\u0432")
+NAMES = ["Stupnikov", "Stanislav", STUPNIKOV_CYRILLIC,
+         "\u0418\u0432\u0430\u043d\u043e\u0432\u0430",
+         "M\u00fcller-Schmidt", "O'Connor", "Zhang Wei"]
+
+
+def phone_as(digits, form):
+    """The 11 `digits` written as people write a phone."""
+    d = str(digits)
+    return {"plain": d, "plus": "+" + d,
+            "spaced": "+%s (%s) %s-%s-%s" % (d[0], d[1:4], d[4:7], d[7:9],
+                                             d[9:]),
+            "dashed": "8-%s-%s-%s-%s" % (d[1:4], d[4:7], d[7:9], d[9:]),
+            "dotted": d[:4] + "." + d[4:]}[form]
+
+
+phones = st.builds(phone_as, st.integers(70000000000, 79999999999),
+                   st.sampled_from(["plain", "plus", "spaced", "dashed",
+                                    "dotted"]))
+names = st.sampled_from(NAMES)
+personal_values = (
+    st.emails().filter(lambda email: 6 <= len(email) <= 200) | phones | names
+    | st.binary(min_size=32, max_size=64).map(bytes.hex))  # a token
+# What a request line takes as its method (RFC 9110's token).
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Every header a client may send, the request id and the address headers
+# behind a proxy included.
+HEADERS = ["X-Request-Id", "Authorization", "Cookie", "User-Agent",
+           "Referer", "X-Forwarded-For", "X-Real-Ip", "Host", "Content-Type",
+           "Accept", "X-Contact"]
+# (HTTP method, path, body) of every route kind.
+ROUTES = [("POST", "/method/", json.dumps(
+              api_request("online_score", SCORE_ARGUMENTS)).encode()),
+          ("GET", "/health", b""), ("GET", "/ready", b""),
+          ("GET", "/metrics", b""), ("GET", "/openapi.json", b""),
+          ("GET", "/nowhere", b"")]
+# Where a value goes in a request's path: "{route}" is the route's path,
+# "{value}" the value, percent-encoded, or as UTF-8 bytes when "raw".
+PATH_PLACES = ["/{value}", "{route}/{value}", "{route}?q={value}",
+               "/{value}{route}", "{route}?{value}", "/{raw}",
+               "{route}/{raw}"]
+
+
+def forms(value):
+    """What a value may look like in a log line: as sent, percent-encoded,
+    as Tornado reads its UTF-8 bytes (latin-1), escaped as JSON, escaped
+    as the logs escape what is not printable; a phone as its digits."""
+    seen = {value, urllib.parse.quote(value, safe=""),
+            value.encode().decode("latin-1"), json.dumps(value)[1:-1]}
+    seen |= {logs.printable(form) for form in seen}
+    digits = re.sub(r"[^0-9]", "", value)
+    if len(digits) == 11:
+        seen.add(digits)
+    return seen
+
+
+class PersonalDataPropertyTest(HttpTestCase):
+    """Personal values (e-mails, phones, names, tokens) sent through every
+    header, every part of the path and the method, to every route kind:
+    none reaches a log line, text or JSON (docs/operations.md, "Logs").
+
+    A name is not sent as X-Request-Id: nothing tells a name from an id
+    such as `checkout`; ids that look like an e-mail, a phone or a token
+    are replaced (test_request_ids)."""
+
+    def setUp(self):
+        super().setUp()
+        logs.keep_callers_text_out()
+        self.caught = CaughtRecords.catch(self)
+        self.text = logs.Formatter()
+        self.json = logs.JsonFormatter()
+        self.ids = RequestIdFilter()
+
+    def lines(self):
+        """Every record caught, as a text line and as the values of a JSON
+        line."""
+        for record in self.caught.records:
+            self.ids.filter(record)
+            yield self.text.format(record)
+            line = self.json.format(record)
+            self.assertTrue(line.isascii(), line)
+            yield " ".join(map(str, json.loads(line).values()))
+
+    def send(self, head, body):
+        del self.caught.records[:]
+        self.io_loop.run_sync(lambda: exchange(
+            self.get_http_port(), head + b"\r\n" + body))
+
+    def assert_not_logged(self, value, request):
+        for line in self.lines():
+            for form in forms(value):
+                self.assertNotIn(form, line, request)
+
+    def head(self, method, path, body, header=None):
+        head = (b"%s %s HTTP/1.1\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n"
+                % (method.encode(), path, len(body)))
+        if header != ("Host", None):
+            head += b"Host: x\r\n"
+        return head
+
+    @given(personal_values, st.sampled_from(HEADERS),
+           st.sampled_from(ROUTES))
+    @example("stupnikov@otus.ru", "X-Request-Id", ROUTES[0])
+    @example("+7 (917) 500-20-40", "X-Request-Id", ROUTES[-1])
+    @example("f" * 128, "X-Request-Id", ROUTES[1])
+    @example("Stupnikov", "Authorization", ROUTES[0])
+    def test_no_header_value_is_logged(self, value, header, route):
+        assume(not (header == "X-Request-Id" and value in NAMES))
+        method, path, body = route
+        head = self.head(method, path.encode(), body, (header, None))
+        head += b"%s: %s\r\n" % (header.encode(), value.encode())
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # an access line at least
+        self.assert_not_logged(value, head)
+
+    @given(personal_values, st.sampled_from(PATH_PLACES),
+           st.sampled_from(ROUTES))
+    @example("stupnikov@otus.ru", "/{value}", ROUTES[0])
+    @example("79175002040", "{route}/{raw}", ROUTES[0])
+    @example(STUPNIKOV_CYRILLIC, "/{raw}", ROUTES[-1])
+    def test_no_path_is_logged(self, value, place, route):
+        method, route_path, body = route
+        path = place.format(route=route_path,
+                            value=urllib.parse.quote(value, safe=""),
+                            raw="{raw}").encode()
+        path = path.replace(b"{raw}", value.encode())
+        head = self.head(method, path, body)
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # a line of some kind
+        self.assert_not_logged(value, head)
+
+    @given(personal_values.filter(TOKEN.fullmatch), st.sampled_from(ROUTES))
+    @example("79175002040", ROUTES[0])
+    @example("Stupnikov", ROUTES[-1])
+    def test_no_http_method_is_logged(self, value, route):
+        _, path, body = route
+        head = self.head(value, path.encode(), body)
+        self.send(head, body)
+        self.assertTrue(self.caught.records)  # an access line at least
+        self.assert_not_logged(value, head)
+
+
+class UnknownPathTest(LogFileMixin, HttpTestCase):
+    """The path of an unknown route is not logged: a caller may put
+    anything there (/79175002040/stupnikov@otus.ru); the line says how
+    long it was. Whatever it holds, the record stays one short line."""
 
     def send_raw_path(self, raw):
         async def send():
@@ -312,48 +464,109 @@ class OneRecordOneLineTest(LogFileMixin, HttpTestCase):
             stream.close()
         self.io_loop.run_sync(send)
 
-    def access_lines(self):
-        return [line for line in self.log_text().splitlines()
-                if " GET /" in line or '"GET"' in line]
-
-    def test_a_line_break_in_the_path_stays_in_its_line(self):
-        for raw in ("a\u2028b".encode(), "a\x85b".encode(), b"a\xffb"):
+    def test_a_path_is_written_as_its_length(self):
+        for raw in ("79175002040/stupnikov@otus.ru".encode(),
+                    "\u043f\u0443\u0442\u044c".encode(),  # UTF-8: 4 chars
+                    "a\u2028b".encode(), "a\x85b".encode(), b"a\xffb",
+                    "\u202egnp.exe".encode()):
             self.send_raw_path(raw)
-        lines = self.access_lines()
-        self.assertEqual(len(lines), 3, lines)
-        self.assertEqual(len(self.log_text().splitlines()), 3)
+        self.assertEqual(
+            [re.search(r" GET (.*) - 404 ", line).group(1)
+             for line in self.log_text().splitlines()],
+            ["/<unknown path, %d chars>" % length
+             for length in (30, 5, 4, 4, 4, 9)])
 
-    def test_a_utf8_path_is_written_as_sent(self):
-        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
-        (line,) = self.access_lines()
-        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ", line)
+    def test_a_long_path_is_not_a_long_line(self):
+        self.send_raw_path(b"x" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertLess(len(line), 200)
+        self.assertIn(" GET /<unknown path, 60001 chars> - 404 ", line)
 
 
-class JsonLineTest(OneRecordOneLineTest):
+class UnknownPathJsonTest(UnknownPathTest):
     log_format = "json"
 
-    def test_a_line_break_in_the_path_stays_in_its_line(self):
-        super().test_a_line_break_in_the_path_stays_in_its_line()
+    def test_a_path_is_written_as_its_length(self):
+        for raw in ("79175002040/stupnikov@otus.ru".encode(),
+                    "a\u2028b".encode(), "\u202egnp.exe".encode()):
+            self.send_raw_path(raw)
         text = self.log_text()
         self.assertTrue(text.isascii(), text)
-        self.assertEqual([line["path"] for line in self.json_lines()],
-                         ["/a\u2028b", "/a\x85b", "/a\ufffdb"])
+        self.assertEqual(
+            [(line["path"], line["code"]) for line in self.json_lines()],
+            [("/<unknown path, 30 chars>", 404),
+             ("/<unknown path, 4 chars>", 404),
+             ("/<unknown path, 9 chars>", 404)])
 
-    def test_a_utf8_path_is_written_as_sent(self):
-        self.send_raw_path("\u043f\u0443\u0442\u044c".encode())
-        self.assertTrue(self.log_text().isascii())
-        (line,) = self.json_lines()
-        self.assertEqual(line["path"], "/\u043f\u0443\u0442\u044c")
-        self.assertIn(" GET /\u043f\u0443\u0442\u044c - 404 ",
-                      line["message"])
-
-    def test_a_long_path_is_cut_with_a_marker(self):
+    def test_a_long_path_is_not_a_long_line(self):
         self.send_raw_path(b"x" * 60000)
         (line,) = self.json_lines()
-        self.assertLess(len(self.log_text()), 3000)
-        self.assertEqual(line["path"], "/" + "x" * 999 + "\u2026[cut]")
-        self.assertTrue(line["message"].endswith("\u2026[cut]"))
-        self.assertEqual(line["code"], 404)
+        self.assertLess(len(self.log_text()), 400)
+        self.assertEqual(line["path"], "/<unknown path, 60001 chars>")
+
+
+class LineShapeTest(LogFileMixin, unittest.TestCase):
+    """Any line, whatever its message holds: one line, capped, and nothing
+    that is not printable (a line break, a control, a bidirectional
+    override that reorders the line as displayed)."""
+
+    def log(self, message):
+        logging.getLogger("scoring_api").warning("%s", message)
+
+    def test_a_long_message_is_cut_with_the_marker(self):
+        self.log("x" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + "x" * logs.MAX_VALUE_CHARS
+                                      + logs.CUT_MARKER), line[-80:])
+
+    @cases([
+        ("a\u202eb", "a\\u202eb"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),
+        ("a\nb", "a\\x0ab"), ("a\u2028b", "a\\u2028b"), ("a\x85b", "a\\x85b"),
+        ("a\tb", "a\\x09b"), ("a\x1bb", "a\\x1bb"),
+        ("a\U000e0001", "a\\U000e0001"),
+        ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
+    ])
+    def test_what_is_not_printable_is_escaped(self, case):
+        message, written = case
+        self.log(message)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + written), line)
+
+    def test_the_cut_comes_before_the_escapes(self):
+        self.log("\u202e" * 60000)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + "\\u202e" * logs.MAX_VALUE_CHARS
+                                      + logs.CUT_MARKER), line[-80:])
+
+
+class JsonLineShapeTest(LineShapeTest):
+    log_format = "json"
+
+    def message(self):
+        (line,) = self.json_lines()
+        self.assertTrue(self.log_text().isascii())
+        return line["message"]
+
+    def test_a_long_message_is_cut_with_the_marker(self):
+        self.log("x" * 60000)
+        self.assertEqual(self.message(),
+                         "x" * logs.MAX_VALUE_CHARS + logs.CUT_MARKER)
+
+    @cases([
+        ("a\u202eb", "a\\u202eb"), ("a\nb", "a\\x0ab"),
+        ("a\U000e0001", "a\\U000e0001"),
+        ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
+        ("\U0001f600", "\U0001f600"),
+    ])
+    def test_what_is_not_printable_is_escaped(self, case):
+        message, written = case
+        self.log(message)
+        self.assertEqual(self.message(), written)
+
+    def test_the_cut_comes_before_the_escapes(self):
+        self.log("\u202e" * 60000)
+        self.assertEqual(self.message(), "\\u202e" * logs.MAX_VALUE_CHARS
+                         + logs.CUT_MARKER)
 
 
 class FailedReopenTest(LogFileMixin, HttpTestCase):

@@ -1,4 +1,5 @@
-"""The method handler with an in-memory store: every vector of SPEC 7."""
+"""The method handler with an in-memory store: every reference vector of
+docs/api.md."""
 import mock
 from tornado.testing import AsyncTestCase, gen_test
 
@@ -241,22 +242,23 @@ class OnlineScoreTest(MethodHandlerTestCase):
         self.assertEqual(self.context["has"],
                          ["first_name", "last_name", "birthday", "gender"])
 
+    @cases([("phone", 79175002041), ("email", "b@a"), ("gender", 2),
+            ("birthday", "02.01.2000"), ("first_name", "c"),
+            ("last_name", "d")])
     @gen_test
-    async def test_every_argument_reaches_the_score(self):
+    async def test_every_argument_reaches_the_score(self, case):
+        name, other = case
         arguments = {"phone": 79175002040, "email": "a@b", "gender": 1,
                      "birthday": "01.01.2000", "first_name": "a",
                      "last_name": "b"}
         await self.assert_code(api_request("online_score", arguments), 200)
         (key,) = self.store.cache
         self.assertEqual(self.store.cache[key], "5.0")
-        for name, other in (("phone", 79175002041), ("email", "b@a"),
-                            ("gender", 2), ("birthday", "02.01.2000"),
-                            ("first_name", "c"), ("last_name", "d")):
-            with self.subTest(name=name):
-                self.store.cache = {}
-                await self.assert_code(api_request(
-                    "online_score", dict(arguments, **{name: other})), 200)
-                self.assertNotIn(key, self.store.cache)
+        self.store.cache = {}
+        await self.assert_code(api_request(
+            "online_score", dict(arguments, **{name: other})), 200)
+        (other_key,) = self.store.cache
+        self.assertNotEqual(other_key, key)
 
     @gen_test
     async def test_a_second_request_is_answered_from_the_cache(self):
@@ -305,7 +307,7 @@ class ClientsInterestsTest(MethodHandlerTestCase):
         ({"client_ids": {"1": 2}},
          "client_ids: must be a list of integers, not dict"),
         ({"client_ids": [-1]},
-         "client_ids: must hold only non-negative integers"),
+         "client_ids: must hold only integers from 0 to 18446744073709551615"),
         ({"client_ids": [1, 2], "date": "XXX"},
          "date: must be a real date in the form DD.MM.YYYY"),
     ])

@@ -2,10 +2,11 @@
 import asyncio
 import json
 
+from tornado.tcpclient import TCPClient
 from tornado.testing import gen_test
 
-from tests.functional.test_http import SCORE_ARGUMENTS, HttpTestCase
 from tests.support.helpers import api_request
+from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
 from tests.support.metrics_text import requests_total, samples, value
 
 DURATION_COUNT = "scoring_api_request_duration_seconds_count"
@@ -81,23 +82,56 @@ class MetricsTest(HttpTestCase):
             return await real_get_many(keys)
 
         self.store.get_many = held_get_many
+        metrics_url = self.get_url("/metrics")
+
+        async def in_flight():
+            answer = await self.http_client.fetch(metrics_url)
+            return value(samples(answer.body),
+                         "scoring_api_requests_in_flight")
+
+        idle = await in_flight()  # the scrape itself, when it counts
         url = self.get_url("/method/")
         body = json.dumps(api_request("clients_interests",
                                       {"client_ids": [1]}))
         calls = [self.http_client.fetch(url, method="POST", body=body)
                  for _ in range(2)]
-        metrics_url = self.get_url("/metrics")
         for _ in range(100):  # until both calls wait on the store
-            answer = await self.http_client.fetch(metrics_url)
-            in_flight = value(samples(answer.body),
-                              "scoring_api_requests_in_flight")
-            if in_flight == 2:
+            held = await in_flight()
+            if held == idle + 2:
                 break
             await asyncio.sleep(0.01)
-        self.assertEqual(in_flight, 2)
+        self.assertEqual(held, idle + 2)
         release.set()
         for call in calls:
             self.assertEqual((await call).code, 200)
-        answer = await self.http_client.fetch(metrics_url)
-        self.assertEqual(value(samples(answer.body),
-                               "scoring_api_requests_in_flight"), 0)
+        self.assertEqual(await in_flight(), idle)
+
+    @gen_test(timeout=5)
+    async def test_a_call_whose_client_left_is_counted_as_499(self):
+        release = asyncio.Event()
+        real_get_many = self.store.get_many
+
+        async def held_get_many(keys):
+            await release.wait()
+            return await real_get_many(keys)
+
+        self.store.get_many = held_get_many
+        metrics_url = self.get_url("/metrics")
+        before = samples((await self.http_client.fetch(metrics_url)).body)
+        body = json.dumps(api_request("clients_interests",
+                                      {"client_ids": [1]})).encode()
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: %d\r\n\r\n%s"
+                           % (len(body), body))
+        await asyncio.sleep(0.05)  # the call waits on the store
+        stream.close()
+        await asyncio.sleep(0.05)  # the server sees the close
+        release.set()
+        await self.assert_no_request_left()
+        after = samples((await self.http_client.fetch(metrics_url)).body)
+        for code, count in ((499, 1), (200, 0)):
+            self.assertEqual(
+                requests_total(after, "clients_interests", code)
+                - requests_total(before, "clients_interests", code), count,
+                code)

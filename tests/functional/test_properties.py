@@ -1,5 +1,5 @@
 """Properties of the whole method handler, for any input hypothesis makes
-(tests/strategies.py: how many, and the profiles)."""
+(tests/support/strategies.py: how many, and the profiles)."""
 import asyncio
 import json
 import unittest
@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scoring_api import methods
+from scoring_api.config import Settings
 from tests.support import strategies
 from tests.support.clock import stop_calendar
 from tests.support.helpers import MemoryStore, api_request
@@ -22,13 +23,14 @@ ARGUMENT_TARGETS = (
     + [("clients_interests", INTERESTS_ARGUMENTS, name)
        for name in INTERESTS_ARGUMENTS])
 ENVELOPE_KEYS = ["account", "login", "method", "token", "arguments"]
+SETTINGS = Settings()
 
 
 def call(request, store=None):
     """(response, code, ctx) of one call of the handler."""
     ctx = {}
     response, code = asyncio.run(methods.method_handler(
-        request, ctx, store or MemoryStore()))
+        request, ctx, store or MemoryStore(), SETTINGS))
     return response, code, ctx
 
 

@@ -115,7 +115,7 @@ def store_over(store_client, cache_client=None, settings=None):
         settings.cache)
 
 
-# SPEC 7: the online_score arguments that must answer 200.
+# The reference vectors (docs/api.md): online_score arguments answered 200.
 SCORED_ARGUMENTS = [
     {"phone": "79175002040", "email": "stupnikov@otus.ru"},
     {"phone": 79175002040, "email": "stupnikov@otus.ru"},

@@ -87,7 +87,8 @@ def present_pair(arguments, pairs):
 
 
 def expected_score(arguments):
-    """SPEC 3.3, written out apart from the code under test."""
+    """The score rules of docs/api.md, written out apart from the code
+    under test."""
     def given(name):
         return arguments.get(name) not in (None, "")
 

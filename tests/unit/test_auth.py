@@ -5,6 +5,7 @@ import unittest
 from scoring_api import auth
 from scoring_api.auth import Authenticator
 from tests.support import helpers
+from tests.support.cases import cases
 from tests.support.clock import stop_auth_clock
 
 AUTH = Authenticator(salt="Otus", admin_login="admin", admin_salt="42")
@@ -26,10 +27,9 @@ class UserTokenTest(unittest.TestCase):
     def test_an_absent_account_counts_as_empty(self):
         self.assertTrue(AUTH.check(None, "h&f", helpers.user_token("", "h&f")))
 
-    def test_a_wrong_or_empty_token_fails(self):
-        for token in ("", None, "sdd", helpers.user_token("other", "h&f")):
-            with self.subTest(token=token):
-                self.assertFalse(AUTH.check("horns&hoofs", "h&f", token))
+    @cases(["", None, "sdd", helpers.user_token("other", "h&f")])
+    def test_a_wrong_or_empty_token_fails(self, token):
+        self.assertFalse(AUTH.check("horns&hoofs", "h&f", token))
 
     def test_a_non_ascii_token_fails_without_error(self):
         self.assertFalse(AUTH.check("horns&hoofs", "h&f", "\u0442\u043e"))
@@ -91,13 +91,11 @@ class AdminTokenTest(unittest.TestCase):
         self.assertTrue(AUTH.check(None, login, helpers.admin_token(NOON),
                                    now=NOON))
 
-    def test_the_admin_login_is_an_exact_match(self):
-        for login in ("Admin", "admin ", "administrator", ""):
-            with self.subTest(login=login):
-                self.assertFalse(AUTH.is_admin(login))
-                token = helpers.user_token("horns&hoofs", login)
-                self.assertTrue(AUTH.check("horns&hoofs", login, token,
-                                           now=NOON))
+    @cases(["Admin", "admin ", "administrator", ""])
+    def test_the_admin_login_is_an_exact_match(self, login):
+        self.assertFalse(AUTH.is_admin(login))
+        token = helpers.user_token("horns&hoofs", login)
+        self.assertTrue(AUTH.check("horns&hoofs", login, token, now=NOON))
 
 
 class WallClockTest(unittest.TestCase):

@@ -9,6 +9,7 @@ import unittest
 import mock
 
 from scoring_api import metrics
+from tests.support.cases import cases
 
 
 class OrphanDirectoryTest(unittest.TestCase):
@@ -93,22 +94,25 @@ class PrepareTest(unittest.TestCase):
                          "one worker: metrics in memory,"
                          " PROMETHEUS_MULTIPROC_DIR=%s not used" % directory)
 
-    def test_a_directory_that_cannot_be_used_is_one_clear_error(self):
-        not_a_directory = tempfile.NamedTemporaryFile()
-        self.addCleanup(not_a_directory.close)
-        missing = os.path.join(tempfile.mkdtemp(), "missing")
-        self.addCleanup(os.rmdir, os.path.dirname(missing))
-        for directory, reason in [
-                (missing, "No such file or directory"),
-                (not_a_directory.name, "Not a directory")]:
-            for workers in (1, 2):
-                self.given(directory)
-                with self.assertRaises(metrics.MetricsDirectoryError) as e:
-                    metrics.prepare(workers)
-                self.assertEqual(str(e.exception), (
-                    "PROMETHEUS_MULTIPROC_DIR = %r: cannot make the metrics"
-                    " directory there: %s" % (directory, reason)))
-                self.assertIsNone(metrics._run["directory"])
+    @cases([("missing", 1), ("missing", 2), ("a file", 1), ("a file", 2)])
+    def test_a_directory_that_cannot_be_used_is_one_clear_error(self, case):
+        kind, workers = case
+        if kind == "missing":
+            directory = os.path.join(tempfile.mkdtemp(), "missing")
+            self.addCleanup(os.rmdir, os.path.dirname(directory))
+            reason = "No such file or directory"
+        else:
+            not_a_directory = tempfile.NamedTemporaryFile()
+            self.addCleanup(not_a_directory.close)
+            directory = not_a_directory.name
+            reason = "Not a directory"
+        self.given(directory)
+        with self.assertRaises(metrics.MetricsDirectoryError) as raised:
+            metrics.prepare(workers)
+        self.assertEqual(str(raised.exception), (
+            "PROMETHEUS_MULTIPROC_DIR = %r: cannot make the metrics"
+            " directory there: %s" % (directory, reason)))
+        self.assertIsNone(metrics._run["directory"])
 
     def test_no_usable_temporary_directory_is_one_clear_error(self):
         os.environ.pop(metrics.MULTIPROC_ENV, None)

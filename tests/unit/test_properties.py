@@ -1,5 +1,5 @@
 """Properties of the request classes and the scoring rules, for any input
-hypothesis makes (tests/strategies.py: how many, and the profiles)."""
+hypothesis makes (tests/support/strategies.py: how many, and the profiles)."""
 import unittest
 
 from hypothesis import assume, given
