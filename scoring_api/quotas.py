@@ -72,7 +72,7 @@ OVER_QUOTA_SECONDS = 1.0
 # The longest a refusal is held.
 HOLD_MAX_SECONDS = 5.0
 # A level this close under a whole call is one (float sums of refills).
-EPSILON = 1e-9
+EPSILON = 1e-6
 # Partner label of every account without an override.
 OTHER_PARTNER = "other"
 
