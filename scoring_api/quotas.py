@@ -359,6 +359,14 @@ class Quotas:
                         bucket.rate, bucket.capacity, wait, hold,
                         bucket.partner)
 
+    def refund(self, account, decision):
+        """Give back the call `decision` (of `account`) took: it was shed
+        before doing any work."""
+        bucket = self.buckets.get(account)
+        if bucket is not None and decision.admitted \
+                and not decision.over_quota:
+            bucket.level = min(bucket.capacity, bucket.level + 1)
+
     def _new_bucket(self, account, policy, now):
         if len(self.buckets) >= self.max_accounts:
             self._evict()

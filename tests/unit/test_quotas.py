@@ -154,6 +154,22 @@ class BucketTest(unittest.TestCase):
         self.assertTrue(hammered.admit("acme").admitted)
         self.assertTrue(calm.admit("acme").admitted)
 
+    def test_a_call_shed_before_any_work_is_given_back(self):
+        quota = self.quota(rate=10.0, burst=1)
+        first = quota.admit("acme")
+        quota.refund("acme", first)
+        second, third = quota.admit("acme"), quota.admit("acme")
+        self.assertTrue(third.admitted)
+        quota.refund("acme", second)
+        quota.refund("acme", third)
+        self.assertEqual(quota.admit("acme").remaining, 1)  # never over
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            quota.admit("acme")
+            refused = quota.admit("acme")
+        quota.refund("acme", refused)  # took nothing: gives nothing
+        self.assertFalse(quota.admit("acme").admitted)
+        quota.refund("nobody", UNLIMITED)  # no bucket: nothing to do
+
     @cases([(50.0, 1), (10.0, 1), (0.5, 2), (0.1, 10), (0.3, 4)])
     def test_retry_after_is_whole_seconds_until_a_call_passes(self, case):
         rate, retry_after = case
