@@ -87,18 +87,16 @@ class Policy:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError("a quota's rate must be a number over 0,"
                              " not %r" % (rate,))
-        if burst != int(burst) or burst < 0:
+        if burst < 0 or not float(burst).is_integer():
             raise ValueError("a quota's burst must be a whole number >= 0,"
                              " not %r" % (burst,))
         self.rate = float(rate)
         self.burst = int(burst)
         self.capacity = self.burst + 1
-        self.window = max(1, math.ceil(self.capacity / self.rate))
+        # At least 1: the capacity is.
+        self.window = math.ceil(self.capacity / self.rate)
         self.field = '"%s";q=%d;w=%d' % (POLICY_NAME, self.capacity,
                                          self.window)
-
-    def __repr__(self):
-        return "Policy(rate=%g, burst=%d)" % (self.rate, self.burst)
 
 
 class Decision:
@@ -133,16 +131,17 @@ class Decision:
         """False when no quota applies: the answer has no quota fields."""
         return self.policy is not None
 
+    # The RateLimit field's values, of a counted decision: its bucket is
+    # never below 0, nor full after a call or a refusal.
+
     @property
     def remaining(self):
         """Calls that may be sent now (the RateLimit field's r)."""
-        return max(0, int(self.level + EPSILON))
+        return int(self.level + EPSILON)
 
     @property
     def reset(self):
         """Seconds until the bucket is full again (its t)."""
-        if self.level >= self.capacity:
-            return 0
         return math.ceil((self.capacity - self.level) / self.rate)
 
     @property
@@ -154,10 +153,6 @@ class Decision:
         """Retry-After of a refusal sent after holding it `held`
         seconds."""
         return max(1, math.ceil(self.wait - held))
-
-    def __repr__(self):
-        return ("Decision(admitted=%s, over_quota=%s, remaining=%d)"
-                % (self.admitted, self.over_quota, self.remaining))
 
 
 UNLIMITED = Decision(True, False, False, None, math.inf, 0.0, math.inf)
@@ -245,10 +240,11 @@ class _Bucket:
         return level
 
     def reshare(self, share, now):
-        if share != self.share:
-            self.settle(now)
-            self.set_share(share)
-            self.level = min(self.level, self.capacity)
+        """Hold `share` of the bucket from `now`: what it held stays (a
+        larger share fills up at its rate, never at once)."""
+        self.settle(now)
+        self.set_share(share)
+        self.level = min(self.level, self.capacity)
 
     def measure(self, now):
         """The demand (calls asked a second, smoothed) at `now`."""
@@ -278,7 +274,7 @@ class Quotas:
         quota; `counters`: a store.counters.QuotaCounters (None: this
         process holds 1/workers of every quota); `process`: this
         process's name in the counters (default host:pid)."""
-        if workers != int(workers) or workers < 1:
+        if workers < 1 or not float(workers).is_integer():
             raise ValueError("workers must be a whole number >= 1, not %r"
                              % (workers,))
         self.enforce = enforce
@@ -435,7 +431,7 @@ class Quotas:
             mine = demands[account]
             bucket.published = mine > 0
             if mine > 0:
-                share = SHARE_HEADROOM * mine / total if total > 0 else 1.0
+                share = SHARE_HEADROOM * mine / max(total, mine)
                 bucket.reshare(min(1.0, max(SHARE_FLOOR, share)), now)
             # else: not asked lately; it keeps its share until it is.
         if not self.shared:

@@ -76,6 +76,10 @@ class PolicyTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "rate|burst"):
             Policy(rate, burst)
 
+    def test_a_whole_number_is_a_burst_whatever_its_type(self):
+        self.assertEqual(Policy(10, 3.0).field, '"default";q=4;w=1')
+        self.assertEqual(Quotas(10, 3.0, workers=2.0).workers, 2)
+
     def test_the_draft_followed_is_named(self):
         self.assertEqual(DRAFT, "draft-ietf-httpapi-ratelimit-headers-11")
         self.assertIn(DRAFT, quotas.__doc__)
@@ -90,17 +94,19 @@ class ParseTest(unittest.TestCase):
 
     @cases(["", "fast", "50/", "50/1.5", "/10", "-1", "inf", "nan",
             "50/-1", "1/2/3"])
-    def test_a_bad_limit_says_what_is_expected(self, text):
-        with self.assertRaisesRegex(ValueError, "rate|burst"):
+    def test_a_bad_limit_says_what_is_expected_and_what_came(self, text):
+        with self.assertRaisesRegex(ValueError, "rate|burst") as raised:
             parse_limit(text)
+        self.assertIn("got %r" % text, str(raised.exception))
 
     def test_the_environment_names_overrides_in_one_list(self):
         self.assertEqual(
-            parse_accounts("acme=50/100, Globex=10,,"),
+            parse_accounts("acme=50/100,, Globex=10,"),
             {"acme": (50.0, 100), "Globex": (10.0, None)})
         self.assertEqual(parse_accounts(""), {})
-        with self.assertRaisesRegex(ValueError, "account=rate"):
-            parse_accounts("acme:50")
+        with self.assertRaisesRegex(ValueError, "account=rate") as raised:
+            parse_accounts("acme=1, acme:50 ")
+        self.assertIn("got 'acme:50'", str(raised.exception))
 
 
 class BucketTest(unittest.TestCase):
@@ -155,17 +161,18 @@ class BucketTest(unittest.TestCase):
         self.assertTrue(calm.admit("acme").admitted)
 
     def test_a_call_shed_before_any_work_is_given_back(self):
-        quota = self.quota(rate=10.0, burst=1)
-        first = quota.admit("acme")
-        quota.refund("acme", first)
-        second, third = quota.admit("acme"), quota.admit("acme")
-        self.assertTrue(third.admitted)
-        quota.refund("acme", second)
-        quota.refund("acme", third)
-        self.assertEqual(quota.admit("acme").remaining, 1)  # never over
+        quota = self.quota(rate=10.0, burst=5)
+        for _ in range(3):
+            shed = quota.admit("acme")
+        quota.refund("acme", shed)
+        self.assertEqual(quota.admit("acme").remaining, 3)
+        quota.refund("acme", shed)
+        quota.refund("acme", shed)
+        quota.refund("acme", shed)
+        self.assertEqual(quota.admit("acme").remaining, 5)  # never over
         with self.assertLogs("scoring_api.quotas", "WARNING"):
-            quota.admit("acme")
-            refused = quota.admit("acme")
+            for _ in range(6):
+                refused = quota.admit("acme")
         quota.refund("acme", refused)  # took nothing: gives nothing
         self.assertFalse(quota.admit("acme").admitted)
         quota.refund("nobody", UNLIMITED)  # no bucket: nothing to do
@@ -205,6 +212,7 @@ class BucketTest(unittest.TestCase):
         self.assertTrue(all(d is UNLIMITED for d in decisions))
         self.assertEqual(header_fields(UNLIMITED), [])
         self.assertFalse(UNLIMITED.counted)
+        self.assertFalse(UNLIMITED.partner_over)  # never shed first
         self.assertFalse(quota.limited)
         self.assertEqual(quota.buckets, {})  # nothing kept per account
 
@@ -283,6 +291,7 @@ class HoldTest(unittest.TestCase):
         self.assertEqual(held.hold, quotas.HOLD_MAX_SECONDS)
         self.assertEqual(held.retry_after, 10)
         self.assertEqual(held.retry_after_held(held.hold), 5)
+        self.assertEqual(held.retry_after_held(1.0), 9)
 
     def test_a_partner_is_over_its_quota_for_a_second_after_a_refusal(self):
         self.quota.admit("acme")
@@ -295,6 +304,10 @@ class HoldTest(unittest.TestCase):
         self.assertTrue(admitted.admitted)
         self.assertFalse(admitted.partner_over)
         self.assertFalse(self.quota.admit("globex").partner_over)
+
+    def test_a_partner_never_refused_is_not_over_at_any_time(self):
+        quota = Quotas(10.0, 0, clock=FakeClock(0.0))
+        self.assertFalse(quota.admit("acme").partner_over)
 
 
 class RefusalLogTest(AsyncTestCase):
@@ -313,10 +326,14 @@ class RefusalLogTest(AsyncTestCase):
                 quota.admit("Acme")  # refused
                 quota.admit("x")
                 quota.admit("x")
+            self.assertEqual(len(logs.output), 1)  # within the interval
             await quota.sync()  # 5 s after the first line: nothing yet
+            self.assertEqual(len(logs.output), 1)
             clock.now += 5.0
             await quota.sync()
             await quota.sync()  # nothing new: nothing said
+            clock.now += 20.0
+            await quota.sync()
         self.assertEqual(len(logs.output), 2, logs.output)
         self.assertIn("1 calls refused over quota since the last report"
                       " (Acme 1)", logs.output[0])
@@ -470,14 +487,15 @@ class FallbackTest(TwoWorkersTestCase):
 
     @gen_test
     async def test_failing_counters_are_tried_once_a_probe_interval(self):
-        first, _ = self.workers(40.0, 0)
+        self.workers(40.0, 0, probe_interval=0.5)
         self.counters.down = True
         with self.assertLogs("scoring_api.quotas", "WARNING"):
             await self.send([100.0, 0], 10.0)
-        # Ten seconds, a probe a second: not one a sync. (The other
-        # worker, never asked, has nothing to exchange.)
-        self.assertLessEqual(self.counters.exchanges, 11)
-        self.assertGreaterEqual(self.counters.exchanges, 9)
+        # Ten seconds, a probe at the first sync (every 0.2 s) 0.5 s or
+        # more after the last one: not one a sync. (The other worker,
+        # never asked, has nothing to exchange.)
+        self.assertLessEqual(self.counters.exchanges, 10 / 0.5 + 1)
+        self.assertGreaterEqual(self.counters.exchanges, 10 / 0.7 - 1)
 
     @gen_test
     async def test_any_error_of_the_counters_falls_back_with_its_trace(
@@ -497,7 +515,116 @@ class FallbackTest(TwoWorkersTestCase):
         self.assertEqual(first.buckets["acme"].share, 0.5)
 
 
+class DemandTest(TwoWorkersTestCase):
+    """What each worker publishes: the calls a second it is asked for a
+    partner, smoothed over DEMAND_SMOOTHING_SECONDS."""
+
+    def published(self, worker="w0", account="acme"):
+        return self.counters.fields.get(account, {}).get(worker, (None,))[0]
+
+    @gen_test
+    async def test_the_demand_approaches_the_calls_a_second(self):
+        first, _ = self.workers(1000.0, 0)
+        for _ in range(10):  # 50 a second for 0.2 s
+            first.admit("acme")
+            self.clock.now += 0.02
+        await first.sync()
+        # From 0, a time constant of DEMAND_SMOOTHING_SECONDS.
+        rising = 50 * (1 - math.exp(-0.2 / quotas.DEMAND_SMOOTHING_SECONDS))
+        self.assertAlmostEqual(self.published(), rising, delta=0.01)
+        for _ in range(25):
+            for _ in range(10):
+                first.admit("acme")
+                self.clock.now += 0.02
+            await first.sync()
+        self.assertAlmostEqual(self.published(), 50.0, delta=0.1)
+        self.clock.now += 0.5  # no call: one time constant
+        await first.sync()
+        self.assertAlmostEqual(self.published(), 50.0 / math.e, delta=0.1)
+
+    @gen_test
+    async def test_under_a_call_a_second_is_a_demand_all_the_same(self):
+        first, _ = self.workers(10.0, 9)
+        first.admit("acme")
+        self.clock.now += 0.9
+        await first.sync()
+        self.assertLess(self.published(), 1.0)
+        self.assertEqual(first.buckets["acme"].share, 1.0)  # alone
+        self.clock.now += 0.2
+        await first.sync()
+        self.assertNotIn("acme", self.counters.fields)
+
+    @gen_test
+    async def test_a_demand_is_published_until_stale_seconds_after_a_call(
+            self):
+        first, _ = self.workers(10.0, 0)
+        first.admit("acme")
+        self.clock.now += STALE_SECONDS
+        await first.sync()
+        self.assertIsNotNone(self.published())
+        self.clock.now += 0.2
+        await first.sync()
+        self.assertIsNone(self.published())
+
+    @gen_test
+    async def test_a_partner_not_asked_for_costs_no_exchange(self):
+        first, _ = self.workers(10.0, 0)
+        first.admit("acme")
+        await first.sync()  # no time has passed: no demand measured yet
+        self.assertEqual(self.counters.exchanges, 0)
+        self.clock.now += 0.2
+        await first.sync()
+        self.clock.now += 2.0
+        await first.sync()  # its field goes
+        self.assertEqual(self.counters.exchanges, 2)
+        for _ in range(10):
+            self.clock.now += 0.2
+            await first.sync()
+        self.assertEqual(self.counters.exchanges, 2)
+
+    @gen_test
+    async def test_a_worker_no_longer_asked_keeps_its_share(self):
+        first, second = self.workers(10.0, 9)
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            await self.send([20.0, 20.0], 5.0)
+        self.clock.now += 10.0  # both idle: buckets full again
+        for quota in self.quotas:
+            await quota.sync()
+        burst = [first.admit("acme").admitted for _ in range(6)]
+        self.assertEqual(burst, [True] * 5 + [False])  # half of 10
+
+    @gen_test
+    async def test_a_larger_share_fills_at_its_rate_not_at_once(self):
+        first, _ = self.workers(10.0, 9)
+        first.admit("acme")  # cold: half the bucket, 5
+        self.clock.now += 1.0  # full again (4 + 5 a second, up to 5)
+        await first.sync()  # alone: all of it, 10, from those 5
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            burst = [first.admit("acme").admitted for _ in range(6)]
+        self.assertEqual(burst, [True] * 5 + [False])
+
+    @gen_test
+    async def test_a_partner_forgotten_during_an_exchange_is_skipped(self):
+        first, _ = self.workers(10.0, 0)
+        for account in ("a", "b"):
+            first.admit(account)
+        exchange = self.counters.exchange
+
+        async def forgetting(demands, process):
+            del first.buckets["a"]  # as an eviction would, meanwhile
+            return await exchange(demands, process)
+
+        self.counters.exchange = forgetting
+        self.clock.now += 0.2
+        await first.sync()
+        self.assertEqual(first.buckets["b"].share, 1.0)
+
+
 class IdleTest(TwoWorkersTestCase):
+    def setUp(self):
+        super().setUp()
+        self.clock.now = 1000.0
+
     @gen_test
     async def test_an_idle_partner_is_forgotten_here_and_in_the_counters(
             self):
@@ -510,9 +637,20 @@ class IdleTest(TwoWorkersTestCase):
         await first.sync()  # its demand went: the field goes
         self.assertNotIn("acme", self.counters.fields)
         self.assertIn("acme", first.buckets)
-        self.clock.now += 1.0
+        self.clock.now += 0.8  # 30 s after its last call
         await first.sync()
         self.assertEqual(first.buckets, {})
+
+    @gen_test
+    async def test_by_default_idle_means_a_minute(self):
+        quota = Quotas(10.0, 0, clock=self.clock)
+        quota.admit("acme")
+        self.clock.now += 59.9
+        await quota.sync()
+        self.assertIn("acme", quota.buckets)
+        self.clock.now += 0.1
+        await quota.sync()
+        self.assertEqual(quota.buckets, {})
 
     @gen_test
     async def test_a_partner_whose_bucket_is_not_full_is_kept(self):
@@ -526,17 +664,21 @@ class IdleTest(TwoWorkersTestCase):
         await quota.sync()
         self.assertEqual(quota.buckets, {})
 
-    def test_past_max_accounts_the_longest_idle_go_first(self):
-        quota = Quotas(10.0, 0, clock=self.clock, max_accounts=10)
-        for n in range(10):
+    @cases([(300, 30), (5, 1)])
+    def test_past_max_accounts_the_longest_idle_go_first(self, case):
+        most, evicted = case
+        quota = Quotas(10.0, 0, clock=self.clock, max_accounts=most)
+        for n in range(most):
             quota.admit("p%d" % n)
             self.clock.now += 1.0
         quota.admit("p0")  # used again: the most recent
-        quota.admit("p10")
-        self.assertEqual(len(quota.buckets), 10)
-        self.assertNotIn("p1", quota.buckets)
+        quota.admit("new")
+        self.assertEqual(len(quota.buckets), most - evicted + 1)
+        self.assertEqual(
+            sorted(set("p%d" % n for n in range(most)) - set(quota.buckets)),
+            sorted("p%d" % n for n in range(1, evicted + 1)))
         self.assertIn("p0", quota.buckets)
-        self.assertIn("p10", quota.buckets)
+        self.assertIn("new", quota.buckets)
 
 
 class BackgroundTest(AsyncTestCase):
