@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from scoring_api import scoring
 from scoring_api.auth import Authenticator
+from scoring_api.config import Settings
 from scoring_api.errors import ApiError, Forbidden, ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest)
@@ -55,16 +56,20 @@ def authenticate(request, authenticator):
     request.is_admin = authenticator.is_admin(request.login)
 
 
-async def method_handler(request, ctx, store, settings, authenticator=None):
+async def method_handler(request, ctx, store, settings=None,
+                         authenticator=None):
     """Validate, authenticate and run one API call.
 
     `request`: the decoded JSON body; `ctx`: a dict the call fills with
     facts for the log (`method`, `has`, `nclients`); `store`: the `Store`;
-    `settings`: the service's Settings; `authenticator`: the Authenticator
+    `settings`: the service's Settings (the defaults when not given, as
+    the course task's callers pass none); `authenticator`: the Authenticator
     of `settings.auth` (made from it when not given; the server makes one
     for all its calls). Returns `(response, code)`: the response dict with
     200, otherwise the error message with its code.
     """
+    if settings is None:
+        settings = Settings()
     try:
         envelope = MethodRequest(request)
         method = METHODS.get(envelope.method)

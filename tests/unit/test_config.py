@@ -469,7 +469,8 @@ INTEGER_RANGES = [
     ("cache", "failure_threshold", 1, None), ("cache", "local_size", 0, None),
 ]
 SECONDS_KEYS = [
-    ("server", "idle_timeout"), ("server", "body_timeout"),
+    ("server", "idle_timeout"), ("server", "header_timeout"),
+    ("server", "body_timeout"),
     ("server", "shutdown_timeout"), ("server", "write_timeout"),
     ("server", "restart_window"),
     ("store", "connect_timeout"), ("store", "timeout"), ("store", "backoff"),
