@@ -12,6 +12,7 @@ from scoring_api.config import Settings
 from tests.support import strategies
 from tests.support.clock import stop_calendar
 from tests.support.helpers import MemoryStore, api_request
+from tests.support.http import HttpTestCase
 
 SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru",
                    "first_name": "a", "last_name": "b"}
@@ -59,6 +60,28 @@ class AnyJsonTest(unittest.TestCase):
         self.assertIn(code, (200, 403, 422), response)
         if code == 422 and name != "arguments":
             self.assertTrue(response.startswith(name + ": "), response)
+
+
+class AnyJsonOverHttpTest(HttpTestCase):
+    """The same through HTTP, the body decoded by the service: an integer
+    past 64 bits, or any other value, is named by its field."""
+
+    settings = Settings().replace(server={"max_body_bytes": 65536})
+
+    def setUp(self):
+        super().setUp()
+        stop_calendar(self, strategies.TODAY)
+
+    @given(st.sampled_from(ARGUMENT_TARGETS), strategies.json_values)
+    def test_an_argument_is_accepted_or_named(self, target, value):
+        method, arguments, name = target
+        response = self.post(api_request(
+            method, dict(arguments, **{name: value})))
+        answer = json.loads(response.body)
+        self.assertIn(response.code, (200, 422), answer)
+        if response.code == 422 and not answer["error"].startswith(
+                "arguments: "):
+            self.assertTrue(answer["error"].startswith(name + ": "), answer)
 
 
 class InterestsTest(unittest.TestCase):

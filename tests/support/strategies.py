@@ -25,6 +25,7 @@ OLDEST_BIRTHDAY = datetime.date(1956, 11, 24)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 64 - 1)
+    | st.integers(-2 ** 80, 2 ** 80)  # past 64 bits too
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
