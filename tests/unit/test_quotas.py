@@ -313,13 +313,14 @@ class HoldTest(unittest.TestCase):
 class RefusalLogTest(AsyncTestCase):
     @gen_test
     async def test_refusals_are_one_line_per_interval_by_partner(self):
-        clock = FakeClock()
+        clock = FakeClock(0.0)
         quota = Quotas(1.0, 0, accounts={"Acme": (1.0, 0)}, clock=clock,
                        log_interval=10.0)
         quota.admit("Acme")
         quota.admit("x")
         with self.assertLogs("scoring_api.quotas", "WARNING") as logs:
             quota.admit("Acme")  # the first refusal: said at once
+            self.assertEqual(len(logs.output), 1)
             for _ in range(5):
                 clock.now += 1.0
                 quota.admit("Acme")  # admitted
@@ -329,16 +330,24 @@ class RefusalLogTest(AsyncTestCase):
             self.assertEqual(len(logs.output), 1)  # within the interval
             await quota.sync()  # 5 s after the first line: nothing yet
             self.assertEqual(len(logs.output), 1)
-            clock.now += 5.0
+            clock.now += 5.0  # the interval since the first line: said
             await quota.sync()
+            self.assertEqual(len(logs.output), 2)
             await quota.sync()  # nothing new: nothing said
-            clock.now += 20.0
+            clock.now += 10.0  # a refusal an interval after: said at once
+            quota.admit("x")
+            quota.admit("x")
+            self.assertEqual(len(logs.output), 3)
+            quota.admit("x")
+            clock.now += 25.0  # said at the first sync past the interval
             await quota.sync()
-        self.assertEqual(len(logs.output), 2, logs.output)
+        self.assertEqual(len(logs.output), 4, logs.output)
         self.assertIn("1 calls refused over quota since the last report"
                       " (Acme 1)", logs.output[0])
         self.assertIn("10 calls refused over quota since the last report"
                       " (Acme 5, other 5)", logs.output[1])
+        self.assertIn("1 calls refused over quota since the last report"
+                      " (other 1)", logs.output[3])
 
 
 class TwoWorkersTestCase(AsyncTestCase):
@@ -471,7 +480,7 @@ class FallbackTest(TwoWorkersTestCase):
         with self.assertLogs("scoring_api.quotas", "WARNING") as logs:
             await self.send([200.0, 0], 5.0)
             self.counters.down = True
-            await self.send([200.0, 0], 5.0, start=5.0)
+            during = await self.send([200.0, 0], 5.0, start=5.0)
             self.counters.down = False
             after = await self.send([200.0, 0], 20.0, start=10.0)
         said = [line.split(":", 2)[2] for line in logs.output
@@ -481,6 +490,9 @@ class FallbackTest(TwoWorkersTestCase):
             " each process holds 1/2 of every quota until they answer",
             "quotas: the shared counters answer again: the processes"
             " share every quota by demand again"])
+        # Alone: the whole rate; counters down: the local share, 1/2.
+        self.assertAlmostEqual(len([when for when in during if when >= 6]),
+                               4 * 40 / 2, delta=2)
         fewest, _ = windows([when - 12.0 for when in after if when >= 12],
                             18.0)
         self.assertGreaterEqual(fewest, 0.9 * 10 * 40.0)
@@ -548,6 +560,9 @@ class DemandTest(TwoWorkersTestCase):
         first.admit("acme")
         self.clock.now += 0.9
         await first.sync()
+        rising = 1 / 0.9 * (1 - math.exp(-0.9
+                                         / quotas.DEMAND_SMOOTHING_SECONDS))
+        self.assertAlmostEqual(self.published(), rising, delta=0.001)
         self.assertLess(self.published(), 1.0)
         self.assertEqual(first.buckets["acme"].share, 1.0)  # alone
         self.clock.now += 0.2
