@@ -1,5 +1,5 @@
 """Whether the cache can take the memory of what must stay (docs/
-operations.md, "Memory").
+operations.md, "The cache and its memory").
 
 Cached scores carry a TTL; interests and quota counters carry none. So a
 Redis with a `maxmemory` and a `volatile-*` policy makes room by evicting

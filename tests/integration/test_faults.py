@@ -1,4 +1,4 @@
-"""The store's promises (docs/operations.md, "Redis failures"), proven by
+"""The store's promises (docs/operations.md, "When Redis fails"), proven by
 breaking a real Redis on purpose.
 
 Each test's fault is undone by FaultLayer.testTearDown: the server is

@@ -1,6 +1,6 @@
 """Redis behind a fault layer (tests/support/faultproxy.py): latency, stale
 pooled connections and a sentinel that never answers (docs/operations.md,
-"Redis failures")."""
+"When Redis fails")."""
 import asyncio
 import json
 import time
