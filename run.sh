@@ -19,9 +19,12 @@ usage: ./run.sh [COMMAND [ARGS]]    (README.md explains each)
 
   (none) [--port N] [--log FILE]      set up .venv, check Redis, serve
   test [--under-load] [NOSE2 ARGS]    flake8, nose2 -v, a counted summary
-  load-interests FILE [--partial]     load interests into the store
+  load-interests FILE [--partial] [--allow-empty]
+                                      load interests into the store
   soak [--mode MODE]                  traffic while Redis dies twice
-  bench [--quick | --instructions]    what a call costs (wrk, callgrind)
+  bench [--peers] [--quick] [--instructions] [--fairness]
+                                      CPU time a call beside its peers (wrk,
+                                      callgrind); --help lists the rest
   fuzz [--max-time S] [--seed N]      schemathesis against openapi.json
   mutate [MODULE ...]                 mutation testing, a row a module
   coverage [NOSE2 ARGS]               line and branch coverage
@@ -337,7 +340,11 @@ bench)
     *" --list "*|*" -h "*|*" --help "*) ;;  # nothing runs
     *" --instructions "*) need_tool valgrind valgrind
                           need_tool callgrind_control valgrind ;;
-    *) need_tool wrk wrk ;;
+    # A whole run adds callgrind's attribution to wrk's rounds.
+    *" --quick "*|*" --no-callgrind "*) need_tool wrk wrk ;;
+    *) need_tool wrk wrk
+       need_tool valgrind valgrind
+       need_tool callgrind_control valgrind ;;
     esac
     exec "$PY" -m bench.run "$@"
     ;;
