@@ -43,10 +43,10 @@ def envelope(code, response=None, error=None):
 
 def declared_length(headers):
     """The body length the Content-Length of `headers` (HTTPHeaders)
-    declares, or None when it declares none that is one plain number:
-    ASCII digits, fewer than 2**64 (str.isdigit alone would take "\u00b2",
+    declares, or None when it declares none that is one plain number: at
+    most 19 ASCII digits (str.isdigit alone would take a superscript "2",
     and int() raises on 4,301 digits). Tornado refuses any other with its
-    bare 400 when it reads the body."""
+    bare 400 when it reads the body, or reads the length itself."""
     # get_list: one lookup, no KeyError raised for a missing header.
     values = headers.get_list("Content-Length")
     if len(values) == 1:

@@ -96,6 +96,10 @@ class DecodeTest(unittest.TestCase):
         (b"[1]", "body must be a JSON object"),
         (b"%s" % (b"9" * 400), "body must be a JSON object"),
         (b'[' * 2000 + b']' * 2000, "body is not valid JSON"),
+        # orjson reads 1,024 levels but writes 254: past that the exact
+        # parse checks, as deep as Python's recursion limit lets it
+        (b'{"a": ' + b'[' * 1020 + b']' * 1020 + b'}',
+         "body is nested too deeply"),
     ])
     def test_what_is_not_one_json_object_is_refused(self, case):
         body, message = case
