@@ -38,7 +38,7 @@ import logging
 import math
 import time
 
-from scoring_api.errors import StoreUnavailable
+from scoring_api.errors import Overloaded, StoreUnavailable
 from scoring_api.store.counters import STALE_SECONDS, this_process
 from scoring_api.throttle import LOG_INTERVAL_SECONDS
 
@@ -420,6 +420,8 @@ class Quotas:
         try:
             totals = await self.counters.exchange(
                 demands, self.process or this_process())
+        except Overloaded:
+            return  # this process was late, not Redis: the next sync
         except Exception as error:
             self._counters_failed(error)
             return
