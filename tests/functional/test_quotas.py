@@ -13,6 +13,8 @@ from scoring_api.config import Settings
 from scoring_api.errors import Overloaded
 from scoring_api.overload import Overload
 from scoring_api.quotas import Quotas
+from tests.functional.test_openapi import (DOCUMENT, answer_validator,
+                                           resolve)
 from tests.support.cases import cases
 from tests.support.clock import NOW, FakeClock, admin_request, \
     stop_auth_clock
@@ -332,3 +334,36 @@ class DefaultAdmissionTest(HttpTestCase):
         self.assertEqual(response.code, 429)
         self.assertEqual(response.headers["RateLimit-Policy"],
                          '"default";q=1;w=1')
+
+
+class DocumentedAnswersTest(QuotaTestCase):
+    """The 429 and the 503 "overloaded" answer as openapi.json says, with
+    the header fields it describes."""
+
+    rate, burst = 0.5, 0
+
+    def assert_documented(self, code, body, headers):
+        self.assertTrue(answer_validator("/method/", "post", code)
+                        .is_valid(body), body)
+        response = resolve(
+            DOCUMENT["paths"]["/method/"]["post"]["responses"][str(code)])
+        for name, spec in response["headers"].items():
+            spec = resolve(spec)
+            if spec.get("required"):
+                self.assertIn(name, headers)
+            if name in headers and "pattern" in spec["schema"]:
+                self.assertRegex(headers[name], spec["schema"]["pattern"])
+        self.assertGreaterEqual(int(headers["Retry-After"]), 1)
+
+    def test_the_429_is_documented(self):
+        self.answer()
+        self.assert_documented(*self.answer())
+
+    def test_the_503_overloaded_is_documented(self):
+        self.lag.lag = 1.0
+        code, body, headers = self.answer()
+        self.assertEqual(code, 503)
+        self.assertIn(body, [example["value"] for example in resolve(
+            DOCUMENT["paths"]["/method/"]["post"]["responses"]["503"])[
+                "content"]["application/json"]["examples"].values()])
+        self.assert_documented(code, body, headers)
