@@ -87,6 +87,9 @@ class TwoWorkersTest(ProcessTestCase):
         self.assertEqual(
             value(metrics, "scoring_api_requests_total",
                   api_method="online_score", code="429"), refused)
+        # The loop's lag, the worst live worker's (written each second).
+        self.assertIn(("scoring_api_event_loop_lag_seconds", frozenset()),
+                      metrics)
 
 
 class CountersRedisKilledTest(ProcessTestCase):
