@@ -71,7 +71,8 @@ class Admission:
             if not decision.admitted:
                 metrics.call_refused(QUOTA, decision.partner)
                 raise RateLimited()
-        reason = self.overload.admit(decision.partner_over)
+        reason = self.overload.admit(decision.partner_over,
+                                     self.quotas.someone_over)
         if reason is not None:
             self._shed(account, ctx, reason)
             raise Overloaded()

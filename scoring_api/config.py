@@ -385,7 +385,7 @@ class OverloadSettings:
                          " process takes on; 0: no limit")
     min_in_flight: int = _key(64, _integer(1), "calls in flight always"
                               " allowed")
-    max_held: int = _key(256, _integer(0), "429s held at once for partners"
+    max_held: int = _key(1024, _integer(0), "429s held at once for partners"
                          " that keep calling")
     starved_lag: float = _key(0.1, _seconds, "a lag this long makes a Redis"
                               " timeout the process's own")

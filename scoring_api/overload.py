@@ -116,7 +116,7 @@ class Overload:
     """Which calls to serve, which to shed at once; in-flight counts."""
 
     def __init__(self, lag, shed_lag=0.1, budget=1.0,
-                 min_in_flight=MIN_IN_FLIGHT, max_held=256,
+                 min_in_flight=MIN_IN_FLIGHT, max_held=1024,
                  clock=time.monotonic):
         """`lag`: the process's `LoopLag`; `shed_lag` (seconds; 0: never
         by lag); `budget` (seconds a call may wait for the calls before
@@ -137,12 +137,16 @@ class Overload:
         self.slot_end = -math.inf
         self.completed = 0  # in the ring
 
-    def admit(self, partner_over=False):
+    def admit(self, partner_over=False, others_over=None):
         """None: serve the call (counted in flight until `finished`).
-        Else why it is shed: "loop_lag" or "in_flight"."""
+        Else why it is shed: "loop_lag" or "in_flight". `others_over()`:
+        true while some partner is over its quota (refused lately): the
+        load is theirs too (their refusals cost the loop as well), so a
+        call within its quota is not shed then; theirs are cut first."""
         reason = self.saturation(
             OVER_QUOTA_FACTOR if partner_over else 1.0)
-        if reason is not None and (partner_over or not self.over_in_flight):
+        if reason is not None and (partner_over or not (
+                self.over_in_flight or (others_over and others_over()))):
             return reason
         self.in_flight += 1
         if partner_over:

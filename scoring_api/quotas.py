@@ -300,7 +300,13 @@ class Quotas:
         self.log_interval = log_interval
         self.last_refusal_report = -math.inf
         self.refused_by_partner = {}  # since the last report
+        self.refused_at = -math.inf  # the last refusal, of any partner
         self.task = None
+
+    def someone_over(self):
+        """True while some partner is over its quota (one was refused
+        within OVER_QUOTA_SECONDS)."""
+        return self.clock() - self.refused_at < OVER_QUOTA_SECONDS
 
     def policy_of(self, account):
         """The quota of `account`, or None when it has no limit."""
@@ -349,7 +355,7 @@ class Quotas:
         # connection, not one per round trip.
         hold = (min(max(wait, 1.0), HOLD_MAX_SECONDS)
                 if self.enforce and partner_over else 0.0)
-        bucket.refused_at = now
+        bucket.refused_at = self.refused_at = now
         self._count_refusal(bucket.partner, now)
         return Decision(not self.enforce, True, True, bucket.policy, level,
                         bucket.rate, bucket.capacity, wait, hold,

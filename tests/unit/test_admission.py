@@ -122,3 +122,20 @@ class FairnessTest(AdmissionTestCase):
         # The flood got its first calls only: then it was over its quota
         # and the process saturated.
         self.assertLessEqual(len(flood_calls), 4)
+
+    def test_a_quiet_partner_is_not_shed_while_another_is_refused(self):
+        # The flood's calls are refused, none in flight: its refusals
+        # are what loads the loop, so the quiet partner is served.
+        self.admit("flood")
+        with self.assertLogs("scoring_api", "WARNING"):
+            with self.assertRaises(RateLimited):
+                self.admit("flood")
+            self.lag.lag = 0.5
+            self.assertEqual(self.overload.over_in_flight, 0)
+            self.admission.finished(self.admit("quiet"))
+            self.clock.now += 0.1  # a call refilled
+            with self.assertRaises(Overloaded):
+                self.admit("flood")  # over quota lately: shed first
+            self.clock.now += 1.0  # nobody refused for a second
+            with self.assertRaises(Overloaded):
+                self.admit("quiet")
