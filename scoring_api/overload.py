@@ -40,6 +40,7 @@ SLOTS = 10
 OVER_QUOTA_FACTOR = 0.5
 # The longest Retry-After of a shed call.
 LONGEST_RETRY_AFTER = 10
+LATE_TICK_CAP = 2.0
 SHED_BY_LAG = "loop_lag"
 SHED_BY_IN_FLIGHT = "in_flight"
 
@@ -55,6 +56,7 @@ class LoopLag:
         self.interval = interval
         self.starved_lag = starved_lag
         self.starved_hold = starved_hold
+        self.late_tick_cap = LATE_TICK_CAP * starved_lag
         self.clock = clock
         self.last = 0.0  # the lag of the last tick, seconds
         self.smoothed = 0.0
@@ -67,7 +69,12 @@ class LoopLag:
         now = self.clock()
         if self.expected is not None:
             self.last = max(0.0, now - self.expected)
-            self.smoothed += (self.last - self.smoothed) * LAG_SMOOTHING
+            # One late tick counts at most LATE_TICK_CAP x starved_lag:
+            # a single stall (a GC pause, a stopped process) does not
+            # shed the calls that waited through it; a lasting lag does
+            # within two ticks.
+            self.smoothed += (min(self.last, self.late_tick_cap)
+                              - self.smoothed) * LAG_SMOOTHING
             if self.last >= self.starved_lag:
                 self.starved_at = now
         self.expected = now + self.interval
@@ -81,9 +88,11 @@ class LoopLag:
 
     @property
     def lag(self):
-        """The lag now, in seconds: the smoothed measure, or more while a
-        tick is overdue. What the lag metric shows and shedding reads."""
-        return max(self.smoothed, self.overdue())
+        """The lag now, in seconds: the smoothed measure. What the lag
+        metric shows and shedding reads (a tick overdue is starvation,
+        `is_starved`, not yet lag: the calls read while the loop catches
+        up are not shed for one stall)."""
+        return self.smoothed
 
     def is_starved(self, since=None):
         """True while the process itself is starved: a tick is overdue by
