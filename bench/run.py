@@ -5,6 +5,7 @@
                    [--json FILE] [--callgrind | --no-callgrind]
     ./run.sh bench --list
     ./run.sh bench --instructions ...      (bench/instructions.py)
+    ./run.sh bench --fairness ...          (bench/fairness.py)
     (python -m bench.run ...)
 
 What a user feels is the CPU time a call costs the server process: it
@@ -431,6 +432,9 @@ def mode_of(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if "--fairness" in argv:
+        from bench import fairness  # it imports this module
+        return fairness.main([arg for arg in argv if arg != "--fairness"])
     if "--instructions" in argv:
         return instructions.main([arg for arg in argv
                                   if arg != "--instructions"])

@@ -4,6 +4,7 @@ import os
 
 from tornado import routing, web
 
+from scoring_api.admission import Admission
 from scoring_api.auth import Authenticator
 from scoring_api.handlers import (DocumentHandler, HealthHandler,
                                   MethodHandler, MetricsHandler,
@@ -22,13 +23,18 @@ def read_openapi():
         return document.read()
 
 
-def make_app(settings, store, traffic=None):
+def make_app(settings, store, traffic=None, admission=None):
     """The application serving `settings` with `store`; `traffic` is the
-    server's (see `server.serve`): whether it drains."""
+    server's (see `server.serve`): whether it drains; `admission`: the
+    process's quotas and shedding (admission.Admission; when not given,
+    one of `settings` whose quotas are this process's alone and whose
+    loop lag is not measured)."""
     every = {"traffic": Traffic() if traffic is None else traffic,
              "request_ids": RequestIds()}
     method = dict(every, settings=settings, store=store,
-                  authenticator=Authenticator.from_settings(settings.auth))
+                  authenticator=Authenticator.from_settings(settings.auth),
+                  admission=(Admission.from_settings(settings)
+                             if admission is None else admission))
     return web.Application(
         [
             # First: a body Tornado must not read itself (a form type, or

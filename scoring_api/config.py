@@ -211,6 +211,64 @@ def _log_level(text):
     return level
 
 
+def _seconds_or_off(text):
+    """Seconds, or 0 for "off"."""
+    if _DECIMAL.fullmatch(text) and float(text) == 0:
+        return 0.0
+    try:
+        return _seconds(text)
+    except ValueError:
+        raise ValueError("expected 0 (off) or seconds, at least %g and"
+                         " under %d" % (MIN_SECONDS, MAX_SECONDS)) from None
+
+
+# The highest rate a quota may name: calls a second, far past what one
+# instance serves.
+MAX_RATE = 1e6
+
+
+def _rate(text):
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError("expected calls a second (a number; 0: no limit)")
+    value = float(text)
+    if not 0 <= value <= MAX_RATE:
+        raise ValueError("expected calls a second, 0 (no limit) to %d"
+                         % MAX_RATE)
+    return value
+
+
+def _limit(text):
+    """One [limits.accounts] value, rate[/burst]: (rate, burst or None)."""
+    rate_text, slash, burst_text = text.partition("/")
+    rate_text, burst_text = rate_text.strip(), burst_text.strip()
+    if not _DECIMAL.fullmatch(rate_text) or (
+            slash and not (_INTEGER.fullmatch(burst_text)
+                           and burst_text[0] not in "+-")):
+        raise ValueError("expected rate[/burst]: calls a second, then a"
+                         " whole number of calls at once (e.g. 50/100)")
+    rate = _rate(rate_text)
+    return rate, int(burst_text) if slash else None
+
+
+def _accounts(text):
+    """The environment's one list, account=rate[/burst],...: a tuple of
+    (account, rate, burst or None)."""
+    accounts = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        account, equals, limit = item.partition("=")
+        if not equals:
+            raise ValueError("expected account=rate[/burst],..., not %r"
+                             % item.strip())
+        try:
+            accounts[account.strip()] = _limit(limit)
+        except ValueError as error:
+            raise ValueError("%s: %s" % (account.strip(), error)) from None
+    return tuple((account, rate, burst)
+                 for account, (rate, burst) in accounts.items())
+
+
 def _key(default, parse, doc):
     return dataclasses.field(
         default=default, metadata={"parse": parse, "doc": doc})
@@ -303,11 +361,46 @@ class CacheSettings(StoreSettings):
 
 
 @dataclasses.dataclass(frozen=True)
+class LimitsSettings:
+    rate: float = _key(0.0, _rate, "calls a second a partner may make; 0: no"
+                       " limit")
+    burst: int = _key(10, _integer(0), "calls above the rate at once")
+    enforce: bool = _key(True, _boolean, "false: count and report, never"
+                         " refuse")
+    # From [limits.accounts] (account = rate[/burst] lines), or the
+    # environment's one list SCORING_LIMITS_ACCOUNTS.
+    accounts: tuple = _key((), _accounts, "per-partner overrides")
+
+    def overrides(self):
+        """{account: (rate, burst or None)} of [limits.accounts]."""
+        return {account: (rate, burst)
+                for account, rate, burst in self.accounts}
+
+
+@dataclasses.dataclass(frozen=True)
+class OverloadSettings:
+    shed_lag: float = _key(0.1, _seconds_or_off, "event-loop lag that sheds"
+                           " new calls; 0: never")
+    budget: float = _key(1.0, _seconds_or_off, "seconds of calls in flight a"
+                         " process takes on; 0: no limit")
+    min_in_flight: int = _key(64, _integer(1), "calls in flight always"
+                              " allowed")
+    max_held: int = _key(1024, _integer(0), "429s held at once for partners"
+                         " that keep calling")
+    starved_lag: float = _key(0.1, _seconds, "a lag this long makes a Redis"
+                              " timeout the process's own")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     cache: CacheSettings = dataclasses.field(default_factory=CacheSettings)
+    limits: LimitsSettings = dataclasses.field(
+        default_factory=LimitsSettings)
+    overload: OverloadSettings = dataclasses.field(
+        default_factory=OverloadSettings)
 
     @property
     def cache_url(self):
@@ -348,6 +441,9 @@ class Settings:
 CONNECTION_KEYS = ("mode", "url", "sentinels", "service_name", "db",
                    "password")
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+# account = rate[/burst] lines, keys in their exact case: [limits]
+# accounts.
+ACCOUNTS_SECTION = "limits.accounts"
 _PORTED = re.compile(r":[0-9]+$")
 
 
@@ -382,6 +478,9 @@ def _read_file(path):
     # No section is special: a [DEFAULT] section is an unknown section.
     parser = configparser.ConfigParser(interpolation=None,
                                        default_section="\0")
+    # Keys as written: [limits.accounts] names accounts in their exact
+    # case; the other sections' keys are lower-cased below.
+    parser.optionxform = str
     try:
         with open(path, "rb") as config_file:
             data = config_file.read()
@@ -395,12 +494,34 @@ def _read_file(path):
     except configparser.Error as error:
         raise ConfigError("%s: %s" % (
             path, " ".join(str(error).split()))) from None
+    found = {}
     for section in parser.sections():
+        if section == ACCOUNTS_SECTION:
+            found[section] = dict(parser.items(section))
+            continue
         if section not in SECTIONS:
             raise ConfigError("%s: unknown section [%s] (known: %s)" % (
-                path, section, ", ".join(SECTIONS)))
-    return {section: dict(parser.items(section))
-            for section in parser.sections()}
+                path, section, ", ".join([*SECTIONS, ACCOUNTS_SECTION])))
+        keys = found[section] = {}
+        for key, text in parser.items(section):
+            if key.lower() in keys:
+                raise ConfigError("%s: [%s] %s: the key is given twice" % (
+                    path, section, key.lower()))
+            keys[key.lower()] = text
+    return found
+
+
+def _read_accounts(keys, source):
+    """The `accounts` of [limits] from the [limits.accounts] lines."""
+    accounts = []
+    for account, text in keys.items():
+        try:
+            rate, burst = _limit(text.strip())
+        except ValueError as error:
+            raise ConfigError("%s: [%s] %s = %r: %s" % (
+                source, ACCOUNTS_SECTION, account, text, error)) from None
+        accounts.append((account, rate, burst))
+    return tuple(accounts)
 
 
 def _environment_keys(environ):
@@ -465,6 +586,9 @@ def load_settings(path=None, environ=None, overrides=()):
     values = {section: {} for section in SECTIONS}
     if path is not None:
         for section, keys in _read_file(path).items():
+            if section == ACCOUNTS_SECTION:
+                values["limits"]["accounts"] = _read_accounts(keys, path)
+                continue
             for key, text in keys.items():
                 values[section][key] = _parse(section, key, text, path)
     for name, section, key, text in _environment_keys(environ):

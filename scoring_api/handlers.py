@@ -13,6 +13,7 @@ from tornado import routing, web
 from scoring_api import logs, metrics, requestids
 from scoring_api.body import BodyError, decode_body
 from scoring_api.methods import method_handler
+from scoring_api.quotas import header_fields
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class JsonHandler(web.RequestHandler):
     error_message = None
     is_api_call = False  # counted in the request metrics
     close_after_answer = False
+    # Refused over quota or shed: logged at INFO, the refusals are
+    # reported once per interval (quotas.py, admission.py).
+    refused = False
     client_left = False  # the connection closed before the answer
 
     def initialize(self, traffic, request_ids):
@@ -158,15 +162,28 @@ class MethodHandler(JsonHandler):
     is_api_call = True
 
     def initialize(self, settings, store, authenticator, traffic,
-                   request_ids):
+                   request_ids, admission=None):
         super().initialize(traffic, request_ids)
         # Tornado's own `self.settings` is the Application's dict.
         self.service_settings = settings
         self.store = store
         self.authenticator = authenticator
+        self.admission = admission
 
     def body(self):
         return self.request.body
+
+    async def admitted_or_not(self, ctx, code):
+        """The quota header fields of a counted call; Retry-After (after
+        the hold of a partner that keeps calling) of one refused over
+        quota or shed (docs/api.md, "Quotas")."""
+        for name, value in header_fields(ctx["quota"]):
+            self.set_header(name, value)
+        if code == HTTPStatus.TOO_MANY_REQUESTS or "shed" in ctx:
+            self.refused = True
+            retry_after, close = await self.admission.delay(ctx)
+            self.set_header("Retry-After", str(retry_after))
+            self.close_after_answer = self.close_after_answer or close
 
     async def post(self):
         try:
@@ -176,8 +193,11 @@ class MethodHandler(JsonHandler):
             return
         ctx = {"request_id": self.request_id}
         response, code = await method_handler(
-            body, ctx, self.store, self.service_settings, self.authenticator)
+            body, ctx, self.store, self.service_settings, self.authenticator,
+            self.admission)
         self.api_method = ctx.get("method")
+        if "quota" in ctx:
+            await self.admitted_or_not(ctx, code)
         if code == HTTPStatus.OK:
             self.send_json(code, response)
         else:
@@ -358,8 +378,9 @@ def log_request(handler):
     """Once per answer (Tornado's log_function), `handler` a JsonHandler:
     the request metrics, and the access line (at WARNING from 400 up,
     ERROR for a 500 only: a 503 is Redis being down, which the store
-    already reports once per interval). A call whose client left before
-    the answer is logged and counted as 499."""
+    already reports once per interval; at INFO for a call refused over
+    quota or shed, which are reported once per interval). A call whose
+    client left before the answer is logged and counted as 499."""
     if handler.client_left:
         status, error = CLIENT_CLOSED_REQUEST, CLIENT_LEFT
     else:
@@ -369,7 +390,7 @@ def log_request(handler):
     api_method = handler.api_method
     if handler.is_api_call:
         metrics.observe_request(api_method, status, seconds)
-    level = (logging.INFO if status < 400 else
+    level = (logging.INFO if status < 400 or handler.refused else
              logging.ERROR if status == 500 else logging.WARNING)
     if not logger.isEnabledFor(level):
         return

@@ -9,7 +9,8 @@ from http import HTTPStatus
 from scoring_api import scoring
 from scoring_api.auth import Authenticator
 from scoring_api.config import Settings
-from scoring_api.errors import ApiError, Forbidden, ValidationError
+from scoring_api.errors import (ApiError, Forbidden, Overloaded,
+                                ValidationError)
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest)
 
@@ -56,17 +57,29 @@ def authenticate(request, authenticator):
     request.is_admin = authenticator.is_admin(request.login)
 
 
+async def call(method, envelope, ctx, store, settings):
+    """(response, 200) of `method` (None: unknown, 422)."""
+    if method is None:
+        # Not echoed: the access log writes the message, and a caller's
+        # value may be anything, personal data included.
+        raise ValidationError({"method": "unknown method (known: %s)"
+                               % ", ".join(METHODS)})
+    return await method(envelope, ctx, store, settings), HTTPStatus.OK
+
+
 async def method_handler(request, ctx, store, settings=None,
-                         authenticator=None):
+                         authenticator=None, admission=None):
     """Validate, authenticate and run one API call.
 
     `request`: the decoded JSON body; `ctx`: a dict the call fills with
-    facts for the log (`method`, `has`, `nclients`); `store`: the `Store`;
-    `settings`: the service's Settings (the defaults when not given, as
-    the course task's callers pass none); `authenticator`: the Authenticator
-    of `settings.auth` (made from it when not given; the server makes one
-    for all its calls). Returns `(response, code)`: the response dict with
-    200, otherwise the error message with its code.
+    facts for the log (`method`, `has`, `nclients`) and, with `admission`,
+    what it decided (`quota`, `shed`); `store`: the `Store`; `settings`:
+    the service's Settings (the defaults when not given, as the course
+    task's callers pass none); `authenticator`: the Authenticator of
+    `settings.auth` (made from it when not given; the server makes one
+    for all its calls); `admission`: the process's admission.Admission
+    (none: no quota, no shedding). Returns `(response, code)`: the
+    response dict with 200, otherwise the error message with its code.
     """
     if settings is None:
         settings = Settings()
@@ -76,12 +89,18 @@ async def method_handler(request, ctx, store, settings=None,
         ctx["method"] = envelope.method if method else "unknown"
         authenticate(envelope, authenticator
                      or Authenticator.from_settings(settings.auth))
-        if method is None:
-            # Not echoed: the access log writes the message, and a
-            # caller's value may be anything, personal data included.
-            raise ValidationError({"method": "unknown method (known: %s)"
-                                   % ", ".join(METHODS)})
-        return await method(envelope, ctx, store, settings), HTTPStatus.OK
+        if admission is None:
+            return await call(method, envelope, ctx, store, settings)
+        # After authentication (a wrong token spends no one's quota),
+        # before the arguments (a 422 spends it too).
+        admission.admit(envelope.account or "", ctx)
+        try:
+            return await call(method, envelope, ctx, store, settings)
+        except Overloaded:
+            admission.store_overloaded(ctx)
+            raise
+        finally:
+            admission.finished(ctx)
     except ApiError as error:
         return str(error), error.code
     except Exception:

@@ -2,7 +2,8 @@
 knows prometheus_client.
 
 The others call a few functions: `observe_request`, `request_started` /
-`request_finished`, `redis_error`, `set_circuit_open`, and `render` for
+`request_finished`, `redis_error`, `set_circuit_open`, `call_refused`,
+`call_over_quota`, `watch_loop_lag` / `refresh`, and `render` for
 `GET /metrics`. The server calls `prepare` before anything forks or
 serves, then `worker_died` and `end_run`.
 
@@ -37,7 +38,7 @@ _run = {"directory": None, "given": None}
 
 
 class _Metrics:
-    """The five metrics of docs/operations.md, and their labelled children
+    """The metrics of docs/operations.md, and their labelled children
     cached so that a request costs no label lookup."""
 
     def __init__(self):
@@ -71,6 +72,25 @@ class _Metrics:
             self.in_flight.set_function(lambda: self.requests_in_flight)
         self.answered = {}  # (api_method, code): (counter, histogram)
         self.errors_by_role = {}
+        # Partner labels: the accounts of [limits.accounts], else "other"
+        # (quotas.Quotas.partner_label): a bounded set.
+        self.refused = prometheus.Counter(
+            "scoring_api_calls_refused_total",
+            "API calls refused over quota (reason quota) or shed by an"
+            " overloaded process (loop_lag, in_flight, store_overloaded)",
+            ["reason", "partner"])
+        self.over_quota = prometheus.Counter(
+            "scoring_api_calls_over_quota_total",
+            "API calls over their partner's quota: refused, or served in"
+            " shadow mode", ["partner", "enforced"])
+        # The worst live worker's lag.
+        self.loop_lag = prometheus.Gauge(
+            "scoring_api_event_loop_lag_seconds",
+            "How late the event loop runs its timers (smoothed)",
+            multiprocess_mode="livemax")
+        self.lag_source = None
+        self.refused_children = {}
+        self.over_quota_children = {}
 
     def answered_children(self, api_method, code):
         key = (api_method, code)
@@ -121,6 +141,49 @@ def redis_error(role):
         child = metrics.errors_by_role[role] = metrics.redis_errors.labels(
             role)
     child.inc()
+
+
+def call_refused(reason, partner):
+    """An API call refused over quota ("quota") or shed (the overload
+    reason: "loop_lag", "in_flight", "store_overloaded")."""
+    metrics = _get()
+    key = (reason, partner)
+    child = metrics.refused_children.get(key)
+    if child is None:
+        child = metrics.refused_children[key] = metrics.refused.labels(
+            reason, partner)
+    child.inc()
+
+
+def call_over_quota(partner, enforced):
+    """An API call over its partner's quota: refused when `enforced`,
+    else served (shadow mode)."""
+    metrics = _get()
+    key = (partner, enforced)
+    child = metrics.over_quota_children.get(key)
+    if child is None:
+        child = metrics.over_quota_children[key] = metrics.over_quota.labels(
+            partner, "true" if enforced else "false")
+    child.inc()
+
+
+def watch_loop_lag(read):
+    """The loop-lag gauge shows `read()` (seconds): at each scrape in one
+    process; across workers, as of the last `refresh`."""
+    metrics = _get()
+    metrics.lag_source = read
+    if not metrics.shared:
+        metrics.loop_lag.set_function(read)
+    else:
+        refresh()
+
+
+def refresh():
+    """Across workers: write the gauges read from a source (the loop's
+    lag) to this worker's file; the server calls it every second."""
+    metrics = _get()
+    if metrics.shared and metrics.lag_source is not None:
+        metrics.loop_lag.set(metrics.lag_source())
 
 
 def set_circuit_open(is_open):

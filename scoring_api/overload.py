@@ -40,6 +40,7 @@ SLOTS = 10
 OVER_QUOTA_FACTOR = 0.5
 # The longest Retry-After of a shed call.
 LONGEST_RETRY_AFTER = 10
+LATE_TICK_CAP = 2.0
 SHED_BY_LAG = "loop_lag"
 SHED_BY_IN_FLIGHT = "in_flight"
 
@@ -55,6 +56,7 @@ class LoopLag:
         self.interval = interval
         self.starved_lag = starved_lag
         self.starved_hold = starved_hold
+        self.late_tick_cap = LATE_TICK_CAP * starved_lag
         self.clock = clock
         self.last = 0.0  # the lag of the last tick, seconds
         self.smoothed = 0.0
@@ -67,7 +69,12 @@ class LoopLag:
         now = self.clock()
         if self.expected is not None:
             self.last = max(0.0, now - self.expected)
-            self.smoothed += (self.last - self.smoothed) * LAG_SMOOTHING
+            # One late tick counts at most LATE_TICK_CAP x starved_lag:
+            # a single stall (a GC pause, a stopped process) does not
+            # shed the calls that waited through it; a lasting lag does
+            # within two ticks.
+            self.smoothed += (min(self.last, self.late_tick_cap)
+                              - self.smoothed) * LAG_SMOOTHING
             if self.last >= self.starved_lag:
                 self.starved_at = now
         self.expected = now + self.interval
@@ -81,9 +88,11 @@ class LoopLag:
 
     @property
     def lag(self):
-        """The lag now, in seconds: the smoothed measure, or more while a
-        tick is overdue. What the lag metric shows and shedding reads."""
-        return max(self.smoothed, self.overdue())
+        """The lag now, in seconds: the smoothed measure. What the lag
+        metric shows and shedding reads (a tick overdue is starvation,
+        `is_starved`, not yet lag: the calls read while the loop catches
+        up are not shed for one stall)."""
+        return self.smoothed
 
     def is_starved(self, since=None):
         """True while the process itself is starved: a tick is overdue by
@@ -116,7 +125,7 @@ class Overload:
     """Which calls to serve, which to shed at once; in-flight counts."""
 
     def __init__(self, lag, shed_lag=0.1, budget=1.0,
-                 min_in_flight=MIN_IN_FLIGHT, max_held=256,
+                 min_in_flight=MIN_IN_FLIGHT, max_held=1024,
                  clock=time.monotonic):
         """`lag`: the process's `LoopLag`; `shed_lag` (seconds; 0: never
         by lag); `budget` (seconds a call may wait for the calls before
@@ -137,12 +146,16 @@ class Overload:
         self.slot_end = -math.inf
         self.completed = 0  # in the ring
 
-    def admit(self, partner_over=False):
+    def admit(self, partner_over=False, others_over=None):
         """None: serve the call (counted in flight until `finished`).
-        Else why it is shed: "loop_lag" or "in_flight"."""
+        Else why it is shed: "loop_lag" or "in_flight". `others_over()`:
+        true while some partner is over its quota (refused lately): the
+        load is theirs too (their refusals cost the loop as well), so a
+        call within its quota is not shed then; theirs are cut first."""
         reason = self.saturation(
             OVER_QUOTA_FACTOR if partner_over else 1.0)
-        if reason is not None and (partner_over or not self.over_in_flight):
+        if reason is not None and (partner_over or not (
+                self.over_in_flight or (others_over and others_over()))):
             return reason
         self.in_flight += 1
         if partner_over:

@@ -38,7 +38,7 @@ import logging
 import math
 import time
 
-from scoring_api.errors import StoreUnavailable
+from scoring_api.errors import Overloaded, StoreUnavailable
 from scoring_api.store.counters import STALE_SECONDS, this_process
 from scoring_api.throttle import LOG_INTERVAL_SECONDS
 
@@ -300,7 +300,13 @@ class Quotas:
         self.log_interval = log_interval
         self.last_refusal_report = -math.inf
         self.refused_by_partner = {}  # since the last report
+        self.over_at = -math.inf  # the last call of a partner over quota
         self.task = None
+
+    def someone_over(self):
+        """True while some partner is over its quota (one called while
+        over it within OVER_QUOTA_SECONDS)."""
+        return self.clock() - self.over_at < OVER_QUOTA_SECONDS
 
     def policy_of(self, account):
         """The quota of `account`, or None when it has no limit."""
@@ -335,7 +341,12 @@ class Quotas:
         if level > bucket.capacity:
             level = bucket.capacity
         bucket.stamp = now
-        partner_over = now - bucket.refused_at < OVER_QUOTA_SECONDS
+        # Over its quota: refused lately, or asking more than its rate
+        # (its calls shed, not refused, spend nothing until they are).
+        partner_over = (now - bucket.refused_at < OVER_QUOTA_SECONDS
+                        or bucket.demand > bucket.rate)
+        if partner_over:
+            self.over_at = now
         if level >= 1 - EPSILON:
             bucket.level = level = level - 1
             return Decision(True, False, partner_over, bucket.policy,
@@ -349,7 +360,7 @@ class Quotas:
         # connection, not one per round trip.
         hold = (min(max(wait, 1.0), HOLD_MAX_SECONDS)
                 if self.enforce and partner_over else 0.0)
-        bucket.refused_at = now
+        bucket.refused_at = self.over_at = now
         self._count_refusal(bucket.partner, now)
         return Decision(not self.enforce, True, True, bucket.policy, level,
                         bucket.rate, bucket.capacity, wait, hold,
@@ -357,10 +368,12 @@ class Quotas:
 
     def refund(self, account, decision):
         """Give back the call `decision` (of `account`) took: it was shed
-        before doing any work."""
+        before doing any work. Not to a partner over its quota: its
+        excess is what is cut first, and its calls shed must drain its
+        bucket, or it would never be refused (nor its refusals held)."""
         bucket = self.buckets.get(account)
         if bucket is not None and decision.admitted \
-                and not decision.over_quota:
+                and not decision.partner_over:
             bucket.level = min(bucket.capacity, bucket.level + 1)
 
     def _new_bucket(self, account, policy, now):
@@ -420,6 +433,8 @@ class Quotas:
         try:
             totals = await self.counters.exchange(
                 demands, self.process or this_process())
+        except Overloaded:
+            return  # this process was late, not Redis: the next sync
         except Exception as error:
             self._counters_failed(error)
             return

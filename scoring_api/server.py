@@ -15,10 +15,13 @@ from tornado.netutil import bind_sockets
 from scoring_api import metrics
 from scoring_api.accept import raise_descriptor_limit, \
     warn_if_descriptors_short
+from scoring_api.admission import Admission
 from scoring_api.app import make_app
 from scoring_api.httpserver import ScoringHTTPServer
 from scoring_api.logs import flush_logs, reopen_logs
-from scoring_api.store import Store
+from scoring_api.overload import LoopLag
+from scoring_api.store import Store, check_cache_eviction
+from scoring_api.store.counters import QuotaCounters
 from scoring_api.supervisor import STOP_SIGNALS, RestartLimit, supervise
 from scoring_api.traffic import Traffic
 
@@ -73,16 +76,22 @@ async def serve(settings, sockets, parent=None):
     request a client sent is answered, with Connection: close), wait for
     the connections to close (at most `shutdown_timeout`), then close
     what is left and the store."""
-    store = Store.from_settings(settings)
+    lag = LoopLag(starved_lag=settings.overload.starved_lag)
+    store = Store.from_settings(settings, is_starved=lag.is_starved)
+    # The quotas' counters go through the cache's Redis (its timeouts,
+    # retries and modes).
+    admission = Admission.from_settings(settings, lag,
+                                        QuotaCounters(store.cache))
+    admission.start()
     traffic = Traffic()
-    app = make_app(settings, store, traffic)
+    app = make_app(settings, store, traffic, admission)
     server = make_server(settings, app, traffic)
     server.add_sockets(sockets)
     # What start-up made lives as long as the process: keep it out of every
     # collection (and unshared pages untouched in forked workers).
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    log_flusher = PeriodicCallback(flush_logs, LOG_FLUSH_MILLISECONDS)
+    log_flusher = PeriodicCallback(_every_second, LOG_FLUSH_MILLISECONDS)
     log_flusher.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,17 +110,25 @@ async def serve(settings, sockets, parent=None):
     flush_logs()  # an operator, or a test, waits for this line
     await stopping.wait()
     logger.info("stopping: %d requests in flight", traffic.in_flight)
-    # No new connection, no next request on a kept-alive one: every
-    # request a client sent is answered with Connection: close.
+    # Held 429s answer now; no new connection, no next request on a
+    # kept-alive one: every request a client sent is answered with
+    # Connection: close.
+    admission.overload.release_holds()
     await server.drain()
     deadline = time.monotonic() + settings.server.shutdown_timeout
     while server.open_connections and time.monotonic() < deadline:
         await asyncio.sleep(DRAIN_POLL_SECONDS)
     await server.close_all_connections()
+    await admission.stop()
     await store.close()
     log_flusher.stop()
     logger.info("stopped")
     flush_logs()
+
+
+def _every_second():
+    flush_logs()
+    metrics.refresh()
 
 
 def _stop_if_orphaned(parent, stopping):
@@ -138,6 +155,9 @@ def run(settings):
     try:
         # Bind once here, so a taken port fails before anything forks.
         sockets = listen(settings)
+        # Once per start, before anything forks: a warning when the
+        # cache's Redis could evict interests or quota counters.
+        asyncio.run(check_cache_eviction(settings))
         if workers == 1:
             asyncio.run(serve(settings, sockets))
             return 0

@@ -107,6 +107,7 @@ class BehindProxyTest(LogFileMixin, AsyncHTTPTestCase):
     """[server] xheaders = true becomes HTTPServer(xheaders=True)."""
 
     get_app = HttpTestCase.get_app
+    make_admission = HttpTestCase.make_admission
     post = HttpTestCase.post
     settings = HttpTestCase.settings
 
@@ -232,6 +233,7 @@ class MalformedHeaderPropertyTest(AsyncHTTPTestCase):
     part of it reaches a log line, whichever logger writes it."""
 
     get_app = HttpTestCase.get_app
+    make_admission = HttpTestCase.make_admission
     settings = HttpTestCase.settings
 
     def setUp(self):

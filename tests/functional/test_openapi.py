@@ -152,7 +152,8 @@ class OpenApiTest(HttpTestCase):
             "/method/", "/health", "/ready", "/metrics", "/openapi.json"})
         self.assertEqual(
             set(DOCUMENT["paths"]["/method/"]["post"]["responses"]),
-            {"200", "400", "403", "405", "413", "422", "500", "503"})
+            {"200", "400", "403", "405", "413", "422", "429", "500",
+             "503"})
         self.assertIn("503", DOCUMENT["paths"]["/ready"]["get"]["responses"])
 
     @cases(VECTORS)

@@ -28,8 +28,14 @@ class HttpTestCase(AsyncHTTPTestCase):
         self.store = MemoryStore()
         self.store.put_interests({1: ["cars", "pets"]})
         self.traffic = Traffic()
-        self.app = make_app(self.settings, self.store, self.traffic)
+        self.app = make_app(self.settings, self.store, self.traffic,
+                            self.make_admission())
         return self.app
+
+    def make_admission(self):
+        """The app's quotas and shedding (admission.Admission); None: those
+        of `settings`."""
+        return None
 
     def get_http_server(self):
         return make_server(self.settings, self.app)  # as in production

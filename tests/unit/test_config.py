@@ -60,7 +60,11 @@ class LoadSettingsTest(unittest.TestCase):
         section, key = case
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(CONFIG_INI)
-        self.assertTrue(parser.has_option(section, key))
+        if (section, key) == ("limits", "accounts"):
+            # Its own section of account = rate[/burst] lines.
+            self.assertTrue(parser.has_section(config.ACCOUNTS_SECTION))
+        else:
+            self.assertTrue(parser.has_option(section, key))
 
     def test_file_values_are_typed(self):
         settings = self.load("[server]\nport = 9000\n"
@@ -274,7 +278,7 @@ class LoadSettingsTest(unittest.TestCase):
             self.load("", {"SCORING_STOER_URL": "redis://h:6379/0"})
         self.assertEqual(str(raised.exception),
                          "SCORING_STOER_URL: unknown section [stoer] (known:"
-                         " server, auth, store, cache)")
+                         " server, auth, store, cache, limits, overload)")
 
     def test_the_test_harness_variables_are_not_config(self):
         settings = self.load("", {"SCORING_TEST_REDIS_URL": "anything",
@@ -467,6 +471,8 @@ INTEGER_RANGES = [
     ("cache", "db", 0, None), ("cache", "retries", 0, 10),
     ("cache", "max_connections", 1, None), ("cache", "ttl", 1, None),
     ("cache", "failure_threshold", 1, None), ("cache", "local_size", 0, None),
+    ("limits", "burst", 0, None), ("overload", "min_in_flight", 1, None),
+    ("overload", "max_held", 0, None),
 ]
 SECONDS_KEYS = [
     ("server", "idle_timeout"), ("server", "header_timeout"),
@@ -477,7 +483,12 @@ SECONDS_KEYS = [
     ("store", "backoff_max"), ("cache", "connect_timeout"),
     ("cache", "timeout"), ("cache", "backoff"), ("cache", "backoff_max"),
     ("cache", "reset_timeout"), ("cache", "local_ttl"),
+    ("overload", "starved_lag"),
 ]
+# Seconds, or 0 for off.
+OFF_OR_SECONDS_KEYS = [("overload", "shed_lag"), ("overload", "budget")]
+# Calls a second, 0 for no limit.
+RATE_KEYS = [("limits", "rate")]
 
 
 class KeyBoundsTest(unittest.TestCase):
@@ -506,7 +517,34 @@ class KeyBoundsTest(unittest.TestCase):
                    if field.type in ("int", "float", int, float)}
         self.assertEqual(
             numbers, {(section, key) for section, key, *_ in INTEGER_RANGES}
-            | set(SECONDS_KEYS))
+            | set(SECONDS_KEYS) | set(OFF_OR_SECONDS_KEYS) | set(RATE_KEYS))
+
+    @cases(OFF_OR_SECONDS_KEYS)
+    def test_off_or_seconds_keys_take_0_or_seconds(self, case):
+        section, key = case
+        for text, value in (("0", 0.0), ("0.0", 0.0), ("0.001", 0.001),
+                            ("3599.5", 3599.5)):
+            self.assertEqual(self.value(section, key, text), value)
+        for text in ("0.0009", "3600", "-0.5", "off"):
+            self.assertEqual(
+                self.refusal(section, key, text),
+                "test: [%s] %s = %r: expected 0 (off) or seconds, at least"
+                " 0.001 and under 3600" % (section, key, text))
+
+    @cases(RATE_KEYS)
+    def test_rate_keys_take_0_to_a_million_calls_a_second(self, case):
+        section, key = case
+        for text, value in (("0", 0.0), ("0.5", 0.5), ("1e6", 1e6)):
+            self.assertEqual(self.value(section, key, text), value)
+        for text, message in (
+                ("-1", "expected calls a second, 0 (no limit) to 1000000"),
+                ("1000001", "expected calls a second, 0 (no limit) to"
+                 " 1000000"),
+                ("fast", "expected calls a second (a number; 0: no limit)"),
+                ("inf", "expected calls a second (a number; 0: no limit)")):
+            self.assertEqual(self.refusal(section, key, text),
+                             "test: [%s] %s = %r: %s" % (
+                                 section, key, text, message))
 
     @cases(INTEGER_RANGES)
     def test_integer_keys_at_both_ends(self, case):
@@ -697,3 +735,76 @@ class SentinelNodesTest(unittest.TestCase):
             str(raised.exception),
             "SCORING_STORE_SENTINELS: [store] sentinels = %r: expected"
             " host:port, not %r" % (node, node))
+
+
+class AccountLimitsTest(unittest.TestCase):
+    """[limits.accounts]: account = rate[/burst], accounts in their exact
+    case; from the environment, one SCORING_LIMITS_ACCOUNTS list."""
+
+    def load(self, text, environ=None):
+        path = write_config(text)
+        self.addCleanup(os.unlink, path)
+        return config.load_settings(path, environ or {})
+
+    def test_accounts_keep_their_case_and_the_other_keys_do_not(self):
+        settings = self.load("[limits]\nRate = 5\nburst = 2\n"
+                             "[limits.accounts]\nAcme = 50/100\n"
+                             "acme = 10\nGlobex Corp = 0\n")
+        self.assertEqual(settings.limits.rate, 5.0)
+        self.assertEqual(settings.limits.overrides(), {
+            "Acme": (50.0, 100), "acme": (10.0, None),
+            "Globex Corp": (0.0, None)})
+
+    def test_the_environment_s_list_replaces_the_section(self):
+        settings = self.load(
+            "[limits.accounts]\nacme = 1\n",
+            {"SCORING_LIMITS_ACCOUNTS": "acme=50/100, Globex=10,"})
+        self.assertEqual(settings.limits.overrides(), {
+            "acme": (50.0, 100), "Globex": (10.0, None)})
+
+    @cases([
+        ("[limits.accounts]\nacme = fast\n",
+         "[limits.accounts] acme = 'fast': expected rate[/burst]: calls a"
+         " second, then a whole number of calls at once (e.g. 50/100)"),
+        ("[limits.accounts]\nAcme = 5/1.5\n",
+         "[limits.accounts] Acme = '5/1.5': expected rate[/burst]"),
+        ("[limits.accounts]\nacme = 5/-1\n",
+         "[limits.accounts] acme = '5/-1': expected rate[/burst]"),
+        ("[limits.accounts]\nacme = -5\n",
+         "[limits.accounts] acme = '-5': expected calls a second, 0 (no"
+         " limit) to 1000000"),
+        ("[limits.accounts]\nacme = 2e6\n",
+         "[limits.accounts] acme = '2e6': expected calls a second, 0 (no"
+         " limit) to 1000000"),
+        ("[limits.accounts]\nacme =\n",
+         "[limits.accounts] acme = '': expected rate[/burst]"),
+        ("[limits]\nrate = 1\nRATE = 2\n",
+         "[limits] rate: the key is given twice"),
+        ("[limits]\naccount = 1\n", "unknown key [limits] account"),
+        ("[limits.acounts]\nacme = 1\n",
+         "unknown section [limits.acounts] (known: server, auth, store,"
+         " cache, limits, overload, limits.accounts)"),
+        ("[limits]\nenforce = maybe\n",
+         "[limits] enforce = 'maybe': expected true or false"),
+    ])
+    def test_a_bad_line_is_one_line_naming_key_and_value(self, case):
+        text, message = case
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load(text)
+        self.assertIn(message, str(raised.exception))
+        self.assertNotIn("\n", str(raised.exception))
+
+    @cases([
+        ("acme=fast", "SCORING_LIMITS_ACCOUNTS: [limits] accounts ="
+         " 'acme=fast': acme: expected rate[/burst]"),
+        ("acme=1,globex", "SCORING_LIMITS_ACCOUNTS: [limits] accounts ="
+         " 'acme=1,globex': expected account=rate[/burst],..., not"
+         " 'globex'"),
+        ("acme=1/2/3", "acme: expected rate[/burst]"),
+    ])
+    def test_a_bad_list_in_the_environment_names_it(self, case):
+        text, message = case
+        with self.assertRaises(config.ConfigError) as raised:
+            self.load("", {"SCORING_LIMITS_ACCOUNTS": text})
+        self.assertIn(message, str(raised.exception))
+        self.assertNotIn("\n", str(raised.exception))

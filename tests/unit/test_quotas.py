@@ -734,3 +734,28 @@ class BackgroundTest(AsyncTestCase):
                     break
         await quota.stop()
         self.assertGreaterEqual(len(calls), 2)
+
+
+class DemandOverRateTest(unittest.TestCase):
+    """A partner asking more than its rate is over its quota before any
+    refusal: its calls are shed first and, shed, not given back."""
+
+    def test_asking_more_than_the_rate_is_over_and_shed_calls_stay_spent(
+            self):
+        clock = FakeClock()
+        quota = Quotas(10.0, 100, clock=clock)
+        for _ in range(40):  # 40 calls a second, for a second
+            self.assertFalse(quota.admit("acme").partner_over)
+            clock.now += 0.025
+        self.assertFalse(quota.someone_over())
+        asyncio.run(quota.sync())  # measures the demand
+        shed = quota.admit("acme")
+        self.assertTrue(shed.admitted)
+        self.assertTrue(shed.partner_over)
+        self.assertTrue(quota.someone_over())
+        quota.refund("acme", shed)
+        self.assertEqual(quota.admit("acme").remaining, shed.remaining - 1)
+        self.assertFalse(quota.admit("globex").partner_over)
+        clock.now += 1.0
+        asyncio.run(quota.sync())  # nothing asked for a second
+        self.assertFalse(quota.admit("acme").partner_over)
