@@ -47,7 +47,7 @@ class StartUpErrorTest(unittest.TestCase):
          " keys; ssl_* options need rediss://)\n"),
         ({"SCORING_STOER_URL": "redis://h:6379/0"},
          "scoring_api: SCORING_STOER_URL: unknown section [stoer] (known:"
-         " server, auth, store, cache)\n"),
+         " server, auth, store, cache, limits, overload)\n"),
         ({"SCORING_STORE_URL": "redis://:hunter2@h:port/0"},
          "scoring_api: SCORING_STORE_URL: [store] url ="
          " 'redis://:***@h:port/0': expected a port 1..65535, not 'port'\n"),
@@ -65,7 +65,8 @@ class StartUpErrorTest(unittest.TestCase):
     @cases([
         (b"[server]\nhost = caf\xe9\n", "line 2 is not UTF-8 text"),
         (b"[DEFAULT]\nport = 80\n",
-         "unknown section [DEFAULT] (known: server, auth, store, cache)"),
+         "unknown section [DEFAULT] (known: server, auth, store, cache,"
+         " limits, overload, limits.accounts)"),
     ])
     def test_a_bad_file_is_one_line(self, case):
         data, message = case
