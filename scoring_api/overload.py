@@ -97,7 +97,9 @@ class LoopLag:
         return self.starved_at >= since
 
     def start(self, loop=None):
-        """Measure on `loop` (the running one) until `stop`."""
+        """Measure on `loop` (the running one) until `stop`; once."""
+        if self.handle is not None:
+            return
         loop = loop or asyncio.get_running_loop()
         self.expected = None
         self._schedule(loop)

@@ -93,6 +93,9 @@ class LoopLagOnALoopTest(AsyncTestCase):
         monitor = LoopLag(interval=0.01, starved_lag=0.1)
         monitor.start()
         self.addCleanup(monitor.stop)
+        handle = monitor.handle
+        monitor.start()  # once is enough: no second chain of ticks
+        self.assertIs(monitor.handle, handle)
         await asyncio.sleep(0.05)
         self.assertFalse(monitor.is_starved(since=time.monotonic()))
         time.sleep(0.3)  # the loop is blocked: no tick can run
