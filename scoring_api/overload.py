@@ -181,8 +181,6 @@ class Overload:
         return max(self.min_in_flight, self.throughput() * self.budget)
 
     def _rotate(self, now):
-        if now < self.slot_end:
-            return
         if now - self.slot_end >= SLOTS * SLOT_SECONDS:
             self.slots = [0] * SLOTS
             self.completed = 0
