@@ -106,7 +106,9 @@ class LoopLag:
         return self.starved_at >= since
 
     def start(self, loop=None):
-        """Measure on `loop` (the running one) until `stop`."""
+        """Measure on `loop` (the running one) until `stop`; once."""
+        if self.handle is not None:
+            return
         loop = loop or asyncio.get_running_loop()
         self.expected = None
         self._schedule(loop)
@@ -192,8 +194,6 @@ class Overload:
         return max(self.min_in_flight, self.throughput() * self.budget)
 
     def _rotate(self, now):
-        if now < self.slot_end:
-            return
         if now - self.slot_end >= SLOTS * SLOT_SECONDS:
             self.slots = [0] * SLOTS
             self.completed = 0

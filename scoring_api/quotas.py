@@ -21,14 +21,17 @@ partner it does not know starts with 1/workers of its bucket, so that
 processes meeting a partner at once cannot each give it a whole burst.
 When the counters fail, every process holds 1/workers of every quota
 (the local share), says so once, and says so again once they answer.
+Together, for a partner sending at twice its rate or more through two
+processes, they admit between 0.9 x 10 x rate and 1.1 x (10 x rate +
+burst) calls in any 10 s (tests/unit/test_quotas.py, SharedQuotaTest).
 
 Header fields: draft-ietf-httpapi-ratelimit-headers-11 (the RateLimit-
 Policy and RateLimit fields of the -08 to -11 drafts). One policy,
 "default": `RateLimit-Policy: "default";q=<burst + 1>;w=<seconds an empty
 bucket takes to refill, (burst + 1) / rate rounded up>`, a promise that
 holds: a client that sends at most q calls in any w seconds is never
-refused (through one process; with several, the burst is shared among
-them). `RateLimit: "default";r=<calls it may send now>;t=<seconds until
+refused (with one worker; with several, each holds its share of the
+burst). `RateLimit: "default";r=<calls it may send now>;t=<seconds until
 the bucket is full again>`, of the share of the process that answers. A
 refusal adds `Retry-After`: whole seconds (at least 1) until one call
 would be admitted.

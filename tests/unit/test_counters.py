@@ -88,6 +88,10 @@ class ExchangeTest(CountersTestCase):
                                          process="h:1")
         self.assertEqual(totals, {"acme": 12.5, "globex": 0.0})
         self.assertEqual(len(self.pipelines), 1)
+        # Not a transaction: a cluster's pipeline cannot be one, and the
+        # accounts need none (each script call is atomic).
+        self.endpoint.client.pipeline.assert_called_once_with(
+            transaction=False)
         commands = self.pipelines[0].commands
         self.assertEqual(
             [command[:3] for command in commands],

@@ -66,9 +66,33 @@ class LoopLagTest(unittest.TestCase):
         self.assertTrue(self.monitor.is_starved())
 
     def test_before_its_first_tick_nothing_is_overdue(self):
-        monitor = LoopLag(clock=self.clock)
-        self.clock.now += 100
-        self.assertEqual(monitor.lag, 0.0)
+        monitor = LoopLag(clock=FakeClock(0.0))
+        self.assertEqual((monitor.last, monitor.overdue(), monitor.lag),
+                         (0.0, 0.0, 0.0))
+        self.assertFalse(monitor.is_starved())
+
+    def test_a_tick_early_or_not_yet_due_is_no_lag(self):
+        self.tick_after(0.04)  # asyncio may run a timer a little early
+        self.assertEqual(self.monitor.last, 0.0)
+        self.clock.now += 0.01
+        self.assertEqual(self.monitor.overdue(), 0.0)
+
+    def test_by_default_a_tenth_of_a_second_starves_for_two_seconds(self):
+        clock = FakeClock(0.0)
+        monitor = LoopLag(clock=clock)
+        monitor.tick()
+        clock.now += monitor.interval + 0.09
+        monitor.tick()
+        self.assertFalse(monitor.is_starved())
+        clock.now += monitor.interval + 0.11
+        monitor.tick()
+        for _ in range(int(1.9 / monitor.interval)):
+            clock.now += monitor.interval
+            monitor.tick()
+        self.assertTrue(monitor.is_starved())
+        for _ in range(3):
+            clock.now += monitor.interval
+            monitor.tick()
         self.assertFalse(monitor.is_starved())
 
     @cases([(0.16, True), (1.0, True), (0.14, False), (0.05, False)])
@@ -103,6 +127,9 @@ class LoopLagOnALoopTest(AsyncTestCase):
         monitor = LoopLag(interval=0.01, starved_lag=0.1)
         monitor.start()
         self.addCleanup(monitor.stop)
+        handle = monitor.handle
+        monitor.start()  # once is enough: no second chain of ticks
+        self.assertIs(monitor.handle, handle)
         await asyncio.sleep(0.05)
         self.assertFalse(monitor.is_starved(since=time.monotonic()))
         time.sleep(0.3)  # the loop is blocked: no tick can run
@@ -150,6 +177,39 @@ class SheddingTest(unittest.TestCase):
         self.overload.finished()
         self.assertIsNone(self.overload.admit())
 
+    def test_the_throughput_is_over_the_last_second_to_a_tenth(self):
+        clock = FakeClock(0.0)
+        overload = Overload(FixedLag(), clock=clock)
+
+        def answered(count, when):
+            clock.now = when
+            for _ in range(count):
+                overload.admit()
+                overload.finished()
+
+        answered(10, 0.05)  # slots of 0.1 s from the first answer
+        answered(10, 0.6)
+        self.assertEqual(overload.throughput(), 20.0)
+        clock.now = 1.1  # the first slot is over a second old
+        self.assertEqual(overload.throughput(), 10.0)
+        clock.now = 1.7
+        self.assertEqual(overload.throughput(), 0.0)
+        answered(5, 1.75)
+        self.assertEqual(overload.throughput(), 5.0)
+        clock.now = 30.0
+        self.assertEqual(overload.throughput(), 0.0)
+
+    def test_by_default_a_lag_of_a_tenth_sheds_and_the_budget_is_1_s(self):
+        lag = FixedLag(0.099)
+        overload = Overload(lag, clock=self.clock)
+        self.assertIsNone(overload.saturation())
+        lag.lag = 0.1
+        self.assertEqual(overload.saturation(), SHED_BY_LAG)
+        for _ in range(200):
+            overload.admit()
+            overload.finished()
+        self.assertEqual(overload.in_flight_limit(), 200.0)
+
     def test_the_limit_follows_the_calls_served_over_the_last_second(self):
         for _ in range(100):
             self.overload.admit()
@@ -167,6 +227,14 @@ class SheddingTest(unittest.TestCase):
         self.clock.now += 5.0
         self.assertEqual(self.overload.throughput(), 0.0)
         self.assertEqual(self.overload.in_flight_limit(), 4)
+
+    def test_the_limit_is_what_the_budget_s_seconds_serve(self):
+        overload = Overload(self.lag, budget=2.5, min_in_flight=1,
+                            clock=self.clock)
+        for _ in range(40):
+            overload.admit()
+            overload.finished()
+        self.assertEqual(overload.in_flight_limit(), 100.0)
 
     def test_a_budget_of_0_and_a_shed_lag_of_0_shed_nothing(self):
         overload = Overload(FixedLag(10.0), shed_lag=0, budget=0,
@@ -243,8 +311,9 @@ class HoldTest(AsyncTestCase):
         overload = self.overload()
         started = time.monotonic()
         held = await overload.hold(held_decision(0.05))
-        self.assertGreaterEqual(time.monotonic() - started, 0.05)
+        elapsed = time.monotonic() - started
         self.assertGreaterEqual(held, 0.05)
+        self.assertLessEqual(held, elapsed)
         self.assertEqual(overload.held, 0)
 
     @gen_test
@@ -252,6 +321,17 @@ class HoldTest(AsyncTestCase):
         self.assertEqual(await self.overload().hold(held_decision(0.0)), 0.0)
         self.assertEqual(
             await self.overload(max_held=0).hold(held_decision(5.0)), 0.0)
+
+    @gen_test
+    async def test_by_default_256_refusals_are_held_at_once(self):
+        overload = Overload(FixedLag())
+        held = [asyncio.ensure_future(overload.hold(held_decision(10.0)))
+                for _ in range(256)]
+        await asyncio.sleep(0)
+        self.assertEqual(overload.held, 256)
+        self.assertIsNone(await overload.hold(held_decision(10.0)))
+        overload.release_holds()
+        await asyncio.gather(*held)
 
     @gen_test
     async def test_past_max_held_a_refusal_closes_its_connection(self):

@@ -702,10 +702,10 @@ class BackgroundTest(AsyncTestCase):
         counters = FakeCounters(self.io_loop.asyncio_loop.time)
         quota = Quotas(10.0, 0, workers=2, counters=counters,
                        sync_interval=0.01, process="w0")
-        quota.admit("acme")
         quota.start()
         quota.start()  # once is enough
         for _ in range(100):
+            quota.admit("acme")  # a demand to exchange, whatever the lag
             await asyncio.sleep(0.01)
             if counters.exchanges >= 2:
                 break
