@@ -323,12 +323,12 @@ class HoldTest(AsyncTestCase):
             await self.overload(max_held=0).hold(held_decision(5.0)), 0.0)
 
     @gen_test
-    async def test_by_default_256_refusals_are_held_at_once(self):
+    async def test_by_default_1024_refusals_are_held_at_once(self):
         overload = Overload(FixedLag())
         held = [asyncio.ensure_future(overload.hold(held_decision(10.0)))
-                for _ in range(256)]
+                for _ in range(1024)]
         await asyncio.sleep(0)
-        self.assertEqual(overload.held, 256)
+        self.assertEqual(overload.held, 1024)
         self.assertIsNone(await overload.hold(held_decision(10.0)))
         overload.release_holds()
         await asyncio.gather(*held)
