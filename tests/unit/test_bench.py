@@ -17,13 +17,15 @@ import unittest
 
 import mock
 
-from bench import conformity, figures, instructions, loads, procstat, run
+from bench import (conformity, fairness, figures, instructions, loads,
+                   procstat, run)
 from bench import servers, wrk
 from bench.instructions import (dump_instructions, latest_dump, per_request,
                                 server_socket_inode, spread)
 from bench.peers import rules
 from bench.support import ROOT
-from scoring_api.handlers import decode_body
+from scoring_api.errors import Overloaded
+from scoring_api.handlers import decode_body, envelope
 from scoring_api.methods import method_handler
 from tests.support.cases import cases
 from tests.support.helpers import MemoryStore
@@ -304,6 +306,171 @@ class ConformityTest(unittest.TestCase):
         with self.assertRaisesRegex(conformity.Refused, r"\{200: 1\}"):
             conformity.require_status("service", script, answers)
         conformity.require_status("service", script, answers[:3])
+
+
+def _burst_figures(**changes):
+    figures = {"answers": {"200": 1500, "429": 100, "503 overloaded": 200},
+               "store_errors_before": 0.0, "store_errors_after": 0.0,
+               "all_answered_s": 11.9}
+    figures.update(changes)
+    return figures
+
+
+def _lockout_figures(**changes):
+    figures = {"header_timeout_s": 10.0, "new_client_s": 0.3,
+               "trickle_cut_s": 12.4}
+    figures.update(changes)
+    return figures
+
+
+class _BurstAnswers(http.server.BaseHTTPRequestHandler):
+    """Answers each POST with the next of `server.answers` ((code, error
+    or None) in turn), each "store" one counting a Redis error in GET
+    /metrics, as the service does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            code, error = self.server.answers[
+                self.server.sent % len(self.server.answers)]
+            self.server.sent += 1
+            if error == fairness.STORE_DOWN:
+                self.server.store_errors += 1
+        self.answer(code, envelope(code, {}, error))
+
+    def do_GET(self):
+        self.answer(200, (
+            "# TYPE scoring_api_redis_errors_total counter\n"
+            'scoring_api_redis_errors_total{role="cache"} 7.0\n'
+            'scoring_api_redis_errors_total{role="store"} %.1f\n'
+            % self.server.store_errors).encode())
+
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class FairnessTest(unittest.TestCase):
+    def serve(self, answers):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 _BurstAnswers)
+        server.answers, server.sent, server.store_errors = answers, 0, 0
+        server.lock = threading.Lock()
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server.server_address[1]
+
+    @cases([(200, None, "200"), (429, "rate limit exceeded", "429"),
+            (503, str(Overloaded()), "503 overloaded"),
+            (503, "store is unavailable", "503 store"),
+            (503, "shutting down", "503 shutting down"),
+            (500, "Internal Server Error", "500 Internal Server Error")])
+    def test_an_answer_is_named_by_its_code_and_message(self, case):
+        code, error, kind = case
+        self.assertEqual(fairness.answer_kind(code, envelope(code, {}, error)),
+                         kind)
+
+    @cases([b"", b"<html>", b"[1]"])
+    def test_a_body_without_a_message_is_still_counted(self, body):
+        self.assertEqual(fairness.answer_kind(503, body), "503 ?")
+
+    def test_no_answer_is_a_kind_of_its_own(self):
+        self.assertEqual(fairness.count_kinds(
+            [(None, b""), (200, b"{}"), (None, b"")]),
+            {"200": 1, fairness.NO_ANSWER: 2})
+
+    def test_the_head_of_an_answer(self):
+        self.assertEqual(fairness.parse_head(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+            b"content-length: 48\r\n\r\n"), (503, 48))
+
+    def test_the_store_errors_are_the_stores_line_only(self):
+        text = ('scoring_api_redis_errors_total{role="cache"} 3.0\n'
+                'scoring_api_redis_errors_total{role="store"} 320.0\n')
+        self.assertEqual(fairness.store_errors(text), 320)
+        self.assertEqual(fairness.store_errors(text.split("\n")[0]), 0)
+
+    def test_the_burst_meets_its_target_at_its_bounds(self):
+        self.assertEqual(fairness.burst_failures(_burst_figures()), [])
+        self.assertEqual(fairness.burst_failures(
+            _burst_figures(all_answered_s=12.0)), [])
+        self.assertEqual(fairness.verdict("burst", []), "PASS burst")
+
+    @cases([({"all_answered_s": 12.1}, "after 12.1 s"),
+            ({"all_answered_s": None}, "not every call was answered"),
+            ({"answers": {"200": 5, "503 store": 320}},
+             "320 answers blame the store"),
+            ({"store_errors_after": 320.0}, "went 0 -> 320"),
+            ({"answers": {"200": 5, "500 ?": 2}}, "other answers: 500 ?: 2"),
+            ({"answers": {"200": 5, fairness.NO_ANSWER: 1}},
+             "other answers: no answer: 1")])
+    def test_the_burst_fails_past_any_bound(self, case):
+        changes, reason = case
+        failures = fairness.burst_failures(_burst_figures(**changes))
+        self.assertEqual(len(failures), 1)
+        self.assertIn(reason, failures[0])
+        self.assertTrue(fairness.verdict("burst", failures).startswith(
+            "FAIL burst: "))
+
+    def test_the_lockout_meets_its_target_at_its_bounds(self):
+        self.assertEqual(fairness.lockout_failures(_lockout_figures(
+            new_client_s=2.0, trickle_cut_s=12.5)), [])
+        self.assertEqual(fairness.lockout_failures(_lockout_figures(
+            header_timeout_s=2.0, trickle_cut_s=2.5)), [])
+
+    @cases([({"new_client_s": 2.01}, "waited 2.01 s"),
+            ({"new_client_s": None}, "no answer"),
+            ({"trickle_cut_s": 12.6}, "after 12.6 s (> 12.5 s)"),
+            ({"header_timeout_s": 2.0, "trickle_cut_s": 2.6}, "(> 2.5 s)"),
+            ({"trickle_cut_s": None}, "never cut")])
+    def test_the_lockout_fails_past_any_bound(self, case):
+        changes, reason = case
+        failures = fairness.lockout_failures(_lockout_figures(**changes))
+        self.assertEqual(len(failures), 1)
+        self.assertIn(reason, failures[0])
+
+    def test_the_burst_counts_every_answer_and_the_metric_it_moved(self):
+        port = self.serve([(200, None), (503, str(Overloaded())),
+                           (503, fairness.STORE_DOWN)])
+        result = fairness.burst(port, connections=4, ids=3, rounds=3)
+        self.assertEqual(result["answers"], {
+            "200": 4, "503 overloaded": 4, "503 store": 4})
+        self.assertEqual((result["store_errors_before"],
+                          result["store_errors_after"]), (0, 4))
+        self.assertEqual(len(result["rounds_all_answered_s"]), 3)
+        self.assertIsNotNone(result["all_answered_s"])
+        self.assertEqual(len(fairness.burst_failures(result)), 2)
+
+    def test_a_request_is_one_post_of_its_body(self):
+        request = fairness.http_post(b'{"a": 1}')
+        head, body = request.split(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"POST /method/ HTTP/1.1\r\n"))
+        self.assertIn(b"Content-Length: 8", head)
+        self.assertEqual(body, b'{"a": 1}')
+
+    def test_a_head_the_service_cuts_at_once_is_cut(self):
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+
+        def cut_one():
+            connection, _ = listener.accept()
+            connection.close()
+
+        threading.Thread(target=cut_one, daemon=True).start()
+        cut = asyncio.run(fairness.trickle(listener.getsockname()[1], 10.0))
+        self.assertIsNotNone(cut)
+        self.assertLess(cut, 10.0)
 
 
 class FiguresTest(unittest.TestCase):
