@@ -8,7 +8,14 @@ connections, as fast as it answers), with quotas off and on
 its quota, the flood is far over it). Then the cost of quotas on a cache
 hit: the service's CPU time a call (from /proc) under wrk's hit script,
 quotas off against quotas on with a rate nothing reaches (every call
-counted, nothing refused). About a minute.
+counted, nothing refused). Then the burst: 900 connections each send
+one clients_interests of 1,000 ids at once, twice (answers by code and
+message, when the last one came, the store's Redis error metric before
+and after). Then the lock-out: at max_connections 200, 300 silent
+sockets and 50 idle keep-alive connections, a new client's wait for its
+answer and when a head trickled a byte every 0.5 s is cut. Each of the
+last two on a service and a Redis of their own; a PASS/FAIL line each
+(the targets of docs/performance.md). About a minute and a half.
 """
 import argparse
 import asyncio
