@@ -172,41 +172,6 @@ def header_fields(decision):
                 POLICY_NAME, decision.remaining, decision.reset))]
 
 
-def parse_limit(text):
-    """(rate, burst or None) of `rate[/burst]`, as in [limits.accounts];
-    ValueError says what is wrong."""
-    rate_text, slash, burst_text = text.strip().partition("/")
-    try:
-        rate = float(rate_text)
-        burst = int(burst_text) if slash else None
-    except ValueError:
-        raise ValueError("expected rate[/burst] (calls a second, then"
-                         " calls at once, e.g. 50/100), got %r"
-                         % text) from None
-    if not (rate >= 0 and math.isfinite(rate)):
-        raise ValueError("a rate must be a number >= 0, got %r" % text)
-    if burst is not None and burst < 0:
-        raise ValueError("a burst must be a whole number >= 0, got %r"
-                         % text)
-    return rate, burst
-
-
-def parse_accounts(text):
-    """{account: (rate, burst or None)} of the environment's one list,
-    `account=rate[/burst],account=rate[/burst]` (an account named there
-    has no `,` or `=`)."""
-    accounts = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        account, equals, limit = item.partition("=")
-        if not equals:
-            raise ValueError("expected account=rate[/burst], got %r"
-                             % item.strip())
-        accounts[account.strip()] = parse_limit(limit)
-    return accounts
-
-
 class _Bucket:
     """This process's share of one account's bucket."""
 

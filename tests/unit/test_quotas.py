@@ -13,7 +13,7 @@ from tornado.testing import AsyncTestCase, gen_test
 from scoring_api import quotas
 from scoring_api.errors import StoreUnavailable
 from scoring_api.quotas import (DRAFT, UNLIMITED, Policy, Quotas,
-                                header_fields, parse_accounts, parse_limit)
+                                header_fields)
 from scoring_api.store.counters import STALE_SECONDS
 from tests.support.cases import cases
 from tests.support.clock import FakeClock
@@ -83,30 +83,6 @@ class PolicyTest(unittest.TestCase):
     def test_the_draft_followed_is_named(self):
         self.assertEqual(DRAFT, "draft-ietf-httpapi-ratelimit-headers-11")
         self.assertIn(DRAFT, quotas.__doc__)
-
-
-class ParseTest(unittest.TestCase):
-    @cases([("50", (50.0, None)), ("50/100", (50.0, 100)),
-            (" 2.5/0 ", (2.5, 0)), ("0", (0.0, None))])
-    def test_a_limit_is_rate_and_an_optional_burst(self, case):
-        text, limit = case
-        self.assertEqual(parse_limit(text), limit)
-
-    @cases(["", "fast", "50/", "50/1.5", "/10", "-1", "inf", "nan",
-            "50/-1", "1/2/3"])
-    def test_a_bad_limit_says_what_is_expected_and_what_came(self, text):
-        with self.assertRaisesRegex(ValueError, "rate|burst") as raised:
-            parse_limit(text)
-        self.assertIn("got %r" % text, str(raised.exception))
-
-    def test_the_environment_names_overrides_in_one_list(self):
-        self.assertEqual(
-            parse_accounts("acme=50/100,, Globex=10,"),
-            {"acme": (50.0, 100), "Globex": (10.0, None)})
-        self.assertEqual(parse_accounts(""), {})
-        with self.assertRaisesRegex(ValueError, "account=rate") as raised:
-            parse_accounts("acme=1, acme:50 ")
-        self.assertIn("got 'acme:50'", str(raised.exception))
 
 
 class BucketTest(unittest.TestCase):
