@@ -440,14 +440,7 @@ class ClientLeftTest(HttpTestCase):
 
     @gen_test(timeout=5)
     async def test_a_call_whose_client_left_is_499(self):
-        release = asyncio.Event()
-        real_get_many = self.store.get_many
-
-        async def held_get_many(keys):
-            await release.wait()
-            return await real_get_many(keys)
-
-        self.store.get_many = held_get_many
+        release = self.hold_store_reads()
         body = json.dumps(api_request("clients_interests",
                                       {"client_ids": [1]})).encode()
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())

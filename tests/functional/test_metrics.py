@@ -74,14 +74,7 @@ class MetricsTest(HttpTestCase):
 
     @gen_test(timeout=5)
     async def test_in_flight_counts_calls_being_served(self):
-        release = asyncio.Event()
-        real_get_many = self.store.get_many
-
-        async def held_get_many(keys):
-            await release.wait()
-            return await real_get_many(keys)
-
-        self.store.get_many = held_get_many
+        release = self.hold_store_reads()
         metrics_url = self.get_url("/metrics")
 
         async def in_flight():
@@ -108,14 +101,7 @@ class MetricsTest(HttpTestCase):
 
     @gen_test(timeout=5)
     async def test_a_call_whose_client_left_is_counted_as_499(self):
-        release = asyncio.Event()
-        real_get_many = self.store.get_many
-
-        async def held_get_many(keys):
-            await release.wait()
-            return await real_get_many(keys)
-
-        self.store.get_many = held_get_many
+        release = self.hold_store_reads()
         metrics_url = self.get_url("/metrics")
         before = samples((await self.http_client.fetch(metrics_url)).body)
         body = json.dumps(api_request("clients_interests",

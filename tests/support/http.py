@@ -40,6 +40,19 @@ class HttpTestCase(AsyncHTTPTestCase):
     def get_http_server(self):
         return make_server(self.settings, self.app)  # as in production
 
+    def hold_store_reads(self):
+        """Every read of many keys (clients_interests) waits until the
+        returned event is set: a call stays in flight meanwhile."""
+        release = asyncio.Event()
+        real_get_many = self.store.get_many
+
+        async def held_get_many(keys):
+            await release.wait()
+            return await real_get_many(keys)
+
+        self.store.get_many = held_get_many
+        return release
+
     def post(self, body, path="/method/", headers=None):
         if not isinstance(body, (bytes, str)):
             body = json.dumps(body)
