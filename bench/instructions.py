@@ -84,11 +84,13 @@ WORKER_CONNECTION_ATTEMPTS = 64
 # machine, turning hits into misses. Likewise the local tier's 10 s hold
 # some 30,000 calls at full speed but only a few hundred under valgrind:
 # its entries would expire in the middle of a row, turning local-tier
-# hits into Redis hits.
+# hits into Redis hits. And its event loop lags at valgrind's pace: it
+# would shed the calls it is to count (503 overloaded), so no shedding.
 SLOW_PROCESS_SETTINGS = {
     "SCORING_STORE_CONNECT_TIMEOUT": "10", "SCORING_STORE_TIMEOUT": "10",
     "SCORING_CACHE_CONNECT_TIMEOUT": "10", "SCORING_CACHE_TIMEOUT": "10",
-    "SCORING_CACHE_LOCAL_TTL": "600"}
+    "SCORING_CACHE_LOCAL_TTL": "600", "SCORING_OVERLOAD_SHED_LAG": "0",
+    "SCORING_OVERLOAD_BUDGET": "0"}
 # Under callgrind a request takes about 50 times as long: the hit script
 # cycles through this many of its bodies, each sent to every process once
 # before a row is counted, to keep that first pass short.

@@ -589,7 +589,7 @@ class PeersTest(unittest.TestCase):
         for path in glob.glob(os.path.join(ROOT, "requirements*.txt")):
             with open(path) as requirements:
                 text = requirements.read()
-            for name in ("fastapi", "starlette", "uvicorn", "uvloop"):
+            for name in ("fastapi", "starlette", "uvicorn"):
                 self.assertNotIn(name, text.lower(), path)
 
     def test_a_peer_command_takes_the_venvs_python_and_the_port(self):

@@ -1,6 +1,9 @@
 """server.listen and make_server: what [server] becomes."""
+import asyncio
 import socket
 import unittest
+
+import mock
 
 from scoring_api import server
 from scoring_api.config import Settings
@@ -44,3 +47,22 @@ class MakeServerTest(AsyncTestCase):
                          (7, 3.0, 4.0, 5.0))
         made.drain()
         self.assertTrue(traffic.draining)
+
+
+class RunLoopTest(unittest.TestCase):
+    """The service serves on uvloop's event loop when uvloop is installed
+    (requirements.txt), on asyncio's own otherwise."""
+
+    @staticmethod
+    async def loop_type():
+        return type(asyncio.get_running_loop())
+
+    def test_uvloop_when_installed(self):
+        import uvloop
+        self.assertIs(server.run_loop(self.loop_type()), uvloop.Loop)
+
+    def test_asyncio_s_own_loop_without_it(self):
+        with mock.patch.object(server, "uvloop", None):
+            loop_type = server.run_loop(self.loop_type())
+        self.assertTrue(issubclass(loop_type, asyncio.BaseEventLoop))
+        self.assertNotEqual(loop_type.__module__.split(".")[0], "uvloop")
