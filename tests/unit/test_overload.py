@@ -102,6 +102,26 @@ class LoopLagTest(unittest.TestCase):
         self.tick_after(after)
         self.assertEqual(self.monitor.is_starved(), starved)
 
+    def test_a_lag_of_exactly_starved_lag_is_starvation(self):
+        # Quarters are exact in binary: no rounding decides.
+        clock = FakeClock(0.0)
+        monitor = LoopLag(interval=0.25, starved_lag=0.5, starved_hold=1.0,
+                          clock=clock)
+        monitor.tick()
+        clock.now = 0.75  # the tick due at 0.25 is 0.5 late
+        self.assertEqual(monitor.overdue(), 0.5)
+        self.assertTrue(monitor.is_starved(since=1.0))
+        monitor.tick()
+        self.assertEqual((monitor.last, monitor.starved_at), (0.5, 0.75))
+        clock.now = 1.0
+        monitor.tick()
+        self.assertTrue(monitor.is_starved(since=0.75))
+        for quarter in (1.25, 1.5, 1.75):  # on time
+            clock.now = quarter
+            monitor.tick()
+        self.assertTrue(monitor.is_starved())  # 1 s after, not more
+        self.assertFalse(monitor.is_starved(since=1.0))
+
     def test_starvation_is_remembered_for_starved_hold_seconds(self):
         self.tick_after(0.5)
         for _ in range(38):  # 1.9 s of ticks on time
@@ -227,6 +247,8 @@ class SheddingTest(unittest.TestCase):
         self.clock.now += 5.0
         self.assertEqual(self.overload.throughput(), 0.0)
         self.assertEqual(self.overload.in_flight_limit(), 4)
+        # The limit fell under the calls in flight: still saturated.
+        self.assertEqual(self.overload.admit(), SHED_BY_IN_FLIGHT)
 
     def test_the_limit_is_what_the_budget_s_seconds_serve(self):
         overload = Overload(self.lag, budget=2.5, min_in_flight=1,
