@@ -151,5 +151,13 @@ class ExcludedTest(unittest.TestCase):
         self.assertIn("tests.unit.test_config", suite)
         self.assertEqual(suite[0], "tests.unit.test_throttle")
 
-    def test_nothing_excluded_keeps_the_layers_whole(self):
-        self.assertEqual(run.without(run.FAST_LAYERS, []), run.FAST_LAYERS)
+    def test_the_runners_own_tests_are_never_run_on_a_mutant(self):
+        # They read the source: a mutated line would fail them.
+        suite = run.without(run.FAST_LAYERS, [])
+        self.assertNotIn("tests.unit.test_mutation", suite)
+        self.assertIn("tests.unit.test_throttle", suite)
+        self.assertIn("tests.functional.test_methods", suite)
+
+    def test_suites_without_them_are_left_whole(self):
+        suite = ["tests.unit.test_breaker", "tests.integration"]
+        self.assertEqual(run.without(suite, []), suite)
