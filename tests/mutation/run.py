@@ -416,13 +416,19 @@ def main(argv=None):
                       file=sys.stderr)
     equivalent = load_equivalent()
     rows, all_survivors, all_stale = [], [], []
+    not_run = []
     for module in modules:
-        counts, survivors, stale = tally(
-            module, WORK / ("%s.sqlite" % module), equivalent)
+        session = WORK / ("%s.sqlite" % module)
+        if not session.exists():
+            not_run.append(module)
+            continue
+        counts, survivors, stale = tally(module, session, equivalent)
         rows += counts
         all_survivors += survivors
         all_stale += stale
     print_table(rows)
+    if not_run:
+        print("not run yet: %s" % ", ".join(not_run))
     if all_survivors:
         print("\nsurvivors (module | operator | column | reason | source),"
               " line numbers after '#':")

@@ -1,6 +1,7 @@
 """The mutation runner's map of modules to tests (tests/mutation/run.py):
 every module of scoring_api/ is mutated, each with tests that exist."""
 import ast
+import io
 import pathlib
 import pkgutil
 import tempfile
@@ -48,6 +49,14 @@ class ModulesTest(unittest.TestCase):
                             and [target.id for target in node.targets]
                             == ["__all__"]),
                         ast.dump(node)[:80])
+
+    def test_a_module_without_a_session_is_named_not_run(self):
+        empty = pathlib.Path(self.enterContext(tempfile.TemporaryDirectory()))
+        with unittest.mock.patch.object(run, "WORK", empty), \
+                unittest.mock.patch("sys.stdout", new=io.StringIO()) as out:
+            self.assertEqual(run.main(["--report", "store"]), 0)
+        self.assertIn("not run yet: %s" % ", ".join(run.expand(["store"])),
+                      out.getvalue())
 
     def test_unknown_modules_are_refused(self):
         with self.assertRaises(SystemExit) as raised, \
