@@ -137,6 +137,18 @@ class DuplicateTest(unittest.TestCase):
 BIG_OBJECT = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
 
 
+class ClientIndexTest(unittest.TestCase):
+    def test_closing_the_index_closes_its_temporary_files(self):
+        index = loader.ClientIndex(run_size=2)
+        for client_id in range(5):
+            index.add(client_id, client_id + 1)
+        runs = list(index.runs)
+        self.assertEqual(len(runs), 2)
+        index.close()
+        self.assertEqual([run.closed for run in runs], [True, True])
+        self.assertEqual(index.runs, [])
+
+
 class BigObjectTest(unittest.TestCase):
     @cases([BIG_OBJECT, BIG_OBJECT.replace("\n", "")])
     def test_one_object_above_the_size_limit_is_refused(self, text):
