@@ -289,6 +289,14 @@ class MainTest(unittest.TestCase):
             " character device); give a file of JSON lines or one JSON"
             " object\n"))
 
+    def test_ctrl_c_while_checking_is_one_line_and_nothing_loaded(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        with mock.patch.object(loader, "check",
+                               side_effect=KeyboardInterrupt):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "",
+                "loader: interrupted; nothing loaded\n"))
+
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():
             if name.startswith("EXIT_"):
