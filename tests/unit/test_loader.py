@@ -67,6 +67,8 @@ class ParseInterestsTest(unittest.TestCase):
          "line 2: interests of client 3 must be a list of strings"),
         ('{"client_id": 2, "client_id": 3, "interests": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "interests": [], "interests": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         # Python's own limits: recursion, and digits an int() may take.
         ("[" * 100000, "line 2: not valid JSON"),
         ('{"client_id": %s, "interests": []}' % ("9" * 5000),
