@@ -8,8 +8,9 @@ mutants listed in tests/mutation/equivalent.txt (reviewed: no test can
 tell them from the original) are left out of the score.
 
 `python -m tests.mutation.run --test MODULE` is the test command cosmic-ray
-runs in the copy: the fast layers, then for some modules slower suites,
-only while the mutant still survives.
+runs in the copy: the module's own tests (found by name), the fast layers,
+then its integration suites, each only while the mutant still survives.
+The modules are found under scoring_api/, never listed by hand.
 """
 import argparse
 import concurrent.futures
@@ -23,44 +24,112 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORK = ROOT / "var" / "mutation"
 EQUIVALENT_FILE = ROOT / "tests" / "mutation" / "equivalent.txt"
+PACKAGE = "scoring_api"
 FAST_LAYERS = ["tests.unit", "tests.functional"]
-# Run first, so that most mutants die in a second: the tests of the module
-# itself. Only a mutant they miss costs the whole of the fast layers.
-OWN_TESTS = {
-    "fields": ["tests/unit/test_fields.py", "tests/unit/test_requests.py"],
-    "requests": ["tests/unit/test_requests.py"],
-    "auth": ["tests/unit/test_auth.py"],
-    "scoring": ["tests/unit/test_scoring.py"],
-    "methods": ["tests/functional/test_methods.py"],
-    "store": ["tests/unit/test_store.py", "tests/unit/test_store_modes.py"],
-    "config": ["tests/unit/test_config.py"],
-}
-# Suites run after the fast layers, for the modules they kill more of.
+# Where a module's own tests are found by name (own_tests): run first, so
+# that most mutants die in a second. Only a mutant they miss costs more.
+OWN_TEST_DIRS = ["tests/unit", "tests/functional"]
+INTEGRATION_DIR = "tests/integration"
+# Never in a test command: the runner's own tests read the source of
+# scoring_api/ (equivalent.txt's lines), so a mutant would fail them.
+RUNNER_TESTS = ["tests.unit.test_mutation"]
+# Integration suites of a module (or of every module of a package) beside
+# tests/integration/test_<module>.py, which is found by name: the suites a
+# module is only reachable through (a real Redis, the service's process).
 EXTRA_SUITES = {
-    "store": ["tests.integration.test_store_round_trips",
-              "tests.integration.test_faults",
-              "tests.integration.test_corrupt_data",
-              "tests.integration.test_sentinel",
-              "tests.integration.test_cluster",
-              "tests.integration.test_latency"],
+    "store": ["tests/integration/test_store_round_trips.py",
+              "tests/integration/test_faults.py",
+              "tests/integration/test_corrupt_data.py",
+              "tests/integration/test_sentinel.py",
+              "tests/integration/test_cluster.py",
+              "tests/integration/test_latency.py",
+              "tests/integration/test_cache_memory.py"],
+    "__main__": ["tests/integration/test_process.py"],
+    "server": ["tests/integration/test_process.py",
+               "tests/integration/test_drain.py"],
+    "connections": ["tests/integration/test_hostile_clients.py",
+                    "tests/integration/test_drain.py"],
 }
-# The test command of a package: its own tests, then its extra suites
-# (instead of the fast layers, whose other tests hardly touch it: a
-# lower bound of the score, at a third of the time).
-PACKAGES = {"store": ["breaker", "endpoint", "facade", "local", "modes",
-                      "outages"]}
-MODULES = ["fields", "requests", "auth", "scoring", "methods", "store",
-           "config"]
 DEFAULT_TIMEOUT_SECONDS = 60.0
-# A survivor of the store's modules runs five integration suites (about a
-# minute on an idle machine): a timeout must mean a hang, not a busy CPU.
-TIMEOUT_SECONDS = {"store": 300.0}
+# A survivor's integration suites take about a minute on an idle machine:
+# a timeout must mean a hang, not a busy CPU.
+INTEGRATION_TIMEOUT_SECONDS = 300.0
+
+
+def discover(root=ROOT):
+    """Every module of scoring_api/, dotted below it (`config`,
+    `store.facade`): a package stands for its modules. A package's
+    __init__.py is left out: it only re-exports (a unit test keeps it so)."""
+    base = root / PACKAGE
+    return sorted(
+        ".".join(path.relative_to(base).with_suffix("").parts)
+        for path in base.rglob("*.py") if path.name != "__init__.py")
+
+
+def packages(modules):
+    """{package: [its modules]} of the dotted `modules`."""
+    found = {}
+    for module in modules:
+        package, dot, _ = module.rpartition(".")
+        if dot:
+            found.setdefault(package, []).append(module)
+    return found
+
+
+def simple(name):
+    return name.replace("_", "")
+
+
+def tests_by_name(module, directory, root=ROOT):
+    """The test files in `directory` named for `module`: test_<name>.py,
+    test_<name>_<what>.py, test_<package>_<name>.py, underscores aside
+    (test_request_ids.py for requestids, test_main.py for __main__)."""
+    package, _, name = module.rpartition(".")
+    found = []
+    for path in sorted((root / directory).glob("test_*.py")):
+        stem = path.stem[len("test_"):]
+        if (simple(stem) == simple(name) or stem.startswith(name + "_")
+                or (package and stem == "%s_%s" % (package, name))):
+            found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def own_tests(module, root=ROOT):
+    """The unit and functional test files of `module`, found by name."""
+    return [path for directory in OWN_TEST_DIRS
+            for path in tests_by_name(module, directory, root)]
+
+
+def extra_suites(module, root=ROOT):
+    """The integration test files of `module`: its own by name, then those
+    EXTRA_SUITES gives it or its package."""
+    package = module.rpartition(".")[0]
+    suites = tests_by_name(module, INTEGRATION_DIR, root)
+    for path in EXTRA_SUITES.get(module, []) + EXTRA_SUITES.get(package, []):
+        if path not in suites:
+            suites.append(path)
+    return suites
+
+
+def test_commands(module, root=ROOT):
+    """The nose2 runs of the test command of `module`, in order: its own
+    tests, the fast layers (skipped for a module of a package, whose
+    other tests hardly touch it: a lower bound of the score, at a third of
+    the time), its integration suites."""
+    own, extra = (
+        [path[:-len(".py")].replace("/", ".") for path in paths]
+        for paths in (own_tests(module, root), extra_suites(module, root)))
+    return [suite for suite in (own, [] if "." in module else FAST_LAYERS,
+                                extra) if suite]
+
+
+MODULES = discover()
 CONFIG = """\
 [cosmic-ray]
 module-path = "{module_path}"
 timeout = {timeout}
 excluded-modules = []
-test-command = "{python} -m tests.mutation.run --test {module}"
+test-command = "{python} -m tests.mutation.run --test {module}{exclude}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -75,32 +144,42 @@ def module_path(root, module):
 
 
 def timeout_of(module):
-    return TIMEOUT_SECONDS.get(module.partition(".")[0],
-                               DEFAULT_TIMEOUT_SECONDS)
+    return (INTEGRATION_TIMEOUT_SECONDS if extra_suites(module)
+            else DEFAULT_TIMEOUT_SECONDS)
 
 
 def expand(modules):
     """The sessions of `modules`: a package stands for each of its
     modules."""
+    found = packages(MODULES)
     return [session for module in modules
-            for session in (["%s.%s" % (module, name)
-                             for name in PACKAGES[module]]
-                            if module in PACKAGES else [module])]
+            for session in found.get(module, [module])]
 
 
-def run_tests(module):
-    """Exit status of the test command for one mutant of `module`: the
-    fast layers decide (its own tests first only save time), then the
-    module's extra suites; a package's modules skip the fast layers."""
-    module, dot, _ = module.partition(".")
-    own = [path[:-len(".py")].replace("/", ".")
-           for path in OWN_TESTS.get(module, []) if os.path.exists(path)]
-    for suite in [own, [] if dot else FAST_LAYERS,
-                  EXTRA_SUITES.get(module, [])]:
-        if not suite:
-            continue
+def without(suite, excluded, root=ROOT):
+    """`suite` without the test modules `excluded` nor RUNNER_TESTS (a
+    layer is then named module by module)."""
+    excluded = [*excluded, *RUNNER_TESTS]
+    if not any(name.startswith(layer + ".") or name == layer
+               for name in excluded for layer in suite):
+        return suite
+    names = []
+    for name in suite:
+        directory = root / name.replace(".", "/")
+        names += (["%s.%s" % (name, path.stem)
+                   for path in sorted(directory.glob("test_*.py"))]
+                  if directory.is_dir() else [name])
+    return [name for name in names if name not in excluded]
+
+
+def run_tests(module, excluded=()):
+    """Exit status of the test command for one mutant of `module` (run in
+    the scratch copy): the first suite that fails decides."""
+    root = pathlib.Path.cwd()
+    for suite in test_commands(module, root):
         status = subprocess.call(
-            [sys.executable, "-m", "nose2", "--fail-fast", *suite],
+            [sys.executable, "-m", "nose2", "--fail-fast",
+             *without(suite, excluded, root)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if status:
             return status
@@ -123,7 +202,7 @@ def scratch_copy(module):
     return copy
 
 
-def mutate(module, timeout, resume=False):
+def mutate(module, timeout, resume=False, excluded=()):
     """Run cosmic-ray on `module`; returns the path of its session.
 
     With `resume`, an existing session goes on with the mutants it has not
@@ -136,12 +215,17 @@ def mutate(module, timeout, resume=False):
     config = WORK / ("%s.toml" % module)
     config.write_text(CONFIG.format(
         module_path=module_path(copy, module).relative_to(copy),
-        timeout=timeout, python=sys.executable, module=module))
+        timeout=timeout, python=sys.executable, module=module,
+        exclude="".join(" --exclude %s" % name for name in excluded)))
     # Without a mutant the tests must pass, or every mutant looks killed.
     if subprocess.call([sys.executable, "-m", "tests.mutation.run",
-                        "--test", module], cwd=copy):
+                        "--test", module,
+                        *("--exclude=%s" % name for name in excluded)],
+                       cwd=copy):
         raise SystemExit("mutate: the tests of %s fail without any mutant"
-                         " (in %s): fix them first" % (module, copy))
+                         " (in %s): fix them first, or --exclude a test"
+                         " module that fails for another reason" % (
+                             module, copy))
     cosmic_ray = pathlib.Path(sys.executable).with_name("cosmic-ray")
     log = (WORK / ("%s.log" % module)).open("a" if resume else "w")
     with log:
@@ -161,7 +245,7 @@ def product_changed(module):
         (ROOT / path).read_bytes() != copy.read_bytes())
 
 
-def retest_survivors(module, timeout):
+def retest_survivors(module, timeout, excluded=()):
     """Run the survivors (and the mutants killed by a timeout, which a busy
     machine may cause) of the last session of `module` again against the
     tests of the work tree. New tests can only kill more mutants, so the
@@ -182,7 +266,7 @@ def retest_survivors(module, timeout):
         with db._session_maker.begin() as transaction:
             transaction.query(WorkResultStorage).where(
                 WorkResultStorage.job_id.in_(survivors)).delete()
-    mutate(module, timeout, resume=True)
+    mutate(module, timeout, resume=True, excluded=excluded)
     return session
 
 
@@ -283,18 +367,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="./run.sh mutate", description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE",
-                        help="among %s (default: all); a package stands"
-                             " for each of its modules (store.breaker, ...)"
-                             % ", ".join(MODULES))
+                        help="a module of scoring_api/, dotted (default:"
+                             " all of them); a package stands for each of"
+                             " its modules (store: store.breaker, ...)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="modules mutated side by side (default 2)")
     parser.add_argument("--timeout", type=float,
                         help="seconds before a mutant's tests count as"
-                             " killed (default %.0f, %s)" % (
-                                 DEFAULT_TIMEOUT_SECONDS, ", ".join(
-                                     "%.0f for %s" % (seconds, module)
-                                     for module, seconds
-                                     in TIMEOUT_SECONDS.items())))
+                             " killed (default %.0f, %.0f for a module"
+                             " with integration suites)" % (
+                                 DEFAULT_TIMEOUT_SECONDS,
+                                 INTEGRATION_TIMEOUT_SECONDS))
     parser.add_argument("--resume", action="store_true",
                         help="go on with the sessions an interrupted run"
                              " left")
@@ -303,11 +386,17 @@ def main(argv=None):
                              " with the current tests")
     parser.add_argument("--report", action="store_true",
                         help="only print the table of the last sessions")
+    parser.add_argument("--exclude", action="append", default=[],
+                        metavar="TEST_MODULE",
+                        help="leave a test module (tests.unit.test_x) out of"
+                             " the test command: one that fails without any"
+                             " mutant, for a reason of its own, would kill"
+                             " every mutant")
     parser.add_argument("--test", metavar="MODULE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.test:
-        return run_tests(args.test)
-    unknown = set(args.modules) - set(MODULES) - set(expand(MODULES))
+        return run_tests(args.test, args.exclude)
+    unknown = set(args.modules) - set(MODULES) - set(packages(MODULES))
     if unknown:
         parser.error("unknown module(s): %s" % ", ".join(sorted(unknown)))
     modules = expand(args.modules or MODULES)
@@ -317,22 +406,29 @@ def main(argv=None):
     if not args.report:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             run = retest_survivors if args.survivors else (
-                lambda module, timeout: mutate(module, timeout, args.resume))
+                lambda module, timeout, excluded: mutate(
+                    module, timeout, args.resume, excluded))
             for session in pool.map(
                     lambda module: run(module, args.timeout or timeout_of(
-                        module)), modules):
+                        module), args.exclude), modules):
                 print("done: %s (%.0fs)" % (session.stem,
                                             time.monotonic() - started),
                       file=sys.stderr)
     equivalent = load_equivalent()
     rows, all_survivors, all_stale = [], [], []
+    not_run = []
     for module in modules:
-        counts, survivors, stale = tally(
-            module, WORK / ("%s.sqlite" % module), equivalent)
+        session = WORK / ("%s.sqlite" % module)
+        if not session.exists():
+            not_run.append(module)
+            continue
+        counts, survivors, stale = tally(module, session, equivalent)
         rows += counts
         all_survivors += survivors
         all_stale += stale
     print_table(rows)
+    if not_run:
+        print("not run yet: %s" % ", ".join(not_run))
     if all_survivors:
         print("\nsurvivors (module | operator | column | reason | source),"
               " line numbers after '#':")

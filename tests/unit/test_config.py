@@ -651,11 +651,33 @@ class CacheSharesStoreTest(unittest.TestCase):
         ({"SCORING_STORE_URL": "unix:///run/redis.sock"}, True),
         ({"SCORING_STORE_URL": "unix:///run/redis.sock",
           "SCORING_CACHE_URL": "unix:///run/cache.sock"}, False),
+        ({"SCORING_STORE_MODE": "cluster",
+          "SCORING_STORE_URL": "redis://10.0.0.1:7000,10.0.0.2:7001"}, True),
+        ({"SCORING_STORE_MODE": "cluster",
+          "SCORING_STORE_URL": "redis://10.0.0.1:7000,10.0.0.2:7001",
+          "SCORING_CACHE_MODE": "cluster",
+          "SCORING_CACHE_URL": "redis://10.0.0.3:7000"}, False),
+        ({"SCORING_STORE_MODE": "cluster",
+          "SCORING_STORE_URL": "redis://10.0.0.1:7000,10.0.0.2:7001",
+          "SCORING_CACHE_URL": "redis://10.0.0.3:6379"}, False),
     ])
     def test_the_same_server_whatever_its_database(self, case):
         environ, shared = case
         self.assertEqual(config.load_settings(None, environ)
                          .cache_shares_store, shared)
+
+    @cases([("m", True), ("other", False)])
+    def test_sentinel_mode_read_from_a_file_names_its_master(self, case):
+        # A file's values are strings of their own, not the literals the
+        # code compares them with.
+        service_name, shared = case
+        path = write_config(
+            "[store]\nmode = sentinel\nurl =\nsentinels = h:26379\n"
+            "service_name = m\n[cache]\nmode = sentinel\n"
+            "sentinels = h:26379\nservice_name = %s\n" % service_name)
+        self.addCleanup(os.unlink, path)
+        self.assertEqual(config.load_settings(path, {}).cache_shares_store,
+                         shared)
 
 
 class RedisUrlOptionsTest(unittest.TestCase):

@@ -133,3 +133,17 @@ class CheckEvictionTest(AsyncTestCase):
         client.config_get.assert_called_once_with(
             "maxmemory", "maxmemory-policy",
             target_nodes=RedisCluster.PRIMARIES)
+
+    @gen_test
+    async def test_a_cluster_of_one_master_is_asked_too(self):
+        # redis-py answers with that master's own config, not a dict of
+        # one per node.
+        client = mock.create_autospec(RedisCluster, instance=True)
+        client.config_get.side_effect = answering({
+            "maxmemory": "0", "maxmemory-policy": "volatile-lru"})
+        endpoint = RedisEndpoint("cache", client, FAST.cache, mode="cluster")
+        with self.assertLogs("scoring_api.store", "WARNING"):
+            warning = await check_eviction(endpoint, False)
+        self.assertEqual(warning, (
+            "cache: the cluster Redis has no maxmemory: cached scores grow"
+            " until the host runs out of memory; %s" % ADVICE))

@@ -7,7 +7,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tornado.testing import gen_test
 
 from scoring_api.errors import StoreUnavailable
-from scoring_api.store import OtherType
+from scoring_api.store import OtherType, RedisEndpoint, Store
 from tests.support.clock import FakeClock
 from tests.support.helpers import mock_redis, store_over
 from tests.support.store_doubles import FAST, ClosingTestCase
@@ -159,6 +159,27 @@ class StoreCacheTest(ClosingTestCase):
         with self.assertLogs("scoring_api.store", "WARNING"):
             self.assertEqual(await store.health(),
                              {"store": "up", "cache": "down"})
+
+
+class OverloadedCacheTest(ClosingTestCase):
+    @gen_test
+    async def test_a_late_process_misses_the_cache_without_blaming_it(self):
+        # Timeouts while the process itself is starved: Overloaded, a miss,
+        # no outage line, and no failure towards opening the circuit.
+        cache = mock_redis(forever=RedisTimeoutError("slow"))
+        store = self.closing(Store(
+            RedisEndpoint("store", mock_redis(), FAST.store),
+            RedisEndpoint("cache", cache, FAST.cache,
+                          is_starved=lambda: True),
+            FAST.cache))
+        with self.assertNoLogs("scoring_api.store", "WARNING"):
+            for number in range(FAST.cache.failure_threshold + 1):
+                self.assertIsNone(await store.cache_get("score:%d" % number))
+                self.assertIsNone(await store.cache_set(
+                    "score:%d" % number, 3.0, 60))
+        self.assertTrue(store.breaker.allows())
+        self.assertEqual(cache.execute_command.await_count,
+                         2 * (FAST.cache.failure_threshold + 1))
 
 
 class LocalTierTest(ClosingTestCase):

@@ -67,6 +67,8 @@ class ParseInterestsTest(unittest.TestCase):
          "line 2: interests of client 3 must be a list of strings"),
         ('{"client_id": 2, "client_id": 3, "interests": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "interests": [], "interests": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         # Python's own limits: recursion, and digits an int() may take.
         ("[" * 100000, "line 2: not valid JSON"),
         ('{"client_id": %s, "interests": []}' % ("9" * 5000),
@@ -135,6 +137,18 @@ class DuplicateTest(unittest.TestCase):
 
 
 BIG_OBJECT = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
+
+
+class ClientIndexTest(unittest.TestCase):
+    def test_closing_the_index_closes_its_temporary_files(self):
+        index = loader.ClientIndex(run_size=2)
+        for client_id in range(5):
+            index.add(client_id, client_id + 1)
+        runs = list(index.runs)
+        self.assertEqual(len(runs), 2)
+        index.close()
+        self.assertEqual([run.closed for run in runs], [True, True])
+        self.assertEqual(index.runs, [])
 
 
 class BigObjectTest(unittest.TestCase):
@@ -276,6 +290,14 @@ class MainTest(unittest.TestCase):
             loader.EXIT_USAGE, "", "loader: /dev/zero: not a regular file (a"
             " character device); give a file of JSON lines or one JSON"
             " object\n"))
+
+    def test_ctrl_c_while_checking_is_one_line_and_nothing_loaded(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        with mock.patch.object(loader, "check",
+                               side_effect=KeyboardInterrupt):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "",
+                "loader: interrupted; nothing loaded\n"))
 
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():

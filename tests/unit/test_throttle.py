@@ -15,3 +15,13 @@ class ThrottleTest(unittest.TestCase):
             clock.now += 1.0
         self.assertEqual([(i, n) for i, n in enumerate(counts) if n],
                          [(0, 1), (10, 10), (20, 10)])
+
+    def test_by_default_one_report_per_ten_seconds(self):
+        # docs/operations.md: recurring trouble writes a line per 10 s.
+        clock = FakeClock()
+        throttle = Throttle(clock=clock)
+        self.assertEqual(throttle.event(), 1)
+        clock.now += 9.999
+        self.assertEqual(throttle.event(), 0)
+        clock.now += 0.001
+        self.assertEqual(throttle.event(), 2)
