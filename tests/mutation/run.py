@@ -47,8 +47,17 @@ EXTRA_SUITES = {
     "__main__": ["tests/integration/test_process.py"],
     "server": ["tests/integration/test_process.py",
                "tests/integration/test_drain.py"],
-    "connections": ["tests/integration/test_hostile_clients.py",
-                    "tests/integration/test_drain.py"],
+    "httpserver": ["tests/integration/test_hostile_clients.py",
+                   "tests/integration/test_drain.py"],
+    "accept": ["tests/integration/test_hostile_clients.py",
+               "tests/integration/test_drain.py"],
+    "streams": ["tests/integration/test_hostile_clients.py"],
+    "supervisor": ["tests/integration/test_process.py",
+                   "tests/integration/test_drain.py"],
+    "admission": ["tests/integration/test_service_quotas.py",
+                  "tests/integration/test_overload.py"],
+    "quotas": ["tests/integration/test_quotas.py",
+               "tests/integration/test_service_quotas.py"],
 }
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # A survivor's integration suites take about a minute on an idle machine:
