@@ -315,7 +315,10 @@ class RefusalLogTest(AsyncTestCase):
             quota.admit("x")
             self.assertEqual(len(logs.output), 3)
             quota.admit("x")
-            clock.now += 25.0  # said at the first sync past the interval
+            clock.now += 5.0
+            await quota.sync()  # within the interval: not yet
+            self.assertEqual(len(logs.output), 3)
+            clock.now += 20.0  # said at the first sync past the interval
             await quota.sync()
         self.assertEqual(len(logs.output), 4, logs.output)
         self.assertIn("1 calls refused over quota since the last report"
