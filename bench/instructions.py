@@ -61,7 +61,8 @@ import tempfile
 import time
 
 from bench import loads, procstat, servers
-from bench.servers import Row, Server
+from bench.servers import (BEFORE, NO_LOCAL_TIER, SERVICE, THIS,
+                           TWO_WORKERS, Row, Server)
 from bench.support import (ROOT, RedisServer, free_port, load_average,
                            machine, progress)
 
@@ -99,15 +100,9 @@ HIT_BODIES = 100
 # that no request repeats a phone that an earlier round made a hit.
 FIRST_PHONE = 8 * 10 ** 9
 
-THIS, BEFORE = "this", "before"  # the checkouts: ours, --against's
 BARE = Server("bare", "bare")
-SERVICE = Server("service", "service")
-NO_LOCAL_TIER = Server("service, no local tier", "service",
-                       {"SCORING_CACHE_LOCAL_SIZE": "0"})
 CACHE_DEAD = Server("service, cache dead", "service",
                     {"SCORING_CACHE_URL": None})  # nothing listens there
-TWO_WORKERS = Server("service x2", "service",
-                     {"SCORING_SERVER_WORKERS": "2"}, workers=2)
 ROWS = [
     Row("bare", BARE, "hit"),
     # The hot score in production: config.ini's local tier answers it.

@@ -48,7 +48,8 @@ import time
 
 from bench import (conformity, figures, instructions, loads, procstat,
                    servers, wrk)
-from bench.servers import Row, Server
+from bench.servers import (BEFORE, NO_LOCAL_TIER, SERVICE, THIS,
+                           TWO_WORKERS, Row, Server)
 from bench.support import (ROOT, RedisServer, free_port, load_average,
                            machine, progress)
 
@@ -68,12 +69,6 @@ QUICK = Mode(rounds=2, seconds=2, warm_up_seconds=1, connections=16,
              callgrind=False)
 
 CALLGRIND_TOOLS = ("valgrind", "callgrind_control")
-THIS, BEFORE = "this", "before"
-SERVICE = Server("service", "service")
-NO_LOCAL_TIER = Server("service, no local tier", "service",
-                       {"SCORING_CACHE_LOCAL_SIZE": "0"})
-TWO_WORKERS = Server("service x2", "service",
-                     {"SCORING_SERVER_WORKERS": "2"}, workers=2)
 BARE = Server("bare Tornado", "bare")
 PEERS = ("FastAPI", "Starlette", "aiohttp")
 SERVICE_HIT = "service hit"

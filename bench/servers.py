@@ -38,6 +38,17 @@ class Row(collections.namedtuple("Row", "name server script")):
     """A line of a table: the script named `script` sent to `server`."""
 
 
+# The checkouts: ours, and --against's.
+THIS, BEFORE = "this", "before"
+# The service as both benchmarks run it: as config.ini has it, without
+# the local tier (every score from Redis), and with two workers.
+SERVICE = Server("service", "service")
+NO_LOCAL_TIER = Server("service, no local tier", "service",
+                       {"SCORING_CACHE_LOCAL_SIZE": "0"})
+TWO_WORKERS = Server("service x2", "service",
+                     {"SCORING_SERVER_WORKERS": "2"}, workers=2)
+
+
 def peer_commands(text):
     """{name: command words} from the `# peer NAME: COMMAND` lines of the
     peers' requirements file."""
