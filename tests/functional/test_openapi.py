@@ -23,7 +23,7 @@ from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
 from tests.support.cases import cases
 from tests.support.clock import (admin_request, stop_auth_clock,
                                  stop_calendar)
-from tests.functional.test_http import HttpTestCase
+from tests.support.http import HttpTestCase
 from tests.support.helpers import (SCORED_ARGUMENTS, api_request, today,
                                    user_token)
 

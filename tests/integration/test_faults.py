@@ -4,17 +4,15 @@ breaking a real Redis on purpose.
 Each test's fault is undone by FaultLayer.testTearDown: the server is
 resumed or restarted on its port, and black holes are closed.
 """
-import asyncio
 import json
-import time
 
 import mock
 from tornado.testing import gen_test
 
 from tests.support.clock import admin_request, stop_auth_clock
 from tests.support.helpers import SCORE_REQUEST, api_request
-from tests.support.service import FAST, ServiceTestCase
-from tests.support.layers import FaultLayer, RedisLayer, requires_own_server
+from tests.support.layers import FaultLayer
+from tests.support.service import FAST, FaultTestCase
 
 INTERESTS = api_request("clients_interests", {"client_ids": [1, 2]})
 # The admin's score reads no Redis; its token is for the stopped clock's
@@ -26,31 +24,6 @@ STORE_BUDGET = FAST.store.worst_call_seconds
 CACHE_BUDGET = FAST.cache.worst_call_seconds
 # Slack for a loaded 2-core machine; the bounds being proven are seconds.
 SLACK_SECONDS = 0.5
-RECOVERY_BOUND_SECONDS = 3.0
-
-
-class FaultTestCase(ServiceTestCase):
-    layer = FaultLayer
-
-    def setUp(self):
-        requires_own_server(self)
-        super().setUp()
-        self.server = RedisLayer.server
-        self.redis.set("i:1", json.dumps(["cars", "pets"]))
-
-    def timed(self, request):
-        started = time.monotonic()
-        response = self.post(request)
-        return self.answer(response), time.monotonic() - started
-
-    def wait_until(self, condition, bound=RECOVERY_BOUND_SECONDS):
-        """Seconds until `condition()` held; fails past `bound`."""
-        started = time.monotonic()
-        while not condition():
-            self.assertLess(time.monotonic() - started, bound,
-                            "no recovery in %.1fs" % bound)
-            self.io_loop.run_sync(lambda: asyncio.sleep(0.05))
-        return time.monotonic() - started
 
 
 class RedisKilledTest(FaultTestCase):

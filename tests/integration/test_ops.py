@@ -11,8 +11,7 @@ import time
 import urllib.request
 
 from tests.support.helpers import SCORE_REQUEST, api_request
-from tests.support.service import ServiceTestCase
-from tests.integration.test_faults import FaultTestCase
+from tests.support.service import FaultTestCase, ServiceTestCase
 from tests.support.process import (START_SECONDS, STOP_SECONDS,
                                    ProcessTestCase, alive, post)
 from tests.support.layers import free_port

@@ -13,7 +13,7 @@ import re
 import subprocess
 import unittest
 
-from tests.integration.test_process import ProcessTestCase
+from tests.support.process import ProcessTestCase
 from tests.support.helpers import ROOT
 from tests.support.layers import RedisLayer, requires_redis
 

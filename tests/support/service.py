@@ -1,6 +1,8 @@
 """What the integration tests share: settings with short bounds, the app
 over the layer's Redis, and a direct client to look inside Redis."""
+import asyncio
 import json
+import time
 
 import redis
 
@@ -9,7 +11,8 @@ from tornado.testing import AsyncHTTPTestCase
 from scoring_api.app import make_app
 from scoring_api.config import Settings
 from scoring_api.store import Store
-from tests.support.layers import RedisLayer, requires_redis
+from tests.support.layers import (FaultLayer, RedisLayer, requires_own_server,
+                                  requires_redis)
 
 # Short bounds, so a broken Redis costs the suite little time; no local
 # tier, so every score reaches Redis (LocalTierTest turns it on).
@@ -64,3 +67,31 @@ class ServiceTestCase(AsyncHTTPTestCase):
         body = json.loads(response.body)
         self.assertEqual(body["code"], response.code)
         return response.code, body.get("response", body.get("error"))
+
+
+# How long a restarted Redis may take to be used again.
+RECOVERY_BOUND_SECONDS = 3.0
+
+
+class FaultTestCase(ServiceTestCase):
+    layer = FaultLayer
+
+    def setUp(self):
+        requires_own_server(self)
+        super().setUp()
+        self.server = RedisLayer.server
+        self.redis.set("i:1", json.dumps(["cars", "pets"]))
+
+    def timed(self, request):
+        started = time.monotonic()
+        response = self.post(request)
+        return self.answer(response), time.monotonic() - started
+
+    def wait_until(self, condition, bound=RECOVERY_BOUND_SECONDS):
+        """Seconds until `condition()` held; fails past `bound`."""
+        started = time.monotonic()
+        while not condition():
+            self.assertLess(time.monotonic() - started, bound,
+                            "no recovery in %.1fs" % bound)
+            self.io_loop.run_sync(lambda: asyncio.sleep(0.05))
+        return time.monotonic() - started
