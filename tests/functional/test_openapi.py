@@ -14,9 +14,7 @@ import json
 import re
 import unittest
 
-import jsonschema_rs
-
-from scoring_api import app, config, fields
+from scoring_api import config, fields
 from scoring_api.errors import ValidationError
 from scoring_api.requests import (ClientsInterestsRequest, MethodRequest,
                                   OnlineScoreRequest)
@@ -24,11 +22,10 @@ from tests.support.cases import cases
 from tests.support.clock import (admin_request, stop_auth_clock,
                                  stop_calendar)
 from tests.support.http import HttpTestCase
+from tests.support.openapi import DOCUMENT, answer_validator, validator
 from tests.support.helpers import (SCORED_ARGUMENTS, api_request, today,
                                    user_token)
 
-with open(app.OPENAPI_PATH, encoding="utf-8") as _document:
-    DOCUMENT = json.load(_document)
 
 PHONE_EMAIL = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
 FULL = dict(PHONE_EMAIL, gender=1, birthday="01.01.2000")
@@ -99,32 +96,6 @@ VECTORS = [
         {"client_ids": [0]},
     ]
 ]
-
-
-def validator(pointer):
-    """A JSON Schema validator of the schema at `pointer` ("#/..."), with
-    the document's components in reach of its references."""
-    return jsonschema_rs.Draft202012Validator(
-        {"$ref": pointer, "components": DOCUMENT["components"]})
-
-
-def resolve(node):
-    """`node`, or what its "$ref" ("#/a/b") points at."""
-    while "$ref" in node:
-        target = DOCUMENT
-        for part in node["$ref"][2:].split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
-def answer_validator(path, verb, code):
-    """A validator of the body the document gives for `code`."""
-    responses = DOCUMENT["paths"][path][verb]["responses"]
-    response = resolve(responses[str(code)])
-    schema = response["content"]["application/json"]["schema"]
-    return jsonschema_rs.Draft202012Validator(
-        dict(schema, components=DOCUMENT["components"]))
 
 
 REQUEST = validator("#/components/schemas/MethodRequest")

@@ -13,12 +13,11 @@ from scoring_api.config import Settings
 from scoring_api.errors import Overloaded
 from scoring_api.overload import Overload
 from scoring_api.quotas import Quotas
-from tests.functional.test_openapi import (DOCUMENT, answer_validator,
-                                           resolve)
 from tests.support.cases import cases
 from tests.support.clock import NOW, FakeClock, admin_request, \
     stop_auth_clock
 from tests.support.helpers import api_request
+from tests.support.openapi import DOCUMENT, answer_validator, resolve
 from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
 from tests.support.metrics_text import samples, value
 
