@@ -17,11 +17,10 @@ from scoring_api.admission import Admission
 from scoring_api.app import make_app
 from scoring_api.overload import LoopLag
 from scoring_api.store import Store
-from tests.integration.test_starved_loop import (CALLS, IDS, SETTINGS,
-                                                 STALL_SECONDS,
-                                                 StalledLoopTestCase)
 from tests.support.helpers import api_request
 from tests.support.metrics_text import samples, value
+from tests.support.stalled_loop import (CALLS, IDS, SETTINGS, STALL_SECONDS,
+                                        StalledLoopTestCase)
 
 
 def scraped(name, **labels):
