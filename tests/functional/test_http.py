@@ -441,18 +441,8 @@ class ClientLeftTest(HttpTestCase):
     @gen_test(timeout=5)
     async def test_a_call_whose_client_left_is_499(self):
         release = self.hold_store_reads()
-        body = json.dumps(api_request("clients_interests",
-                                      {"client_ids": [1]})).encode()
-        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         with self.assertLogs("scoring_api.handlers", "INFO") as caught:
-            await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
-                               b"Content-Length: %d\r\n\r\n%s"
-                               % (len(body), body))
-            await asyncio.sleep(0.05)  # the call waits on the store
-            stream.close()
-            await asyncio.sleep(0.05)  # the server sees the close
-            release.set()
-            await self.assert_no_request_left()
+            await self.leave_while_waiting(release)
         (line,) = caught.output
         self.assertRegex(line, r"^WARNING:scoring_api\.handlers:127\.0\.0\.1"
                                r" POST /method/ clients_interests 499"

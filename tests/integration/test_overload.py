@@ -6,9 +6,7 @@ admission wired as `serve` wires them, no answer blames the store, the
 Redis error metric does not move, the cache's circuit stays closed, and
 every call is answered 200 or 503 "overloaded, retry later" with
 Retry-After, counted as shed."""
-import asyncio
 import json
-import time
 
 from tornado.testing import gen_test
 
@@ -17,10 +15,8 @@ from scoring_api.admission import Admission
 from scoring_api.app import make_app
 from scoring_api.overload import LoopLag
 from scoring_api.store import Store
-from tests.support.helpers import api_request
 from tests.support.metrics_text import samples, value
-from tests.support.stalled_loop import (CALLS, IDS, SETTINGS, STALL_SECONDS,
-                                        StalledLoopTestCase)
+from tests.support.stalled_loop import SETTINGS, StalledLoopTestCase
 
 
 def scraped(name, **labels):
@@ -45,17 +41,9 @@ class StarvedServiceTest(StalledLoopTestCase):
 
     async def answers_through_a_stall(self):
         """(code, error or None, Retry-After or None) of each call."""
-        body = json.dumps(api_request("clients_interests",
-                                      {"client_ids": IDS}))
-        fetches = [asyncio.ensure_future(self.http_client.fetch(
-            self.get_url("/method/"), method="POST", body=body,
-            raise_error=False)) for _ in range(CALLS)]
-        while sum(self.proxy.round_trips()) < CALLS:
-            await asyncio.sleep(0.005)
-        time.sleep(STALL_SECONDS)
         return [(response.code, json.loads(response.body).get("error"),
                  response.headers.get("Retry-After"))
-                for response in await asyncio.gather(*fetches)]
+                for response in await self.responses_through_a_stall()]
 
     @gen_test(timeout=30)
     async def test_a_stalled_process_sheds_and_never_blames_redis(self):

@@ -11,7 +11,7 @@ from scoring_api.app import make_app
 from scoring_api.config import Settings
 from scoring_api.server import make_server
 from scoring_api.traffic import Traffic
-from tests.support.helpers import MemoryStore
+from tests.support.helpers import MemoryStore, api_request
 
 SCORE_ARGUMENTS = {"phone": "79175002040", "email": "stupnikov@otus.ru"}
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -52,6 +52,22 @@ class HttpTestCase(AsyncHTTPTestCase):
 
         self.store.get_many = held_get_many
         return release
+
+    async def leave_while_waiting(self, release):
+        """Send a clients_interests call, close the connection while it
+        waits on the store (see hold_store_reads), then let the store
+        answer `release` and wait until the server is done with it."""
+        body = json.dumps(api_request("clients_interests",
+                                      {"client_ids": [1]})).encode()
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: %d\r\n\r\n%s"
+                           % (len(body), body))
+        await asyncio.sleep(0.05)  # the call waits on the store
+        stream.close()
+        await asyncio.sleep(0.05)  # the server sees the close
+        release.set()
+        await self.assert_no_request_left()
 
     def post(self, body, path="/method/", headers=None):
         if not isinstance(body, (bytes, str)):

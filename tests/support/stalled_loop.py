@@ -76,8 +76,9 @@ class StalledLoopTestCase(ServiceTestCase):
     def redis_urls(self):
         return self.proxy.url, ""
 
-    async def calls_through_a_stall(self):
-        """(code, error or None) of each call."""
+    async def responses_through_a_stall(self):
+        """The answers to CALLS interests calls, each waiting on Redis
+        while the event loop stalls STALL_SECONDS."""
         body = json.dumps(api_request("clients_interests",
                                       {"client_ids": IDS}))
         fetches = [asyncio.ensure_future(self.http_client.fetch(
@@ -87,8 +88,9 @@ class StalledLoopTestCase(ServiceTestCase):
         while sum(self.proxy.round_trips()) < CALLS:
             await asyncio.sleep(0.005)
         time.sleep(STALL_SECONDS)
-        answers = []
-        for response in await asyncio.gather(*fetches):
-            answer = json.loads(response.body)
-            answers.append((response.code, answer.get("error")))
-        return answers
+        return await asyncio.gather(*fetches)
+
+    async def calls_through_a_stall(self):
+        """(code, error or None) of each call."""
+        return [(response.code, json.loads(response.body).get("error"))
+                for response in await self.responses_through_a_stall()]
