@@ -10,6 +10,7 @@ class FakeLoop:
         self.clock = clock or FakeClock()
         self.timers = []  # [when, order, callback]
         self.scheduled = 0
+        self.ran = 0  # timers run: how often the loop was woken
 
     def time(self):
         return self.clock()
@@ -32,5 +33,6 @@ class FakeLoop:
             timer = min(due)
             self.timers.remove(timer)
             self.clock.now = max(self.clock.now, timer[0])
+            self.ran += 1
             timer[2]()
         self.clock.now = end

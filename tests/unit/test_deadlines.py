@@ -50,6 +50,12 @@ class DeadlinesTest(unittest.TestCase):
             self.deadlines.wait(key)
         self.assertEqual(len(self.loop.timers), 1)
 
+    def test_the_loop_is_woken_four_times_a_timeout_while_keys_wait(self):
+        for second in range(100):  # a new key each second: ten timeouts
+            self.deadlines.wait(second)
+            self.loop.advance(1.0)
+        self.assertEqual(self.loop.ran, 40)
+
     def test_a_late_call_that_ends_another_wait_skips_that_one(self):
         def late(key):
             self.late.append(key)
