@@ -1,4 +1,6 @@
-"""The metrics directory of a run: what the parent cleans up."""
+"""The metrics directory of a run: what the parent cleans up; and a run
+of two workers, counted across processes."""
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +12,8 @@ import mock
 
 from scoring_api import metrics
 from tests.support.cases import cases
+from tests.support.helpers import ROOT
+from tests.support.metrics_text import requests_total, samples, value
 
 
 class OrphanDirectoryTest(unittest.TestCase):
@@ -138,3 +142,41 @@ class PrepareTest(unittest.TestCase):
         metrics.end_run()
         self.assertEqual(os.listdir(given), ["counter_1.db"])
         self.assertEqual(os.environ[metrics.MULTIPROC_ENV], given)
+
+
+class WorkersRunTest(unittest.TestCase):
+    """Across workers (tests/support/metrics_run.py, a new process): a
+    worker's counts and gauges reach the parent's scrape; a dead worker's
+    gauges leave it, its counts stay; the run leaves nothing behind."""
+
+    def run_of_two_workers(self, environ):
+        finished = subprocess.run(
+            [sys.executable, "-m", "tests.support.metrics_run"], cwd=ROOT,
+            env=environ, capture_output=True, text=True, timeout=60)
+        self.assertEqual(finished.returncode, 0, finished.stderr)
+        return json.loads(finished.stdout)
+
+    @cases(["the temporary directory", "a given directory"])
+    def test_a_worker_is_counted_until_it_dies_and_nothing_is_left(
+            self, where):
+        environ = dict(os.environ)
+        environ.pop(metrics.MULTIPROC_ENV, None)
+        if where == "a given directory":
+            given = tempfile.mkdtemp()
+            self.addCleanup(shutil.rmtree, given)
+            environ[metrics.MULTIPROC_ENV] = given
+        run = self.run_of_two_workers(environ)
+        live, dead = (samples(text) for text in run["scrapes"])
+        gauges = ("scoring_api_requests_in_flight",
+                  "scoring_api_cache_circuit_open",
+                  "scoring_api_event_loop_lag_seconds")
+        self.assertEqual([value(live, name) for name in gauges],
+                         [1, 1, 0.5])  # the lag as of the last refresh
+        self.assertEqual([value(dead, name) for name in gauges], [0, 0, 0])
+        for scrape in (live, dead):
+            self.assertEqual(requests_total(scrape, "online_score", 200), 1)
+        self.assertFalse(run["left"])
+        self.assertEqual(run["environ"], environ.get(metrics.MULTIPROC_ENV))
+        if where == "a given directory":
+            self.assertEqual(os.path.dirname(run["directory"]), given)
+            self.assertEqual(os.listdir(given), [])
