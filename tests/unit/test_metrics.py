@@ -73,6 +73,44 @@ class SingleProcessRunTest(unittest.TestCase):
         self.assertIsNone(metrics._run["directory"])
 
 
+class InMemoryTest(unittest.TestCase):
+    """One process: what a scrape of this process's metrics shows."""
+
+    BUCKET = "scoring_api_request_duration_seconds_bucket"
+    LAG = "scoring_api_event_loop_lag_seconds"
+
+    def scrape(self):
+        return samples(metrics.render()[0])
+
+    def test_a_call_is_counted_in_every_bucket_from_its_duration_up(self):
+        # Dashboards and alerts name these bounds (le="0.1"): they hold.
+        bounds = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+                  "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0",
+                  "10.0", "+Inf"]
+        before = self.scrape()
+        metrics.observe_request("online_score", 200, 0.003)
+        after = self.scrape()
+        shown = [dict(labels)["le"] for name, labels in after
+                 if name == self.BUCKET
+                 and ("api_method", "online_score") in labels]
+        self.assertEqual(sorted(shown, key=float), bounds)
+        grown = [bound for bound in bounds
+                 if value(after, self.BUCKET, api_method="online_score",
+                          le=bound)
+                 > value(before, self.BUCKET, api_method="online_score",
+                         le=bound)]
+        self.assertEqual(grown, bounds[bounds.index("0.005"):])
+
+    def test_the_loop_lag_is_read_at_each_scrape(self):
+        lag = [0.125]
+        metrics.watch_loop_lag(lambda: lag[0])
+        self.addCleanup(metrics.watch_loop_lag, lambda: 0.0)
+        first = value(self.scrape(), self.LAG)
+        lag[0] = 0.375
+        self.assertEqual((first, value(self.scrape(), self.LAG)),
+                         (0.125, 0.375))
+
+
 class PrepareTest(unittest.TestCase):
     """What PROMETHEUS_MULTIPROC_DIR, when the operator sets it, does."""
 
@@ -129,6 +167,17 @@ class PrepareTest(unittest.TestCase):
         self.assertEqual(str(raised.exception), (
             "the temporary directory %s: cannot make the metrics directory"
             " there: No such file or directory" % missing))
+
+    def test_a_run_whose_directory_was_removed_ends_quietly(self):
+        # An operator (or a clean-up of /tmp) removed it while it ran.
+        patch = mock.patch.dict(metrics._run)
+        patch.start()
+        self.addCleanup(patch.stop)
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        shutil.rmtree(metrics.start_run())
+        metrics.end_run()
+        self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
+        self.assertIsNone(metrics._run["directory"])
 
     def test_a_run_lives_in_its_own_directory_inside_the_given_one(self):
         given = tempfile.mkdtemp()
