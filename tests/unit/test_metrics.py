@@ -101,6 +101,35 @@ class InMemoryTest(unittest.TestCase):
                          le=bound)]
         self.assertEqual(grown, bounds[bounds.index("0.005"):])
 
+    @cases([
+        (metrics.redis_error, ("cache",), "scoring_api_redis_errors_total",
+         {"role": "cache"}),
+        (metrics.call_refused, ("loop_lag", "other"),
+         "scoring_api_calls_refused_total",
+         {"reason": "loop_lag", "partner": "other"}),
+        (metrics.call_over_quota, ("acme", True),
+         "scoring_api_calls_over_quota_total",
+         {"partner": "acme", "enforced": "true"}),
+        (metrics.call_over_quota, ("acme", False),
+         "scoring_api_calls_over_quota_total",
+         {"partner": "acme", "enforced": "false"}),
+    ])
+    def test_each_event_counts_one_under_its_labels(self, case):
+        count, arguments, name, labels = case
+        before = value(self.scrape(), name, **labels)
+        for _ in range(3):
+            count(*arguments)
+        self.assertEqual(value(self.scrape(), name, **labels) - before, 3)
+
+    def test_the_circuit_gauge_follows_the_breaker(self):
+        self.addCleanup(metrics.set_circuit_open, False)
+        shown = []
+        for is_open in (True, False):
+            metrics.set_circuit_open(is_open)
+            shown.append(value(self.scrape(),
+                               "scoring_api_cache_circuit_open"))
+        self.assertEqual(shown, [1, 0])
+
     def test_the_loop_lag_is_read_at_each_scrape(self):
         lag = [0.125]
         metrics.watch_loop_lag(lambda: lag[0])
@@ -167,6 +196,36 @@ class PrepareTest(unittest.TestCase):
         self.assertEqual(str(raised.exception), (
             "the temporary directory %s: cannot make the metrics directory"
             " there: No such file or directory" % missing))
+
+    def test_several_workers_get_a_run_directory_one_does_not(self):
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        self.assertIsNone(metrics.prepare(1))
+        self.assertNotIn(metrics.MULTIPROC_ENV, os.environ)
+        given = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, given)
+        self.given(given)
+        patch = mock.patch.dict(metrics._run)
+        patch.start()
+        self.addCleanup(patch.stop)
+        directory = metrics.prepare(2)
+        self.assertEqual(os.path.dirname(directory), given)
+        metrics.end_run()
+
+    def test_a_file_named_like_an_old_run_is_left_alone(self):
+        given = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, given)
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        theirs = os.path.join(given, "%s%d-notes" % (
+            metrics.DIRECTORY_PREFIX, gone.pid))
+        open(theirs, "wb").close()
+        self.given(given)
+        patch = mock.patch.dict(metrics._run)
+        patch.start()
+        self.addCleanup(patch.stop)
+        metrics.start_run()
+        metrics.end_run()
+        self.assertEqual(os.listdir(given), [os.path.basename(theirs)])
 
     def test_a_run_whose_directory_was_removed_ends_quietly(self):
         # An operator (or a clean-up of /tmp) removed it while it ran.
