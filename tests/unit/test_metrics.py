@@ -15,6 +15,15 @@ from tests.support.cases import cases
 from tests.support.helpers import ROOT
 from tests.support.metrics_text import requests_total, samples, value
 
+LEAVES_ON_A_SIGNAL = """
+import signal, sys
+for number in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM,
+               signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(number, lambda number, frame: sys.exit(number))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
 
 class OrphanDirectoryTest(unittest.TestCase):
     def make_directory(self, pid):
@@ -44,6 +53,20 @@ class OrphanDirectoryTest(unittest.TestCase):
             open(os.path.join(directory, name), "wb").close()
         metrics._remove_orphans(tempfile.gettempdir())
         self.assertTrue(os.path.isdir(directory))
+
+    def test_a_live_run_is_looked_at_and_never_signalled(self):
+        # A process that leaves with the number of any signal it is sent.
+        live = subprocess.Popen(
+            [sys.executable, "-c", LEAVES_ON_A_SIGNAL],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(live.kill)
+        self.assertEqual(live.stdout.readline(), "ready\n")
+        directory = self.make_directory(live.pid)
+        metrics._remove_orphans(tempfile.gettempdir())
+        self.assertTrue(os.path.isdir(directory))
+        live.stdin.close()
+        self.assertEqual(live.wait(timeout=30), 0)
+        live.stdout.close()
 
     def test_a_directory_of_another_users_live_process_is_kept(self):
         theirs = self.make_directory(1)
