@@ -87,14 +87,14 @@ class RequestIdFilterTest(unittest.TestCase):
 
     def test_a_line_outside_any_request_has_no_id(self):
         record = self.record()
-        RequestIdFilter().filter(record)
+        self.assertTrue(RequestIdFilter().filter(record))  # still logged
         self.assertEqual(record.request_id, requestids.NO_REQUEST)
 
     def test_a_line_in_a_request_has_its_id(self):
         token = requestids.current.set("req-7")
         self.addCleanup(requestids.current.reset, token)
         record = self.record()
-        RequestIdFilter().filter(record)
+        self.assertTrue(RequestIdFilter().filter(record))
         self.assertEqual(record.request_id, "req-7")
 
     def test_an_id_given_with_the_record_is_kept(self):
