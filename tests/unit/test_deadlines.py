@@ -25,6 +25,11 @@ class DeadlinesTest(unittest.TestCase):
         self.loop.advance(TIMEOUT * 0.25 + 0.001)
         self.assertIn("key", self.late)
 
+    def test_a_key_is_late_at_the_sweep_its_timeout_ends_on(self):
+        self.deadlines.wait("key")  # a sweep every quarter of TIMEOUT
+        self.loop.advance(TIMEOUT)
+        self.assertEqual(self.late, ["key"])
+
     def test_a_key_done_in_time_is_never_late(self):
         self.deadlines.wait("key")
         self.loop.advance(TIMEOUT - 1.0)
