@@ -16,6 +16,7 @@ from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncTestCase, bind_unused_port, gen_test
 
+from scoring_api.accept import Acceptor
 from scoring_api.httpserver import ScoringHTTPServer, stream_of
 from scoring_api.traffic import Traffic
 from tests.support.cases import cases
@@ -349,6 +350,21 @@ class DrainTest(ServerTestCase):
             self.assertEqual((await read_answer(client))[2], b"hello")
         self.release.set()
         self.assertEqual((await read_answer(busy))[2], b"held")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port),
+                                     DEADLINE_SECONDS).close()
+
+    @gen_test
+    async def test_without_the_handshake_filter_the_port_closes_at_once(
+            self):
+        # Not Linux, or the kernel refused the filter: no handshake is
+        # settling into the queue, so there is nothing to wait for.
+        with mock.patch.object(Acceptor, "stop_handshakes",
+                               return_value=False):
+            drained = self.server.drain(grace_seconds=DEADLINE_SECONDS)
+            for _ in range(5):
+                await asyncio.sleep(0)  # loop turns, no time passing
+        self.assertTrue(drained.done())
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", self.port),
                                      DEADLINE_SECONDS).close()
