@@ -230,6 +230,27 @@ class MaxConnectionsTest(ServerTestCase):
             " such line)" % LOGGER])
 
     @gen_test
+    async def test_a_connection_whose_request_is_on_its_way_is_passed_over(
+            self):
+        eager = await self.connect()  # waiting longest
+        await self.accepted(1)
+        idle = await self.connect()
+        later = await self.connect()
+        await self.accepted(3)
+        # For one turn of the server's loop: a new client in the kernel's
+        # queue, then the eager one's request, not read yet.
+        newcomer = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(newcomer)
+        eager.write(request_bytes("/"))
+        with self.assertLogs(LOGGER, "WARNING"):
+            await self.assert_closed_by_server(idle)  # not the eager one
+        self.assertEqual((await read_answer(eager))[2], b"hello")
+        self.assertEqual((await self.ask(newcomer))[2], b"hello")
+        self.assertFalse(later.closed())
+        self.assertEqual(self.server.open_connections, 3)
+
+    @gen_test
     async def test_busy_connections_are_kept_and_a_new_client_waits(self):
         busy = [await self.connect() for _ in range(3)]
         for client in busy:
