@@ -62,6 +62,20 @@ class Held(web.RequestHandler):
         self.write("held")
 
 
+class HeldEcho(web.RequestHandler):
+    """Answers a POST with its body once the test sets `release`; `bodies`
+    lists the bodies read."""
+
+    def initialize(self, release, bodies):
+        self.release = release
+        self.bodies = bodies
+
+    async def post(self):
+        self.bodies.append(self.request.body)
+        await self.release.wait()
+        self.write(self.request.body)
+
+
 class Big(web.RequestHandler):
     def initialize(self, calls):
         self.calls = calls
@@ -102,8 +116,11 @@ class ServerTestCase(AsyncTestCase):
         self.traffic = CountingTraffic()
         self.release = asyncio.Event()
         self.big_calls = []
+        self.bodies = []
         app = web.Application([
             (r"/", Hello), (r"/held", Held, {"release": self.release}),
+            (r"/echo", HeldEcho, {"release": self.release,
+                                  "bodies": self.bodies}),
             (r"/big", Big, {"calls": self.big_calls})])
         options = dict({"max_connections": 100, "write_timeout": 5.0,
                         "header_timeout": HEADER_TIMEOUT}, **self.options)
@@ -189,6 +206,19 @@ class HeaderTimeoutTest(ServerTestCase):
         await self.assert_closed_by_server(client)
 
     @gen_test
+    async def test_a_body_sent_after_its_head_has_no_head_deadline(self):
+        client = await self.connect()
+        await client.write(b"POST /echo HTTP/1.1\r\nHost: test\r\n"
+                           b"Content-Length: 5\r\n\r\n")
+        await until(lambda: self.traffic.in_flight == 1)  # the head is read
+        await client.write(b"hello")  # its body, in a later read
+        await until(lambda: self.bodies)
+        self.clock.advance(HEADER_TIMEOUT * 2)  # the head came in time
+        self.release.set()
+        self.assertEqual(await read_answer(client), (
+            200, mock.ANY, b"hello"))
+
+    @gen_test
     async def test_heads_that_come_in_time_are_served_and_leave_no_deadline(
             self):
         client = await self.connect()
@@ -249,6 +279,28 @@ class MaxConnectionsTest(ServerTestCase):
         self.assertEqual((await self.ask(newcomer))[2], b"hello")
         self.assertFalse(later.closed())
         self.assertEqual(self.server.open_connections, 3)
+
+    @gen_test
+    async def test_over_the_cap_each_new_client_still_makes_room(self):
+        eager = [await self.connect() for _ in range(3)]
+        await self.accepted(3)
+        # For one turn of the server's loop: a new client, then the
+        # requests of all three, not read yet: none makes room for it, so
+        # the server is one over its cap.
+        first = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(first)
+        for client in eager:
+            client.write(request_bytes("/"))
+        for client in eager:
+            self.assertEqual((await read_answer(client))[2], b"hello")
+        await self.accepted(4)
+        await until(lambda: len(self.server.waiting) == 4)
+        with self.assertLogs(LOGGER, "WARNING"):
+            second = await self.connect()
+            await self.assert_closed_by_server(first)  # waiting longest
+        self.assertEqual((await self.ask(second))[2], b"hello")
+        self.assertEqual(self.server.open_connections, 4)
 
     @gen_test
     async def test_busy_connections_are_kept_and_a_new_client_waits(self):
