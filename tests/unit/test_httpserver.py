@@ -428,6 +428,19 @@ class DrainTest(ServerTestCase):
                                      DEADLINE_SECONDS).close()
 
     @gen_test
+    async def test_the_port_closes_before_a_dropped_handshake_is_retried(
+            self):
+        # A client whose SYN the filter dropped sends it again a second
+        # later: by then the port must be closed (refused, or taken by
+        # another listener), not still filtering.
+        started = self.io_loop.time()
+        await self.server.drain(grace_seconds=DEADLINE_SECONDS)
+        self.assertLess(self.io_loop.time() - started, 1.0)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port),
+                                     DEADLINE_SECONDS).close()
+
+    @gen_test
     async def test_without_the_handshake_filter_the_port_closes_at_once(
             self):
         # Not Linux, or the kernel refused the filter: no handshake is
