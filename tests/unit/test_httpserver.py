@@ -473,6 +473,19 @@ class DrainTest(ServerTestCase):
         await drained
 
     @gen_test
+    async def test_a_connection_answered_after_the_grace_is_then_closed(
+            self):
+        client = await self.connect()
+        await client.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 1)
+        await self.server.drain(grace_seconds=0.01)
+        await asyncio.sleep(0.05)  # the grace is over
+        self.release.set()
+        self.assertEqual((await read_answer(client))[2], b"held")
+        await self.assert_closed_by_server(client)  # no next request
+        await self.accepted(0)
+
+    @gen_test
     async def test_an_answer_after_the_grace_logs_no_error(self):
         client = await self.connect()
         await client.write(request_bytes("/held"))
