@@ -303,6 +303,29 @@ class MaxConnectionsTest(ServerTestCase):
         self.assertEqual(self.server.open_connections, 4)
 
     @gen_test
+    async def test_over_the_cap_a_new_client_waits_while_all_are_busy(self):
+        eager = [await self.connect() for _ in range(3)]
+        await self.accepted(3)
+        # Over the cap, as above, and then every connection busy.
+        first = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(first)
+        for client in eager:
+            client.write(request_bytes("/held"))
+        await self.accepted(4)
+        await first.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 4)
+        late = await self.connect()  # the kernel completes it
+        await late.write(request_bytes("/"))
+        await asyncio.sleep(0.1)  # time enough to be accepted, wrongly
+        self.assertEqual(self.server.open_connections, 4)
+        with self.assertLogs(LOGGER, "WARNING"):  # room made for it
+            self.release.set()
+            for client in eager + [first]:
+                self.assertEqual((await read_answer(client))[2], b"held")
+            self.assertEqual((await read_answer(late))[2], b"hello")
+
+    @gen_test
     async def test_busy_connections_are_kept_and_a_new_client_waits(self):
         busy = [await self.connect() for _ in range(3)]
         for client in busy:
@@ -435,6 +458,9 @@ class DrainTest(ServerTestCase):
         # another listener), not still filtering.
         started = self.io_loop.time()
         await self.server.drain(grace_seconds=DEADLINE_SECONDS)
+        # After the handshakes the kernel was completing as the filter came
+        # have settled (tens of milliseconds).
+        self.assertGreaterEqual(self.io_loop.time() - started, 0.04)
         self.assertLess(self.io_loop.time() - started, 1.0)
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", self.port),
