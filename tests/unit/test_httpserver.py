@@ -525,6 +525,14 @@ class DrainTest(ServerTestCase):
             await self.accepted(0)
 
 
+class SignatureTest(unittest.TestCase):
+    def test_the_limits_are_given_by_name_never_by_position(self):
+        # Counts and seconds side by side: one taken for another by
+        # position would bound the wrong phase.
+        with self.assertRaisesRegex(TypeError, "positional"):
+            ScoringHTTPServer(lambda request: None, Traffic(), 1, 1.0, 1.0)
+
+
 class PlainHTTPOnlyTest(unittest.TestCase):
     def test_tls_is_refused(self):
         with self.assertRaisesRegex(ValueError, "plain HTTP only"):
