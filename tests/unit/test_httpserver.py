@@ -402,6 +402,22 @@ class TrafficTest(ServerTestCase):
         self.assertEqual(self.traffic.starts, 0)
 
 
+class ServeFailureTest(ServerTestCase):
+    @gen_test
+    async def test_a_connection_that_cannot_be_served_is_closed_and_said(
+            self):
+        with mock.patch.object(self.server, "handle_stream",
+                               side_effect=RuntimeError("no room")):
+            with self.assertLogs(LOGGER, "ERROR") as logs:
+                client = await self.connect()
+                await self.assert_closed_by_server(client)
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn("cannot serve a new connection", logs.output[0])
+        await self.accepted(0)
+        other = await self.connect()
+        self.assertEqual((await self.ask(other))[2], b"hello")
+
+
 class PipelinedTest(ServerTestCase):
     options = {"write_timeout": 0.2}
 
@@ -489,6 +505,18 @@ class DrainTest(ServerTestCase):
         await self.server.drain(grace_seconds=0.05)
         await self.assert_closed_by_server(client)
         await self.accepted(0)
+
+    @gen_test
+    async def test_an_idle_connection_has_one_second_by_default(self):
+        client = await self.connect()
+        await self.ask(client)
+        await until(lambda: self.server.waiting)
+        started = self.io_loop.time()
+        self.server.drain()
+        await self.assert_closed_by_server(client)
+        # docs/operations.md, "Signals and the drain": one second.
+        self.assertGreaterEqual(self.io_loop.time() - started, 1.0)
+        self.assertLess(self.io_loop.time() - started, 2.0)
 
     @gen_test
     async def test_a_request_sent_within_the_grace_is_answered(self):
