@@ -4,7 +4,9 @@ import mock
 from tornado.testing import AsyncTestCase, gen_test
 
 from scoring_api import methods
+from scoring_api.admission import Admission
 from scoring_api.config import Settings
+from scoring_api.errors import Overloaded
 from tests.support.cases import cases
 from tests.support.clock import NOW, admin_request, stop_auth_clock
 from tests.support.helpers import (SCORED_ARGUMENTS, MemoryStore, admin_token,
@@ -394,3 +396,42 @@ class ClientsInterestsTest(MethodHandlerTestCase):
                 "clients_interests", {"client_ids": [1]}), 500)
         self.assertEqual(response, "Internal Server Error")
         self.assertIn("secret internals", "\n".join(logs.output))
+
+
+class AdmissionTest(MethodHandlerTestCase):
+    """method_handler with the process's Admission (docs/api.md, "Quotas"):
+    one call at once per account, refilled in 1,000 s, so that a second
+    call is refused however slow the machine."""
+
+    settings = Settings().replace(limits={"rate": 0.001, "burst": 0})
+
+    def setUp(self):
+        super().setUp()
+        self.admission = Admission.from_settings(self.settings)
+
+    async def call(self, request):
+        self.context = {}
+        return await methods.method_handler(
+            request, self.context, self.store, self.settings,
+            admission=self.admission)
+
+    @gen_test
+    async def test_each_account_has_a_quota_of_its_own(self):
+        arguments = {"first_name": "a", "last_name": "b"}
+        await self.assert_code(api_request(
+            "online_score", arguments, account="acme"), 200)
+        refused = await self.assert_code(api_request(
+            "online_score", arguments, account="acme"), 429)
+        self.assertEqual(refused, "rate limit exceeded")
+        await self.assert_code(api_request(
+            "online_score", arguments, account="globex"), 200)
+
+    @gen_test
+    async def test_a_call_the_store_was_too_late_for_costs_no_quota(self):
+        request = api_request("clients_interests", {"client_ids": [1]})
+        self.store.get_many = mock.AsyncMock(side_effect=Overloaded())
+        self.assertEqual(await self.assert_code(request, 503),
+                         "overloaded, retry later")
+        del self.store.get_many  # the store answers again
+        self.assertEqual(await self.assert_code(request, 200),
+                         {"1": ["cars", "pets"]})

@@ -16,6 +16,7 @@ from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncTestCase, bind_unused_port, gen_test
 
+from scoring_api.accept import Acceptor
 from scoring_api.httpserver import ScoringHTTPServer, stream_of
 from scoring_api.traffic import Traffic
 from tests.support.cases import cases
@@ -61,6 +62,20 @@ class Held(web.RequestHandler):
         self.write("held")
 
 
+class HeldEcho(web.RequestHandler):
+    """Answers a POST with its body once the test sets `release`; `bodies`
+    lists the bodies read."""
+
+    def initialize(self, release, bodies):
+        self.release = release
+        self.bodies = bodies
+
+    async def post(self):
+        self.bodies.append(self.request.body)
+        await self.release.wait()
+        self.write(self.request.body)
+
+
 class Big(web.RequestHandler):
     def initialize(self, calls):
         self.calls = calls
@@ -101,8 +116,11 @@ class ServerTestCase(AsyncTestCase):
         self.traffic = CountingTraffic()
         self.release = asyncio.Event()
         self.big_calls = []
+        self.bodies = []
         app = web.Application([
             (r"/", Hello), (r"/held", Held, {"release": self.release}),
+            (r"/echo", HeldEcho, {"release": self.release,
+                                  "bodies": self.bodies}),
             (r"/big", Big, {"calls": self.big_calls})])
         options = dict({"max_connections": 100, "write_timeout": 5.0,
                         "header_timeout": HEADER_TIMEOUT}, **self.options)
@@ -188,6 +206,19 @@ class HeaderTimeoutTest(ServerTestCase):
         await self.assert_closed_by_server(client)
 
     @gen_test
+    async def test_a_body_sent_after_its_head_has_no_head_deadline(self):
+        client = await self.connect()
+        await client.write(b"POST /echo HTTP/1.1\r\nHost: test\r\n"
+                           b"Content-Length: 5\r\n\r\n")
+        await until(lambda: self.traffic.in_flight == 1)  # the head is read
+        await client.write(b"hello")  # its body, in a later read
+        await until(lambda: self.bodies)
+        self.clock.advance(HEADER_TIMEOUT * 2)  # the head came in time
+        self.release.set()
+        self.assertEqual(await read_answer(client), (
+            200, mock.ANY, b"hello"))
+
+    @gen_test
     async def test_heads_that_come_in_time_are_served_and_leave_no_deadline(
             self):
         client = await self.connect()
@@ -227,6 +258,72 @@ class MaxConnectionsTest(ServerTestCase):
             "WARNING:%s:max_connections (3) reached: closed connections"
             " waiting for a request to admit new clients (1 since the last"
             " such line)" % LOGGER])
+
+    @gen_test
+    async def test_a_connection_whose_request_is_on_its_way_is_passed_over(
+            self):
+        eager = await self.connect()  # waiting longest
+        await self.accepted(1)
+        idle = await self.connect()
+        later = await self.connect()
+        await self.accepted(3)
+        # For one turn of the server's loop: a new client in the kernel's
+        # queue, then the eager one's request, not read yet.
+        newcomer = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(newcomer)
+        eager.write(request_bytes("/"))
+        with self.assertLogs(LOGGER, "WARNING"):
+            await self.assert_closed_by_server(idle)  # not the eager one
+        self.assertEqual((await read_answer(eager))[2], b"hello")
+        self.assertEqual((await self.ask(newcomer))[2], b"hello")
+        self.assertFalse(later.closed())
+        self.assertEqual(self.server.open_connections, 3)
+
+    @gen_test
+    async def test_over_the_cap_each_new_client_still_makes_room(self):
+        eager = [await self.connect() for _ in range(3)]
+        await self.accepted(3)
+        # For one turn of the server's loop: a new client, then the
+        # requests of all three, not read yet: none makes room for it, so
+        # the server is one over its cap.
+        first = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(first)
+        for client in eager:
+            client.write(request_bytes("/"))
+        for client in eager:
+            self.assertEqual((await read_answer(client))[2], b"hello")
+        await self.accepted(4)
+        await until(lambda: len(self.server.waiting) == 4)
+        with self.assertLogs(LOGGER, "WARNING"):
+            second = await self.connect()
+            await self.assert_closed_by_server(first)  # waiting longest
+        self.assertEqual((await self.ask(second))[2], b"hello")
+        self.assertEqual(self.server.open_connections, 4)
+
+    @gen_test
+    async def test_over_the_cap_a_new_client_waits_while_all_are_busy(self):
+        eager = [await self.connect() for _ in range(3)]
+        await self.accepted(3)
+        # Over the cap, as above, and then every connection busy.
+        first = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(first)
+        for client in eager:
+            client.write(request_bytes("/held"))
+        await self.accepted(4)
+        await first.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 4)
+        late = await self.connect()  # the kernel completes it
+        await late.write(request_bytes("/"))
+        await asyncio.sleep(0.1)  # time enough to be accepted, wrongly
+        self.assertEqual(self.server.open_connections, 4)
+        with self.assertLogs(LOGGER, "WARNING"):  # room made for it
+            self.release.set()
+            for client in eager + [first]:
+                self.assertEqual((await read_answer(client))[2], b"held")
+            self.assertEqual((await read_answer(late))[2], b"hello")
 
     @gen_test
     async def test_busy_connections_are_kept_and_a_new_client_waits(self):
@@ -305,6 +402,22 @@ class TrafficTest(ServerTestCase):
         self.assertEqual(self.traffic.starts, 0)
 
 
+class ServeFailureTest(ServerTestCase):
+    @gen_test
+    async def test_a_connection_that_cannot_be_served_is_closed_and_said(
+            self):
+        with mock.patch.object(self.server, "handle_stream",
+                               side_effect=RuntimeError("no room")):
+            with self.assertLogs(LOGGER, "ERROR") as logs:
+                client = await self.connect()
+                await self.assert_closed_by_server(client)
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn("cannot serve a new connection", logs.output[0])
+        await self.accepted(0)
+        other = await self.connect()
+        self.assertEqual((await self.ask(other))[2], b"hello")
+
+
 class PipelinedTest(ServerTestCase):
     options = {"write_timeout": 0.2}
 
@@ -354,6 +467,37 @@ class DrainTest(ServerTestCase):
                                      DEADLINE_SECONDS).close()
 
     @gen_test
+    async def test_the_port_closes_before_a_dropped_handshake_is_retried(
+            self):
+        # A client whose SYN the filter dropped sends it again a second
+        # later: by then the port must be closed (refused, or taken by
+        # another listener), not still filtering.
+        started = self.io_loop.time()
+        await self.server.drain(grace_seconds=DEADLINE_SECONDS)
+        # After the handshakes the kernel was completing as the filter came
+        # have settled (tens of milliseconds).
+        self.assertGreaterEqual(self.io_loop.time() - started, 0.04)
+        self.assertLess(self.io_loop.time() - started, 1.0)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port),
+                                     DEADLINE_SECONDS).close()
+
+    @gen_test
+    async def test_without_the_handshake_filter_the_port_closes_at_once(
+            self):
+        # Not Linux, or the kernel refused the filter: no handshake is
+        # settling into the queue, so there is nothing to wait for.
+        with mock.patch.object(Acceptor, "stop_handshakes",
+                               return_value=False):
+            drained = self.server.drain(grace_seconds=DEADLINE_SECONDS)
+            for _ in range(5):
+                await asyncio.sleep(0)  # loop turns, no time passing
+        self.assertTrue(drained.done())
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port),
+                                     DEADLINE_SECONDS).close()
+
+    @gen_test
     async def test_an_idle_connection_is_closed_after_the_grace(self):
         client = await self.connect()
         await self.ask(client)
@@ -363,12 +507,37 @@ class DrainTest(ServerTestCase):
         await self.accepted(0)
 
     @gen_test
+    async def test_an_idle_connection_has_one_second_by_default(self):
+        client = await self.connect()
+        await self.ask(client)
+        await until(lambda: self.server.waiting)
+        started = self.io_loop.time()
+        self.server.drain()
+        await self.assert_closed_by_server(client)
+        # docs/operations.md, "Signals and the drain": one second.
+        self.assertGreaterEqual(self.io_loop.time() - started, 1.0)
+        self.assertLess(self.io_loop.time() - started, 2.0)
+
+    @gen_test
     async def test_a_request_sent_within_the_grace_is_answered(self):
         client = await self.connect()
         await self.ask(client)
         drained = self.server.drain(grace_seconds=DEADLINE_SECONDS)
         self.assertEqual((await self.ask(client))[2], b"hello")
         await drained
+
+    @gen_test
+    async def test_a_connection_answered_after_the_grace_is_then_closed(
+            self):
+        client = await self.connect()
+        await client.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 1)
+        await self.server.drain(grace_seconds=0.01)
+        await asyncio.sleep(0.05)  # the grace is over
+        self.release.set()
+        self.assertEqual((await read_answer(client))[2], b"held")
+        await self.assert_closed_by_server(client)  # no next request
+        await self.accepted(0)
 
     @gen_test
     async def test_an_answer_after_the_grace_logs_no_error(self):
@@ -382,6 +551,14 @@ class DrainTest(ServerTestCase):
             self.assertEqual((await read_answer(client))[2], b"held")
             client.close()
             await self.accepted(0)
+
+
+class SignatureTest(unittest.TestCase):
+    def test_the_limits_are_given_by_name_never_by_position(self):
+        # Counts and seconds side by side: one taken for another by
+        # position would bound the wrong phase.
+        with self.assertRaisesRegex(TypeError, "positional"):
+            ScoringHTTPServer(lambda request: None, Traffic(), 1, 1.0, 1.0)
 
 
 class PlainHTTPOnlyTest(unittest.TestCase):
