@@ -83,6 +83,21 @@ class DecodeTest(unittest.TestCase):
         self.assertGreater(abs(value), 2 ** 64)
         self.assertEqual(value < 0, digits.startswith(b"-"))
 
+    @cases([b"1" * 40, b"-" + b"9" * 40])
+    def test_an_integer_of_up_to_40_digits_is_read_as_written(self, digits):
+        self.assertEqual(decode_body(b'{"a": %s}' % digits)["a"],
+                         int(digits))
+
+    @cases([b"1" * 41, b"-" + b"9" * 41])
+    def test_an_integer_of_more_than_40_digits_is_not_read_as_written(
+            self, digits):
+        # docs/api.md: read as one no field accepts (int() of a long
+        # literal costs quadratic time)
+        value = decode_body(b'{"a": %s}' % digits)["a"]
+        self.assertNotEqual(value, int(digits))
+        self.assertGreater(abs(value), 2 ** 64)
+        self.assertEqual(value < 0, digits.startswith(b"-"))
+
     @cases([
         (b"{not json", "body is not valid JSON"),
         (b'{"a": NaN}', "body is not valid JSON"),

@@ -10,6 +10,7 @@ from scoring_api.config import Settings
 from scoring_api.traffic import Traffic
 from tornado.testing import AsyncTestCase, gen_test
 from tornado.web import Application
+from tests.support.cases import cases
 from tests.support.layers import free_port
 
 
@@ -22,6 +23,19 @@ class ListenTest(unittest.TestCase):
         second = server.listen(settings)
         self.addCleanup(lambda: [sock.close() for sock in second])
         self.assertEqual(second[0].getsockname(), first[0].getsockname())
+
+    @cases([("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)])
+    def test_an_ipv4_or_ipv6_host_is_listened_on(self, case):
+        host, family = case
+        settings = Settings().replace(server={"host": host,
+                                              "port": free_port()})
+        try:
+            sockets = server.listen(settings)
+        except socket.gaierror as error:
+            self.fail("cannot listen on %s: %s" % (host, error))
+        self.addCleanup(lambda: [sock.close() for sock in sockets])
+        self.assertEqual([(sock.family, sock.getsockname()[0])
+                          for sock in sockets], [(family, host)])
 
     def test_a_port_another_program_holds_is_refused(self):
         with socket.socket() as taken:
