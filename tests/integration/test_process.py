@@ -68,6 +68,33 @@ class StopTest(ProcessTestCase):
                                           "error": "store is unavailable"})])
         self.assertEqual(process.wait(STOP_SECONDS), 0)
 
+    def test_waiting_for_a_request_in_flight_at_the_stop_spins_no_cpu(self):
+        # The store hangs for 3 s: the stopping service waits that long for
+        # the request's answer, and polling for it must not busy-loop.
+        hole = BlackHole()
+        self.addCleanup(hole.close)
+        process = self.start(SCORING_STORE_URL=hole.url,
+                             SCORING_STORE_TIMEOUT="3",
+                             SCORING_STORE_RETRIES="0")
+        self.wait_until_serving(process)
+        answers = []
+        waiting = threading.Thread(target=lambda: answers.append(post(
+            self.port, api_request("clients_interests",
+                                   {"client_ids": [1]}))))
+        waiting.start()
+        hole.socket.settimeout(START_SECONDS)
+        connection, _ = hole.socket.accept()
+        self.addCleanup(connection.close)
+        process.send_signal(signal.SIGTERM)
+        before = cpu_seconds(process.pid)
+        waiting.join(STOP_SECONDS)
+        used = cpu_seconds(process.pid) - before
+        self.assertEqual(answers[0][0], 503)
+        # Idle, it polls 20 times a second (milliseconds of CPU); a busy
+        # loop takes all the CPU the machine gives it for those seconds.
+        self.assertLess(used, 0.3)
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
     def test_two_workers_serve_and_all_stop_on_sigterm(self):
         process = self.start(SCORING_SERVER_WORKERS="2")
         self.wait_until_serving(process)
@@ -190,3 +217,10 @@ class SupervisorTest(ProcessTestCase):
                       self.read_log())
         self.assertFalse(alive(stuck))
         self.assertFalse(alive(other))
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of the live process `pid` (Linux)."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
