@@ -1,5 +1,6 @@
 """admission.Admission: the quota, then the load, decided per call; what
 it hands the handler in ctx; fairness between partners; refunds."""
+import asyncio
 import unittest
 
 from scoring_api.admission import Admission, RateLimited
@@ -9,6 +10,7 @@ from scoring_api.overload import Overload
 from scoring_api.quotas import Quotas
 from tests.support.cases import cases
 from tests.support.clock import FakeClock
+from tornado.testing import AsyncTestCase, gen_test
 
 
 class FixedLag:
@@ -139,3 +141,28 @@ class FairnessTest(AdmissionTestCase):
             self.clock.now += 1.0  # nobody refused for a second
             with self.assertRaises(Overloaded):
                 self.admit("quiet")
+
+
+class DelayTest(AsyncTestCase):
+    """What the handler awaits before a refusal: (Retry-After, close the
+    connection?)."""
+
+    @gen_test
+    async def test_past_max_held_a_refusal_is_sent_at_once_and_closes(self):
+        clock = FakeClock()
+        admission = Admission(Quotas(10.0, 0, clock=clock),
+                              Overload(FixedLag(), max_held=1, clock=clock))
+        refusals = []
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            admission.admit("acme", {})
+            for _ in range(3):  # the partner keeps calling: held from the 2nd
+                ctx = {}
+                with self.assertRaises(RateLimited):
+                    admission.admit("acme", ctx)
+                refusals.append(ctx)
+        self.assertEqual(await admission.delay(refusals[0]), (1, False))
+        held = asyncio.ensure_future(admission.delay(refusals[1]))
+        await asyncio.sleep(0)
+        self.assertEqual(await admission.delay(refusals[2]), (1, True))
+        admission.overload.release_holds()
+        self.assertFalse((await held)[1])
