@@ -5,7 +5,8 @@ WORKERS LIMIT WINDOW STOP_SECONDS` exits with supervise's code.
 Each worker writes "<kind> <pid> <parent pid>" on standard output once
 it handles its signals, "hup <pid>" on SIGHUP and "stop <pid>" on
 SIGTERM. KIND: `serve` (until SIGTERM), `crash` (raises at once, saying
-so first), `stuck` (ignores SIGTERM).
+so first), `done` (returns at once, saying so first), `stuck` (ignores
+SIGTERM).
 The supervisor logs to standard error, one message a line.
 
 `Supervised` starts one and reads what it and its workers say, each read
@@ -30,9 +31,11 @@ def say(line):
 
 
 def work(kind, parent):
-    if kind == "crash":
+    if kind in ("crash", "done"):
         say("%s %d %d" % (kind, os.getpid(), parent))
-        raise RuntimeError("crashed at start")
+        if kind == "crash":
+            raise RuntimeError("crashed at start")
+        return
     stopped = []
     signal.signal(signal.SIGHUP, lambda *_: say("hup %d" % os.getpid()))
     signal.signal(signal.SIGTERM, signal.SIG_IGN if kind == "stuck" else (
@@ -91,7 +94,7 @@ class Supervised:
     @staticmethod
     def starts(lines):
         return [int(line.split()[1]) for line in lines
-                if line.split()[0] in ("serve", "crash", "stuck")]
+                if line.split()[0] in ("serve", "crash", "done", "stuck")]
 
     def finish(self):
         """(exit code, its log lines, every output line) once it exits."""

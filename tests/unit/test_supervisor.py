@@ -114,6 +114,14 @@ class SuperviseTest(unittest.TestCase):
                              in line for line in log), 1)
         self.assertIn("exited with 1; too many restarts", "\n".join(log))
 
+    def test_a_worker_that_returns_exits_with_0(self):
+        supervised = self.supervise("done", workers=1, limit=0)
+        code, log, said = supervised.finish()
+        (done,) = supervised.starts(said)
+        self.assertEqual(code, 1)  # no restart allowed
+        self.assertEqual(log[-1], "worker %d exited with 0; too many"
+                         " restarts (0 in 60s), stopping" % done)
+
     def test_a_worker_that_ignores_the_stop_is_killed_after_its_time(self):
         supervised = self.supervise("stuck", workers=1, stop_seconds=0.3)
         (stuck,) = supervised.started(1)
