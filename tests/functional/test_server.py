@@ -11,7 +11,7 @@ import signal
 import socket
 import unittest
 
-from tornado.httpclient import AsyncHTTPClient
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from scoring_api import server
 from scoring_api.config import Settings
@@ -113,6 +113,29 @@ class ServeTest(unittest.TestCase):
                                         "error": "store is unavailable"}))
         self.assertIn("stopping: 1 requests in flight",
                       [record.getMessage() for record in logs.records])
+
+    def test_a_request_still_running_after_shutdown_timeout_is_cut(self):
+        # docs/operations.md: after shutdown_timeout whatever is left is
+        # closed; the store would take 30 s to answer this one.
+        hole = BlackHole()
+        self.addCleanup(hole.close)
+        settings = self.settings(hole.url, timeout=30.0, retries=0).replace(
+            server={"port": self.port, "shutdown_timeout": 0.2})
+
+        async def scenario():
+            call = asyncio.ensure_future(self.post(api_request(
+                "clients_interests", {"client_ids": [1]})))
+            loop = asyncio.get_running_loop()
+            hole.socket.setblocking(False)
+            connection, _ = await loop.sock_accept(hole.socket)
+            self.addCleanup(connection.close)
+            os.kill(os.getpid(), signal.SIGTERM)
+            with self.assertRaises(HTTPClientError) as raised:
+                await asyncio.wait_for(call, STOP_SECONDS)
+            return raised.exception.code
+
+        with self.assertLogs("scoring_api.server", "INFO"):
+            self.assertEqual(self.serve(settings, scenario), 599)
 
     def test_a_worker_stops_when_its_supervisor_is_gone(self):
         async def scenario():

@@ -114,6 +114,16 @@ class SuperviseTest(unittest.TestCase):
                              in line for line in log), 1)
         self.assertIn("exited with 1; too many restarts", "\n".join(log))
 
+    def test_dead_workers_are_noticed_within_a_fraction_of_a_second(self):
+        # The supervisor looks every POLL_SECONDS: a worker that crashes
+        # at once, replaced 6 times, makes 7 deaths in a row, each seen
+        # at the next look (a second apart would be 6 s at least).
+        supervised = self.supervise("crash", workers=1, limit=6)
+        supervised.started(1)
+        started = time.monotonic()
+        self.assertEqual(supervised.finish()[0], 1)
+        self.assertLess(time.monotonic() - started, 4.0)
+
     def test_a_worker_that_returns_exits_with_0(self):
         supervised = self.supervise("done", workers=1, limit=0)
         code, log, said = supervised.finish()
