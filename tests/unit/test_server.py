@@ -1,5 +1,6 @@
 """server.listen and make_server: what [server] becomes."""
 import asyncio
+import signal
 import socket
 import unittest
 
@@ -80,3 +81,30 @@ class RunLoopTest(unittest.TestCase):
             loop_type = server.run_loop(self.loop_type())
         self.assertTrue(issubclass(loop_type, asyncio.BaseEventLoop))
         self.assertNotEqual(loop_type.__module__.split(".")[0], "uvloop")
+
+
+class RunTest(unittest.TestCase):
+    """server.run: one worker serves in this process, more are forked
+    under a supervisor (docs/operations.md, "Workers")."""
+
+    @cases([1, 2, 3])
+    def test_one_worker_serves_here_more_under_a_supervisor(self, workers):
+        self.addCleanup(signal.signal, signal.SIGHUP,
+                        signal.getsignal(signal.SIGHUP))
+        settings = Settings().replace(server={"workers": workers})
+        with mock.patch.object(server, "run_loop", side_effect=lambda
+                               coroutine: coroutine.close()) as run_loop, \
+                mock.patch.object(server, "listen", return_value=[]), \
+                mock.patch.object(server, "_supervise",
+                                  return_value=0) as supervise, \
+                mock.patch.object(server, "check_cache_eviction"), \
+                mock.patch.object(server, "raise_descriptor_limit"), \
+                mock.patch.object(server, "warn_if_descriptors_short"), \
+                mock.patch.object(server, "metrics"):
+            self.assertEqual(server.run(settings), 0)
+        if workers == 1:
+            self.assertEqual(run_loop.call_count, 1)
+            supervise.assert_not_called()
+        else:
+            run_loop.assert_not_called()
+            supervise.assert_called_once_with(settings, workers)
