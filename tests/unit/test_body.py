@@ -48,6 +48,11 @@ class DecodeTest(unittest.TestCase):
         (b'{"a": "\\u003A", "method": 1, "method": 2}',
          "body has a duplicate key: method"),
         (b'{"lo\\u0067in": 1, "login": 2}', "body has a duplicate key: login"),
+        # one repeated key an object: the first (here not a field)
+        (b'{"x": 1, "x": 2, "token": "", "token": ""}',
+         "body has a duplicate key"),
+        (b'{"token": "", "token": "", "x": 1, "x": 2}',
+         "body has a duplicate key: token"),
     ])
     def test_a_duplicated_key_is_refused_named_only_if_a_field(self, case):
         body, message = case
