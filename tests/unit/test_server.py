@@ -91,11 +91,15 @@ class RunTest(unittest.TestCase):
     def test_one_worker_serves_here_more_under_a_supervisor(self, workers):
         self.addCleanup(signal.signal, signal.SIGHUP,
                         signal.getsignal(signal.SIGHUP))
-        settings = Settings().replace(server={"workers": workers})
+        settings = Settings().replace(server={
+            "workers": workers, "shutdown_timeout": 0.5,
+            "max_worker_restarts": 4, "restart_window": 30.0})
+        bound = socket.socket()
+        self.addCleanup(bound.close)
         with mock.patch.object(server, "run_loop", side_effect=lambda
                                coroutine: coroutine.close()) as run_loop, \
-                mock.patch.object(server, "listen", return_value=[]), \
-                mock.patch.object(server, "_supervise",
+                mock.patch.object(server, "listen", return_value=[bound]), \
+                mock.patch.object(server, "supervise",
                                   return_value=0) as supervise, \
                 mock.patch.object(server, "check_cache_eviction"), \
                 mock.patch.object(server, "raise_descriptor_limit"), \
@@ -105,6 +109,13 @@ class RunTest(unittest.TestCase):
         if workers == 1:
             self.assertEqual(run_loop.call_count, 1)
             supervise.assert_not_called()
-        else:
-            run_loop.assert_not_called()
-            supervise.assert_called_once_with(settings, workers)
+            self.assertNotEqual(bound.fileno(), -1)  # serve() has it
+            return
+        run_loop.assert_not_called()
+        # The supervisor's workers bind their own sockets: its own is
+        # closed, or the kernel would hand it clients nobody accepts.
+        self.assertEqual(bound.fileno(), -1)
+        _, count, restarts, stop_seconds = supervise.call_args.args
+        # Each worker gets shutdown_timeout and 2 s more to stop.
+        self.assertEqual((count, restarts.limit, restarts.window,
+                          stop_seconds), (workers, 4, 30.0, 2.5))
