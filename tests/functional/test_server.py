@@ -120,7 +120,7 @@ class ServeTest(unittest.TestCase):
         hole = BlackHole()
         self.addCleanup(hole.close)
         settings = self.settings(hole.url, timeout=30.0, retries=0).replace(
-            server={"port": self.port, "shutdown_timeout": 0.2})
+            server={"port": self.port, "shutdown_timeout": 1.5})
 
         async def scenario():
             call = asyncio.ensure_future(self.post(api_request(
