@@ -33,8 +33,10 @@ class ServeTest(unittest.TestCase):
         # Nothing listens at the store's address unless one is given.
         # A busy machine lags the loop: a Redis timeout would then be the
         # process's own ("overloaded"), where a test expects the store's.
+        # A stop with nothing in flight is at once: shutdown_timeout is
+        # only how long it may wait for what is.
         return Settings().replace(
-            server={"port": self.port},
+            server={"port": self.port, "shutdown_timeout": 6 * STOP_SECONDS},
             overload={"starved_lag": 30.0, "shed_lag": 0.0},
             store=dict(store, url=store_url or "redis://127.0.0.1:%d/0"
                        % free_port()))
