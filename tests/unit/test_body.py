@@ -88,6 +88,10 @@ class DecodeTest(unittest.TestCase):
         self.assertGreater(abs(value), 2 ** 64)
         self.assertEqual(value < 0, digits.startswith(b"-"))
 
+    def test_an_exponent_of_20_digits_within_range_is_read(self):
+        self.assertEqual(decode_body(b'{"a": 1e%s1}' % (b"0" * 19)),
+                         {"a": 10.0})
+
     @cases([b"1" * 40, b"-" + b"9" * 40])
     def test_an_integer_of_up_to_40_digits_is_read_as_written(self, digits):
         self.assertEqual(decode_body(b'{"a": %s}' % digits)["a"],
@@ -109,6 +113,9 @@ class DecodeTest(unittest.TestCase):
         (b'{"a": Infinity, "b": %s}' % (b"9" * 30), "body is not valid JSON"),
         (b'{"a": 1e400}', "body is not valid JSON"),
         (b'{"a": 1e400, "b": %s}' % (b"9" * 30), "body is not valid JSON"),
+        # an exponent of 20 digits or more, past a float's range
+        (b'{"a": 1e%s400}' % (b"0" * 19), "body is not valid JSON"),
+        (b'{"a": -1E%s999}' % (b"0" * 20), "body is not valid JSON"),
         (b'{"a": "\\ud800", "b": %s}' % (b"9" * 400),
          "body is not valid JSON"),
         (b'{"a": 1}x', "body is not valid JSON"),

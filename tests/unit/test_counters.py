@@ -112,6 +112,14 @@ class ExchangeTest(CountersTestCase):
         self.assertEqual(commands[1][6], "0.0")  # no demand: field goes
 
     @gen_test
+    async def test_hundreds_of_partners_are_one_round_trip(self):
+        demands = {"partner-%d" % n: float(n) for n in range(300)}
+        counters = self.counters([b"%d" % n for n in range(300)])
+        totals = await counters.exchange(demands, process="h:1")
+        self.assertEqual(totals, demands)
+        self.assertEqual(len(self.pipelines[0].commands), 300)
+
+    @gen_test
     async def test_nothing_to_exchange_costs_no_round_trip(self):
         counters = self.counters()
         self.assertEqual(await counters.exchange({}, process="h:1"), {})

@@ -47,6 +47,16 @@ class RestartLimitTest(unittest.TestCase):
         self.clock.now += 0.1
         self.assertTrue(restarts.allow())
 
+    def test_the_window_holds_on_a_clock_near_its_start(self):
+        # time.monotonic() counts from boot: small on a machine just up.
+        restarts = supervisor.RestartLimit(1, 60.0,
+                                           clock=FakeClock(now=10.0))
+        self.assertTrue(restarts.allow())
+        restarts.clock.now = 69.9
+        self.assertFalse(restarts.allow())
+        restarts.clock.now = 70.0
+        self.assertTrue(restarts.allow())
+
     def test_no_restart_at_all_with_a_limit_of_zero(self):
         self.assertFalse(self.limit(limit=0).allow())
 
