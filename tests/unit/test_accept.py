@@ -144,6 +144,24 @@ class AcceptorTest(AsyncTestCase):
         self.assertEqual(sorted(set(at_turn_ends)), [2, 4, 5])
 
     @gen_test
+    async def test_a_turn_takes_128_connections_as_tornado_does(self):
+        listener = self.listener()
+        listener.socket.listen(512)  # room for every client below
+        for _ in range(130):
+            self.client(listener.address)
+        accepted = []
+        at_turn_ends = []
+
+        def on_accept(connection, address):
+            accepted.append(connection)
+            IOLoop.current().add_callback(
+                lambda: at_turn_ends.append(len(accepted)))
+
+        self.acceptor(listener, accepted, on_accept=on_accept)
+        await until(lambda: len(at_turn_ends) == 130)
+        self.assertEqual(sorted(set(at_turn_ends)), [128, 130])
+
+    @gen_test
     async def test_unable_to_admit_clients_wait_until_resumed(self):
         listener = self.listener()
         accepted = []

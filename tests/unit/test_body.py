@@ -48,6 +48,9 @@ class DecodeTest(unittest.TestCase):
         (b'{"a": "\\u003A", "method": 1, "method": 2}',
          "body has a duplicate key: method"),
         (b'{"lo\\u0067in": 1, "login": 2}', "body has a duplicate key: login"),
+        # an object equal to the arguments is not the arguments
+        (b'{"arguments": {"phone": 1}, "x": {"phone": 1, "phone": 1}}',
+         "body has a duplicate key"),
         # one repeated key an object: the first (here not a field)
         (b'{"x": 1, "x": 2, "token": "", "token": ""}',
          "body has a duplicate key"),
