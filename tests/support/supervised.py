@@ -66,7 +66,8 @@ class Supervised:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.supervised", kind,
              str(workers), str(limit), str(window), str(stop_seconds)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)  # its workers too, for `kill`
         self.said = []
         self.buffer = b""
 
@@ -106,14 +107,14 @@ class Supervised:
         return self.process.returncode, err.decode().splitlines(), self.said
 
     def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
-        for pid in self.starts(self.said):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Kill the supervisor and every worker left (its process group):
+        a worker left behind would hold standard output open."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.process.returncode is None:
+            self.process.communicate(timeout=WAIT_SECONDS)
 
 
 if __name__ == "__main__":
