@@ -272,6 +272,17 @@ class DescriptorLimitTest(unittest.TestCase):
         setrlimit.assert_called_once_with(resource.RLIMIT_NOFILE,
                                           (4096, 4096))
 
+    def test_an_unlimited_hard_limit_is_asked_for_too(self):
+        # macOS: the hard limit is unlimited (RLIM_INFINITY, -1 here).
+        with mock.patch.object(resource, "getrlimit", return_value=(
+                    256, resource.RLIM_INFINITY)), \
+                mock.patch.object(resource, "setrlimit") as setrlimit:
+            self.assertEqual(accept.raise_descriptor_limit(),
+                             resource.RLIM_INFINITY)
+        setrlimit.assert_called_once_with(
+            resource.RLIMIT_NOFILE,
+            (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
     def test_a_limit_that_cannot_be_raised_is_kept_with_a_warning(self):
         with mock.patch.object(resource, "getrlimit",
                                return_value=(64, 4096)), \
@@ -298,6 +309,12 @@ class DescriptorLimitTest(unittest.TestCase):
                                       cache={"max_connections": 50})
         with self.assertNoLogs(LOGGER):
             accept.warn_if_descriptors_short(settings, 1024)
+
+    def test_no_warning_without_a_limit(self):
+        settings = Settings().replace(server={"max_connections": 100000})
+        with self.assertNoLogs(LOGGER):
+            accept.warn_if_descriptors_short(settings,
+                                             resource.RLIM_INFINITY)
 
 
 class AcceptHandlerCanaryTest(unittest.TestCase):
