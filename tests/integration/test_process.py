@@ -14,6 +14,11 @@ from tests.support.layers import BlackHole
 from tests.support.process import (START_SECONDS, STOP_SECONDS,
                                    ProcessTestCase, alive, post)
 
+# A busy machine lags the service's loop: then a Redis timeout would be
+# the process's own ("overloaded"), where these tests expect the store's.
+NEVER_STARVED = {"SCORING_OVERLOAD_STARVED_LAG": "30",
+                 "SCORING_OVERLOAD_SHED_LAG": "0"}
+
 
 class StartUpTest(ProcessTestCase):
     def test_a_bad_config_value_stops_start_up_with_one_line(self):
@@ -51,8 +56,9 @@ class StopTest(ProcessTestCase):
         self.addCleanup(hole.close)
         process = self.start(SCORING_STORE_URL=hole.url,
                              SCORING_STORE_TIMEOUT="0.5",
-                             SCORING_STORE_RETRIES="0")
+                             SCORING_STORE_RETRIES="0", **NEVER_STARVED)
         self.wait_until_serving(process)
+        close_queued(hole)
         answers = []
         waiting = threading.Thread(target=lambda: answers.append(post(
             self.port, api_request("clients_interests",
@@ -66,6 +72,34 @@ class StopTest(ProcessTestCase):
         waiting.join(STOP_SECONDS)
         self.assertEqual(answers, [(503, {"code": 503,
                                           "error": "store is unavailable"})])
+        self.assertEqual(process.wait(STOP_SECONDS), 0)
+
+    def test_waiting_for_a_request_in_flight_at_the_stop_spins_no_cpu(self):
+        # The store hangs for 3 s: the stopping service waits that long for
+        # the request's answer, and polling for it must not busy-loop.
+        hole = BlackHole()
+        self.addCleanup(hole.close)
+        process = self.start(SCORING_STORE_URL=hole.url,
+                             SCORING_STORE_TIMEOUT="3",
+                             SCORING_STORE_RETRIES="0")
+        self.wait_until_serving(process)
+        close_queued(hole)
+        answers = []
+        waiting = threading.Thread(target=lambda: answers.append(post(
+            self.port, api_request("clients_interests",
+                                   {"client_ids": [1]}))))
+        waiting.start()
+        hole.socket.settimeout(START_SECONDS)
+        connection, _ = hole.socket.accept()
+        self.addCleanup(connection.close)
+        process.send_signal(signal.SIGTERM)
+        before = cpu_seconds(process.pid)
+        waiting.join(STOP_SECONDS)
+        used = cpu_seconds(process.pid) - before
+        self.assertEqual(answers[0][0], 503)
+        # Idle, it polls 20 times a second (milliseconds of CPU); a busy
+        # loop takes all the CPU the machine gives it for those seconds.
+        self.assertLess(used, 0.3)
         self.assertEqual(process.wait(STOP_SECONDS), 0)
 
     def test_two_workers_serve_and_all_stop_on_sigterm(self):
@@ -190,3 +224,24 @@ class SupervisorTest(ProcessTestCase):
                       self.read_log())
         self.assertFalse(alive(stuck))
         self.assertFalse(alive(other))
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of the live process `pid` (Linux)."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def close_queued(hole):
+    """Close the connections the black hole's kernel queued so far: the
+    start-up's look at the store's eviction policy made one, and the
+    test's next accept must be the request's."""
+    hole.socket.setblocking(False)
+    try:
+        while True:
+            hole.socket.accept()[0].close()
+    except BlockingIOError:
+        pass
+    finally:
+        hole.socket.setblocking(True)

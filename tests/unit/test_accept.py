@@ -144,6 +144,24 @@ class AcceptorTest(AsyncTestCase):
         self.assertEqual(sorted(set(at_turn_ends)), [2, 4, 5])
 
     @gen_test
+    async def test_a_turn_takes_128_connections_as_tornado_does(self):
+        listener = self.listener()
+        listener.socket.listen(512)  # room for every client below
+        for _ in range(130):
+            self.client(listener.address)
+        accepted = []
+        at_turn_ends = []
+
+        def on_accept(connection, address):
+            accepted.append(connection)
+            IOLoop.current().add_callback(
+                lambda: at_turn_ends.append(len(accepted)))
+
+        self.acceptor(listener, accepted, on_accept=on_accept)
+        await until(lambda: len(at_turn_ends) == 130)
+        self.assertEqual(sorted(set(at_turn_ends)), [128, 130])
+
+    @gen_test
     async def test_unable_to_admit_clients_wait_until_resumed(self):
         listener = self.listener()
         accepted = []
@@ -254,6 +272,17 @@ class DescriptorLimitTest(unittest.TestCase):
         setrlimit.assert_called_once_with(resource.RLIMIT_NOFILE,
                                           (4096, 4096))
 
+    def test_an_unlimited_hard_limit_is_asked_for_too(self):
+        # macOS: the hard limit is unlimited (RLIM_INFINITY, -1 here).
+        with mock.patch.object(resource, "getrlimit", return_value=(
+                    256, resource.RLIM_INFINITY)), \
+                mock.patch.object(resource, "setrlimit") as setrlimit:
+            self.assertEqual(accept.raise_descriptor_limit(),
+                             resource.RLIM_INFINITY)
+        setrlimit.assert_called_once_with(
+            resource.RLIMIT_NOFILE,
+            (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
     def test_a_limit_that_cannot_be_raised_is_kept_with_a_warning(self):
         with mock.patch.object(resource, "getrlimit",
                                return_value=(64, 4096)), \
@@ -280,6 +309,12 @@ class DescriptorLimitTest(unittest.TestCase):
                                       cache={"max_connections": 50})
         with self.assertNoLogs(LOGGER):
             accept.warn_if_descriptors_short(settings, 1024)
+
+    def test_no_warning_without_a_limit(self):
+        settings = Settings().replace(server={"max_connections": 100000})
+        with self.assertNoLogs(LOGGER):
+            accept.warn_if_descriptors_short(settings,
+                                             resource.RLIM_INFINITY)
 
 
 class AcceptHandlerCanaryTest(unittest.TestCase):

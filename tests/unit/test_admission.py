@@ -1,5 +1,6 @@
 """admission.Admission: the quota, then the load, decided per call; what
 it hands the handler in ctx; fairness between partners; refunds."""
+import asyncio
 import unittest
 
 from scoring_api.admission import Admission, RateLimited
@@ -7,8 +8,10 @@ from scoring_api.config import Settings
 from scoring_api.errors import Overloaded
 from scoring_api.overload import Overload
 from scoring_api.quotas import Quotas
+from scoring_api.throttle import Throttle
 from tests.support.cases import cases
 from tests.support.clock import FakeClock
+from tornado.testing import AsyncTestCase, gen_test
 
 
 class FixedLag:
@@ -69,6 +72,35 @@ class AdmitTest(AdmissionTestCase):
             self.admission.finished({"quota": ctx["quota"],
                                      "account": "other-%d" % n})
         self.admit("acme")  # its one call is still there
+
+    def test_sheds_are_logged_once_an_interval_with_a_count_by_reason(self):
+        # docs/operations.md: "overload: 212 calls shed since the last
+        # report (in_flight 12, loop_lag 200)", at most once per 10 s.
+        self.admission.shed_log = Throttle(clock=self.clock)
+        self.lag.lag = 0.5
+
+        def shed(count):
+            for _ in range(count):
+                with self.assertRaises(Overloaded):
+                    self.admission.admit("acme", {})
+                self.clock.now += 0.01
+
+        with self.assertLogs("scoring_api.admission", "WARNING") as logs:
+            shed(1)
+            shed(3)
+            self.lag.lag = 0.0
+            ctx = self.admit("acme")
+            with self.assertRaises(Overloaded):
+                for n in range(4):
+                    self.admit("other-%d" % n)
+            self.admission.store_overloaded(ctx)
+            self.clock.now += 10.0
+            self.lag.lag = 0.5
+            shed(1)
+        self.assertEqual([record.getMessage() for record in logs.records], [
+            "overload: 1 calls shed since the last report (loop_lag 1)",
+            "overload: 6 calls shed since the last report (in_flight 1,"
+            " loop_lag 4, store_overloaded 1)"])
 
     def test_a_store_overloaded_call_gets_its_call_back(self):
         ctx = self.admit("acme")
@@ -139,3 +171,30 @@ class FairnessTest(AdmissionTestCase):
             self.clock.now += 1.0  # nobody refused for a second
             with self.assertRaises(Overloaded):
                 self.admit("quiet")
+
+
+class DelayTest(AsyncTestCase):
+    """What the handler awaits before a refusal: (Retry-After, close the
+    connection?)."""
+
+    @gen_test
+    async def test_past_max_held_a_refusal_is_sent_at_once_and_closes(self):
+        clock = FakeClock()
+        admission = Admission(Quotas(10.0, 0, clock=clock),
+                              Overload(FixedLag(), max_held=1, clock=clock))
+        refusals = []
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            admission.admit("acme", {})
+            for _ in range(3):  # the partner keeps calling: held from the 2nd
+                ctx = {}
+                with self.assertRaises(RateLimited):
+                    admission.admit("acme", ctx)
+                refusals.append(ctx)
+        self.assertEqual(await admission.delay(refusals[0]), (1, False))
+        self.assertEqual(await admission.delay({"shed": "loop_lag"}),
+                         (1, False))
+        held = asyncio.ensure_future(admission.delay(refusals[1]))
+        await asyncio.sleep(0)
+        self.assertEqual(await admission.delay(refusals[2]), (1, True))
+        admission.overload.release_holds()
+        self.assertFalse((await held)[1])

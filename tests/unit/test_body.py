@@ -48,6 +48,14 @@ class DecodeTest(unittest.TestCase):
         (b'{"a": "\\u003A", "method": 1, "method": 2}',
          "body has a duplicate key: method"),
         (b'{"lo\\u0067in": 1, "login": 2}', "body has a duplicate key: login"),
+        # an object equal to the arguments is not the arguments
+        (b'{"arguments": {"phone": 1}, "x": {"phone": 1, "phone": 1}}',
+         "body has a duplicate key"),
+        # one repeated key an object: the first (here not a field)
+        (b'{"x": 1, "x": 2, "token": "", "token": ""}',
+         "body has a duplicate key"),
+        (b'{"token": "", "token": "", "x": 1, "x": 2}',
+         "body has a duplicate key: token"),
     ])
     def test_a_duplicated_key_is_refused_named_only_if_a_field(self, case):
         body, message = case
@@ -83,12 +91,34 @@ class DecodeTest(unittest.TestCase):
         self.assertGreater(abs(value), 2 ** 64)
         self.assertEqual(value < 0, digits.startswith(b"-"))
 
+    def test_an_exponent_of_20_digits_within_range_is_read(self):
+        self.assertEqual(decode_body(b'{"a": 1e%s1}' % (b"0" * 19)),
+                         {"a": 10.0})
+
+    @cases([b"1" * 40, b"-" + b"9" * 40])
+    def test_an_integer_of_up_to_40_digits_is_read_as_written(self, digits):
+        self.assertEqual(decode_body(b'{"a": %s}' % digits)["a"],
+                         int(digits))
+
+    @cases([b"1" * 41, b"-" + b"9" * 41])
+    def test_an_integer_of_more_than_40_digits_is_not_read_as_written(
+            self, digits):
+        # docs/api.md: read as one no field accepts, 10**40 with its sign
+        # (int() of a long literal costs quadratic time)
+        value = decode_body(b'{"a": %s}' % digits)["a"]
+        self.assertNotEqual(value, int(digits))
+        self.assertEqual(value, -10 ** 40 if digits.startswith(b"-")
+                         else 10 ** 40)
+
     @cases([
         (b"{not json", "body is not valid JSON"),
         (b'{"a": NaN}', "body is not valid JSON"),
         (b'{"a": Infinity, "b": %s}' % (b"9" * 30), "body is not valid JSON"),
         (b'{"a": 1e400}', "body is not valid JSON"),
         (b'{"a": 1e400, "b": %s}' % (b"9" * 30), "body is not valid JSON"),
+        # an exponent of 20 digits or more, past a float's range
+        (b'{"a": 1e%s400}' % (b"0" * 19), "body is not valid JSON"),
+        (b'{"a": -1E%s999}' % (b"0" * 20), "body is not valid JSON"),
         (b'{"a": "\\ud800", "b": %s}' % (b"9" * 400),
          "body is not valid JSON"),
         (b'{"a": 1}x', "body is not valid JSON"),

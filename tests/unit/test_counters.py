@@ -73,6 +73,15 @@ class KeyTest(CountersTestCase):
         self.assertEqual(counters.key("x" * LONGEST_KEY_NAME),
                          b"quota:{" + b"x" * LONGEST_KEY_NAME + b"}")
 
+    def test_an_account_of_up_to_100_bytes_is_keyed_by_its_name(self):
+        # docs/operations.md: "an account over 100 bytes is keyed by its
+        # digest"; a byte is counted in UTF-8.
+        counters = self.counters()
+        self.assertEqual(counters.key("x" * 100), b"quota:{%s}" % (b"x" * 100))
+        self.assertTrue(counters.key("x" * 101).startswith(b"quota:{sha256:"))
+        self.assertTrue(counters.key("\u044f" * 51).startswith(
+            b"quota:{sha256:"))
+
     def test_this_process_is_named_by_host_and_pid(self):
         host, _, pid = this_process().rpartition(":")
         self.assertTrue(host)
@@ -101,6 +110,14 @@ class ExchangeTest(CountersTestCase):
             "1000000000000.0"))
         self.assertEqual(commands[1][3], b"quota:{globex}")
         self.assertEqual(commands[1][6], "0.0")  # no demand: field goes
+
+    @gen_test
+    async def test_hundreds_of_partners_are_one_round_trip(self):
+        demands = {"partner-%d" % n: float(n) for n in range(300)}
+        counters = self.counters([b"%d" % n for n in range(300)])
+        totals = await counters.exchange(demands, process="h:1")
+        self.assertEqual(totals, demands)
+        self.assertEqual(len(self.pipelines[0].commands), 300)
 
     @gen_test
     async def test_nothing_to_exchange_costs_no_round_trip(self):

@@ -1,5 +1,6 @@
 """server.listen and make_server: what [server] becomes."""
 import asyncio
+import signal
 import socket
 import unittest
 
@@ -10,6 +11,7 @@ from scoring_api.config import Settings
 from scoring_api.traffic import Traffic
 from tornado.testing import AsyncTestCase, gen_test
 from tornado.web import Application
+from tests.support.cases import cases
 from tests.support.layers import free_port
 
 
@@ -22,6 +24,19 @@ class ListenTest(unittest.TestCase):
         second = server.listen(settings)
         self.addCleanup(lambda: [sock.close() for sock in second])
         self.assertEqual(second[0].getsockname(), first[0].getsockname())
+
+    @cases([("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)])
+    def test_an_ipv4_or_ipv6_host_is_listened_on(self, case):
+        host, family = case
+        settings = Settings().replace(server={"host": host,
+                                              "port": free_port()})
+        try:
+            sockets = server.listen(settings)
+        except socket.gaierror as error:
+            self.fail("cannot listen on %s: %s" % (host, error))
+        self.addCleanup(lambda: [sock.close() for sock in sockets])
+        self.assertEqual([(sock.family, sock.getsockname()[0])
+                          for sock in sockets], [(family, host)])
 
     def test_a_port_another_program_holds_is_refused(self):
         with socket.socket() as taken:
@@ -66,3 +81,41 @@ class RunLoopTest(unittest.TestCase):
             loop_type = server.run_loop(self.loop_type())
         self.assertTrue(issubclass(loop_type, asyncio.BaseEventLoop))
         self.assertNotEqual(loop_type.__module__.split(".")[0], "uvloop")
+
+
+class RunTest(unittest.TestCase):
+    """server.run: one worker serves in this process, more are forked
+    under a supervisor (docs/operations.md, "Workers")."""
+
+    @cases([1, 2, 3])
+    def test_one_worker_serves_here_more_under_a_supervisor(self, workers):
+        self.addCleanup(signal.signal, signal.SIGHUP,
+                        signal.getsignal(signal.SIGHUP))
+        settings = Settings().replace(server={
+            "workers": workers, "shutdown_timeout": 0.5,
+            "max_worker_restarts": 4, "restart_window": 30.0})
+        bound = socket.socket()
+        self.addCleanup(bound.close)
+        with mock.patch.object(server, "run_loop", side_effect=lambda
+                               coroutine: coroutine.close()) as run_loop, \
+                mock.patch.object(server, "listen", return_value=[bound]), \
+                mock.patch.object(server, "supervise",
+                                  return_value=0) as supervise, \
+                mock.patch.object(server, "check_cache_eviction"), \
+                mock.patch.object(server, "raise_descriptor_limit"), \
+                mock.patch.object(server, "warn_if_descriptors_short"), \
+                mock.patch.object(server, "metrics"):
+            self.assertEqual(server.run(settings), 0)
+        if workers == 1:
+            self.assertEqual(run_loop.call_count, 1)
+            supervise.assert_not_called()
+            self.assertNotEqual(bound.fileno(), -1)  # serve() has it
+            return
+        run_loop.assert_not_called()
+        # The supervisor's workers bind their own sockets: its own is
+        # closed, or the kernel would hand it clients nobody accepts.
+        self.assertEqual(bound.fileno(), -1)
+        _, count, restarts, stop_seconds = supervise.call_args.args
+        # Each worker gets shutdown_timeout and 2 s more to stop.
+        self.assertEqual((count, restarts.limit, restarts.window,
+                          stop_seconds), (workers, 4, 30.0, 2.5))

@@ -1,12 +1,16 @@
 """The supervisor's pieces on their own: the restart limit, signalling a
 worker that is already gone."""
+import os
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 from scoring_api import supervisor
+from tests.support.cases import cases
 from tests.support.clock import FakeClock
+from tests.support.supervised import Supervised
 
 
 class GoneWorkerTest(unittest.TestCase):
@@ -43,5 +47,110 @@ class RestartLimitTest(unittest.TestCase):
         self.clock.now += 0.1
         self.assertTrue(restarts.allow())
 
+    def test_the_window_holds_on_a_clock_near_its_start(self):
+        # time.monotonic() counts from boot: small on a machine just up.
+        restarts = supervisor.RestartLimit(1, 60.0,
+                                           clock=FakeClock(now=10.0))
+        self.assertTrue(restarts.allow())
+        restarts.clock.now = 69.9
+        self.assertFalse(restarts.allow())
+        restarts.clock.now = 70.0
+        self.assertTrue(restarts.allow())
+
     def test_no_restart_at_all_with_a_limit_of_zero(self):
         self.assertFalse(self.limit(limit=0).allow())
+
+
+class SuperviseTest(unittest.TestCase):
+    """supervise() with workers that only say what happens to them
+    (tests/support/supervised.py), in a process of its own."""
+
+    def supervise(self, kind, **limits):
+        supervised = Supervised(kind, **limits)
+        self.addCleanup(supervised.kill)
+        return supervised
+
+    @cases([signal.SIGTERM, signal.SIGINT])
+    def test_a_stop_signal_is_passed_on_and_every_worker_stops(self, signum):
+        supervised = self.supervise("serve")
+        workers = supervised.started(2)
+        supervised.process.send_signal(signum)
+        code, log, said = supervised.finish()
+        self.assertEqual(code, 0)
+        self.assertEqual(sorted(line for line in said if line[:4] == "stop"),
+                         sorted("stop %d" % pid for pid in workers))
+        self.assertEqual(log, ["started 2 workers: %s" % sorted(workers)])
+        parent = supervised.process.pid
+        self.assertEqual(said[:2], ["serve %d %d" % (pid, parent)
+                                    for pid in workers])
+
+    def test_sighup_is_passed_on_to_every_worker(self):
+        supervised = self.supervise("serve", workers=3)
+        workers = supervised.started(3)
+        supervised.process.send_signal(signal.SIGHUP)
+        said = supervised.read_until(
+            lambda said: sum(line[:3] == "hup" for line in said) == 3)
+        self.assertEqual(sorted(line for line in said if line[:3] == "hup"),
+                         sorted("hup %d" % pid for pid in workers))
+        self.assertIsNone(supervised.process.poll())
+        supervised.process.send_signal(signal.SIGTERM)
+        self.assertEqual(supervised.finish()[0], 0)
+
+    def test_a_worker_that_dies_is_replaced(self):
+        supervised = self.supervise("serve")
+        victim, other = supervised.started(2)
+        os.kill(victim, signal.SIGKILL)
+        replacement = supervised.started(3)[2]
+        supervised.process.send_signal(signal.SIGTERM)
+        code, log, said = supervised.finish()
+        self.assertEqual(code, 0)
+        self.assertIn("worker %d exited with -9; starting another" % victim,
+                      log)
+        self.assertEqual(sorted(line for line in said if line[:4] == "stop"),
+                         sorted("stop %d" % pid
+                                for pid in (other, replacement)))
+
+    def test_a_crash_loop_stops_the_service_with_1(self):
+        supervised = self.supervise("crash", workers=2, limit=3)
+        code, log, said = supervised.finish()
+        self.assertEqual(code, 1)
+        # 2 workers and 3 restarts; the last may be stopped before it
+        # says anything.
+        starts = supervised.starts(said)
+        self.assertIn(len(starts), (4, 5))
+        self.assertEqual(sum("starting another" in line for line in log), 3)
+        self.assertIn("worker %d failed" % starts[0], log)
+        self.assertEqual(sum("; too many restarts (3 in 60s), stopping"
+                             in line for line in log), 1)
+        self.assertIn("exited with 1; too many restarts", "\n".join(log))
+
+    def test_dead_workers_are_noticed_within_a_fraction_of_a_second(self):
+        # The supervisor looks every POLL_SECONDS: a worker that crashes
+        # at once, replaced 10 times, makes 11 deaths in a row, each seen
+        # at the next look (looks a second apart would take 10 s at
+        # least; measured under a load of 9 on 2 cores: 3 s).
+        supervised = self.supervise("crash", workers=1, limit=10)
+        supervised.started(1)
+        started = time.monotonic()
+        self.assertEqual(supervised.finish()[0], 1)
+        self.assertLess(time.monotonic() - started, 8.0)
+
+    def test_a_worker_that_returns_exits_with_0(self):
+        supervised = self.supervise("done", workers=1, limit=0)
+        code, log, said = supervised.finish()
+        (done,) = supervised.starts(said)
+        self.assertEqual(code, 1)  # no restart allowed
+        self.assertEqual(log[-1], "worker %d exited with 0; too many"
+                         " restarts (0 in 60s), stopping" % done)
+
+    def test_a_worker_that_ignores_the_stop_is_killed_after_its_time(self):
+        supervised = self.supervise("stuck", workers=1, stop_seconds=0.3)
+        (stuck,) = supervised.started(1)
+        started = time.monotonic()
+        supervised.process.send_signal(signal.SIGTERM)
+        code, log, said = supervised.finish()
+        self.assertGreaterEqual(time.monotonic() - started, 0.3)
+        self.assertEqual(code, 0)
+        self.assertEqual(log[-1],
+                         "worker %d did not stop in 0.3s; killing it" % stuck)
+        self.assertFalse(os.path.exists("/proc/%d" % stuck))
