@@ -7,8 +7,8 @@ import unittest
 
 from tornado.testing import AsyncTestCase, gen_test
 
-from scoring_api.overload import (LONGEST_RETRY_AFTER, LoopLag, Overload,
-                                  SHED_BY_IN_FLIGHT, SHED_BY_LAG)
+from scoring_api.overload import (LoopLag, Overload, SHED_BY_IN_FLIGHT,
+                                  SHED_BY_LAG)
 from scoring_api.quotas import Decision, Quotas
 from tests.support.cases import cases
 from tests.support.clock import FakeClock
@@ -94,6 +94,15 @@ class LoopLagTest(unittest.TestCase):
             clock.now += monitor.interval
             monitor.tick()
         self.assertFalse(monitor.is_starved())
+
+    def test_by_default_a_tick_is_due_every_twentieth_of_a_second(self):
+        clock = FakeClock(0.0)
+        monitor = LoopLag(clock=clock)
+        monitor.tick()
+        clock.now = 0.05
+        self.assertEqual(monitor.overdue(), 0.0)
+        clock.now = 0.25
+        self.assertAlmostEqual(monitor.overdue(), 0.2)
 
     @cases([(0.16, True), (1.0, True), (0.14, False), (0.05, False)])
     def test_a_lag_of_starved_lag_or_more_is_starvation(self, case):
@@ -184,7 +193,9 @@ class SheddingTest(unittest.TestCase):
         self.lag.lag = lag
         self.assertEqual(self.overload.admit(), reason)
 
-    @cases([(0.0, 1), (0.3, 1), (1.2, 2), (60.0, LONGEST_RETRY_AFTER)])
+    # docs/api.md: the lag in whole seconds, 1 to 10.
+    @cases([(0.0, 1), (0.3, 1), (1.2, 2), (9.5, 10), (10.5, 10),
+            (60.0, 10)])
     def test_retry_after_is_the_lag_in_whole_seconds(self, case):
         lag, retry_after = case
         self.lag.lag = lag
@@ -229,6 +240,12 @@ class SheddingTest(unittest.TestCase):
             overload.admit()
             overload.finished()
         self.assertEqual(overload.in_flight_limit(), 200.0)
+
+    def test_by_default_64_calls_in_flight_are_always_allowed(self):
+        overload = Overload(FixedLag(), clock=self.clock)
+        for _ in range(64):
+            self.assertIsNone(overload.admit())
+        self.assertEqual(overload.admit(), SHED_BY_IN_FLIGHT)
 
     def test_the_limit_follows_the_calls_served_over_the_last_second(self):
         for _ in range(100):
