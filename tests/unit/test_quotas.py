@@ -118,6 +118,18 @@ class BucketTest(unittest.TestCase):
         decisions = [quota.admit("acme") for _ in range(6)]
         self.assertEqual([d.admitted for d in decisions], [True] * 5 + [False])
 
+    def test_a_level_a_millionth_under_a_whole_call_is_one(self):
+        # Float sums of refills fall a hair short of a whole call: the
+        # call passes at exactly 1 - EPSILON, not a hair further below.
+        self.clock.now = 0.0
+        quota = self.quota(rate=1.0, burst=0)
+        self.assertTrue(quota.admit("acme").admitted)
+        self.clock.now = 1 - quotas.EPSILON
+        self.assertTrue(quota.admit("acme").admitted)
+        self.clock.now += 1 - 2 * quotas.EPSILON
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            self.assertFalse(quota.admit("acme").admitted)
+
     def test_sustained_calls_get_the_rate(self):
         quota = self.quota(rate=20.0, burst=0)
         with self.assertLogs("scoring_api.quotas", "WARNING"):
