@@ -659,6 +659,14 @@ class IdleTest(TwoWorkersTestCase):
         self.assertEqual(quota.buckets, {})
 
     @gen_test
+    async def test_a_bucket_refilled_exactly_to_full_is_forgotten(self):
+        quota = Quotas(1.0, 0, clock=self.clock, idle_seconds=1.0)
+        quota.admit("acme")
+        self.clock.now += 1.0  # one call refilled of one: just full
+        await quota.sync()
+        self.assertEqual(quota.buckets, {})
+
+    @gen_test
     async def test_a_partner_whose_bucket_is_not_full_is_kept(self):
         quota = Quotas(0.01, 1, clock=self.clock, idle_seconds=30.0)
         quota.admit("acme")
