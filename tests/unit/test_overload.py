@@ -230,6 +230,23 @@ class SheddingTest(unittest.TestCase):
         clock.now = 30.0
         self.assertEqual(overload.throughput(), 0.0)
 
+    # (when the next answers come after one at 0.05, when they are read:
+    # not yet a second later, though a second after a slot boundary
+    # counted on from 0.05).
+    @cases([(5.0, 5.96), (1.2, 2.16)])
+    def test_after_a_quiet_spell_the_slots_start_at_the_next_answer(
+            self, case):
+        again, read = case
+        clock = FakeClock(0.0)
+        overload = Overload(FixedLag(), clock=clock)
+        for when, count in ((0.05, 1), (again, 10)):
+            clock.now = when
+            for _ in range(count):
+                overload.admit()
+                overload.finished()
+        clock.now = read
+        self.assertEqual(overload.throughput(), 10.0)
+
     def test_by_default_a_lag_of_a_tenth_sheds_and_the_budget_is_1_s(self):
         lag = FixedLag(0.099)
         overload = Overload(lag, clock=self.clock)
