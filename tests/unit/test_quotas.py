@@ -201,6 +201,9 @@ class BucketTest(unittest.TestCase):
         self.assertEqual(header_fields(UNLIMITED), [])
         self.assertFalse(UNLIMITED.counted)
         self.assertFalse(UNLIMITED.partner_over)  # never shed first
+        # Served, and not counted over a quota in the metrics.
+        self.assertEqual((UNLIMITED.admitted, UNLIMITED.over_quota),
+                         (True, False))
         self.assertFalse(quota.limited)
         self.assertEqual(quota.buckets, {})  # nothing kept per account
 
