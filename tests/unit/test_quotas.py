@@ -504,6 +504,16 @@ class FallbackTest(TwoWorkersTestCase):
         self.assertGreaterEqual(self.counters.exchanges, 10 / 0.7 - 1)
 
     @gen_test
+    async def test_by_default_failing_counters_are_tried_every_second(self):
+        # docs/operations.md: "tries the counters again every second".
+        self.workers(40.0, 0)
+        self.counters.down = True
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            await self.send([100.0, 0], 10.0)
+        self.assertLessEqual(self.counters.exchanges, 10 / 1.0 + 1)
+        self.assertGreaterEqual(self.counters.exchanges, 10 / 1.2 - 1)
+
+    @gen_test
     async def test_any_error_of_the_counters_falls_back_with_its_trace(
             self):
         first, _ = self.workers(40.0, 0)
