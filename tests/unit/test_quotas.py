@@ -298,7 +298,9 @@ class HoldTest(unittest.TestCase):
 
     def test_a_partner_never_refused_is_not_over_at_any_time(self):
         quota = Quotas(10.0, 0, clock=FakeClock(0.0))
+        self.assertFalse(quota.someone_over())  # even at the clock's start
         self.assertFalse(quota.admit("acme").partner_over)
+        self.assertFalse(quota.someone_over())
 
 
 class RefusalLogTest(AsyncTestCase):
