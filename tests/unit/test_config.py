@@ -784,6 +784,19 @@ class AccountLimitsTest(unittest.TestCase):
         self.assertEqual(settings.limits.overrides(), {
             "acme": (50.0, 100), "Globex": (10.0, None)})
 
+    def test_the_sections_after_limits_accounts_are_read_too(self):
+        settings = self.load("[limits.accounts]\nacme = 50/100\n"
+                             "[limits]\nrate = 5\n[overload]\nbudget = 0\n")
+        self.assertEqual(settings.limits.overrides(), {"acme": (50.0, 100)})
+        self.assertEqual(settings.limits.rate, 5.0)
+        self.assertEqual(settings.overload.budget, 0.0)
+
+    def test_an_empty_item_within_the_environment_s_list_is_skipped(self):
+        settings = self.load(
+            "", {"SCORING_LIMITS_ACCOUNTS": "acme=50/100,, ,Globex=10"})
+        self.assertEqual(settings.limits.overrides(), {
+            "acme": (50.0, 100), "Globex": (10.0, None)})
+
     @cases([
         ("[limits.accounts]\nacme = fast\n",
          "[limits.accounts] acme = 'fast': expected rate[/burst]: calls a"

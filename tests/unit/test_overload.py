@@ -7,8 +7,8 @@ import unittest
 
 from tornado.testing import AsyncTestCase, gen_test
 
-from scoring_api.overload import (LONGEST_RETRY_AFTER, LoopLag, Overload,
-                                  SHED_BY_IN_FLIGHT, SHED_BY_LAG)
+from scoring_api.overload import (LoopLag, Overload, SHED_BY_IN_FLIGHT,
+                                  SHED_BY_LAG)
 from scoring_api.quotas import Decision, Quotas
 from tests.support.cases import cases
 from tests.support.clock import FakeClock
@@ -94,6 +94,15 @@ class LoopLagTest(unittest.TestCase):
             clock.now += monitor.interval
             monitor.tick()
         self.assertFalse(monitor.is_starved())
+
+    def test_by_default_a_tick_is_due_every_twentieth_of_a_second(self):
+        clock = FakeClock(0.0)
+        monitor = LoopLag(clock=clock)
+        monitor.tick()
+        clock.now = 0.05
+        self.assertEqual(monitor.overdue(), 0.0)
+        clock.now = 0.25
+        self.assertAlmostEqual(monitor.overdue(), 0.2)
 
     @cases([(0.16, True), (1.0, True), (0.14, False), (0.05, False)])
     def test_a_lag_of_starved_lag_or_more_is_starvation(self, case):
@@ -184,7 +193,9 @@ class SheddingTest(unittest.TestCase):
         self.lag.lag = lag
         self.assertEqual(self.overload.admit(), reason)
 
-    @cases([(0.0, 1), (0.3, 1), (1.2, 2), (60.0, LONGEST_RETRY_AFTER)])
+    # docs/api.md: the lag in whole seconds, 1 to 10.
+    @cases([(0.0, 1), (0.3, 1), (1.2, 2), (9.5, 10), (10.5, 10),
+            (60.0, 10)])
     def test_retry_after_is_the_lag_in_whole_seconds(self, case):
         lag, retry_after = case
         self.lag.lag = lag
@@ -219,6 +230,23 @@ class SheddingTest(unittest.TestCase):
         clock.now = 30.0
         self.assertEqual(overload.throughput(), 0.0)
 
+    # (when the next answers come after one at 0.05, when they are read:
+    # not yet a second later, though a second after a slot boundary
+    # counted on from 0.05).
+    @cases([(5.0, 5.96), (1.2, 2.16)])
+    def test_after_a_quiet_spell_the_slots_start_at_the_next_answer(
+            self, case):
+        again, read = case
+        clock = FakeClock(0.0)
+        overload = Overload(FixedLag(), clock=clock)
+        for when, count in ((0.05, 1), (again, 10)):
+            clock.now = when
+            for _ in range(count):
+                overload.admit()
+                overload.finished()
+        clock.now = read
+        self.assertEqual(overload.throughput(), 10.0)
+
     def test_by_default_a_lag_of_a_tenth_sheds_and_the_budget_is_1_s(self):
         lag = FixedLag(0.099)
         overload = Overload(lag, clock=self.clock)
@@ -229,6 +257,12 @@ class SheddingTest(unittest.TestCase):
             overload.admit()
             overload.finished()
         self.assertEqual(overload.in_flight_limit(), 200.0)
+
+    def test_by_default_64_calls_in_flight_are_always_allowed(self):
+        overload = Overload(FixedLag(), clock=self.clock)
+        for _ in range(64):
+            self.assertIsNone(overload.admit())
+        self.assertEqual(overload.admit(), SHED_BY_IN_FLIGHT)
 
     def test_the_limit_follows_the_calls_served_over_the_last_second(self):
         for _ in range(100):

@@ -118,6 +118,18 @@ class BucketTest(unittest.TestCase):
         decisions = [quota.admit("acme") for _ in range(6)]
         self.assertEqual([d.admitted for d in decisions], [True] * 5 + [False])
 
+    def test_a_level_a_millionth_under_a_whole_call_is_one(self):
+        # Float sums of refills fall a hair short of a whole call: the
+        # call passes at exactly 1 - EPSILON, not a hair further below.
+        self.clock.now = 0.0
+        quota = self.quota(rate=1.0, burst=0)
+        self.assertTrue(quota.admit("acme").admitted)
+        self.clock.now = 1 - quotas.EPSILON
+        self.assertTrue(quota.admit("acme").admitted)
+        self.clock.now += 1 - 2 * quotas.EPSILON
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            self.assertFalse(quota.admit("acme").admitted)
+
     def test_sustained_calls_get_the_rate(self):
         quota = self.quota(rate=20.0, burst=0)
         with self.assertLogs("scoring_api.quotas", "WARNING"):
@@ -189,6 +201,9 @@ class BucketTest(unittest.TestCase):
         self.assertEqual(header_fields(UNLIMITED), [])
         self.assertFalse(UNLIMITED.counted)
         self.assertFalse(UNLIMITED.partner_over)  # never shed first
+        # Served, and not counted over a quota in the metrics.
+        self.assertEqual((UNLIMITED.admitted, UNLIMITED.over_quota),
+                         (True, False))
         self.assertFalse(quota.limited)
         self.assertEqual(quota.buckets, {})  # nothing kept per account
 
@@ -283,7 +298,9 @@ class HoldTest(unittest.TestCase):
 
     def test_a_partner_never_refused_is_not_over_at_any_time(self):
         quota = Quotas(10.0, 0, clock=FakeClock(0.0))
+        self.assertFalse(quota.someone_over())  # even at the clock's start
         self.assertFalse(quota.admit("acme").partner_over)
+        self.assertFalse(quota.someone_over())
 
 
 class RefusalLogTest(AsyncTestCase):
@@ -489,6 +506,16 @@ class FallbackTest(TwoWorkersTestCase):
         self.assertGreaterEqual(self.counters.exchanges, 10 / 0.7 - 1)
 
     @gen_test
+    async def test_by_default_failing_counters_are_tried_every_second(self):
+        # docs/operations.md: "tries the counters again every second".
+        self.workers(40.0, 0)
+        self.counters.down = True
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            await self.send([100.0, 0], 10.0)
+        self.assertLessEqual(self.counters.exchanges, 10 / 1.0 + 1)
+        self.assertGreaterEqual(self.counters.exchanges, 10 / 1.2 - 1)
+
+    @gen_test
     async def test_any_error_of_the_counters_falls_back_with_its_trace(
             self):
         first, _ = self.workers(40.0, 0)
@@ -643,6 +670,14 @@ class IdleTest(TwoWorkersTestCase):
         await quota.sync()
         self.assertIn("acme", quota.buckets)
         self.clock.now += 0.1
+        await quota.sync()
+        self.assertEqual(quota.buckets, {})
+
+    @gen_test
+    async def test_a_bucket_refilled_exactly_to_full_is_forgotten(self):
+        quota = Quotas(1.0, 0, clock=self.clock, idle_seconds=1.0)
+        quota.admit("acme")
+        self.clock.now += 1.0  # one call refilled of one: just full
         await quota.sync()
         self.assertEqual(quota.buckets, {})
 
