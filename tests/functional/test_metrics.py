@@ -71,10 +71,6 @@ class MetricsTest(HttpTestCase):
             requests_total(self.scrape(), "clients_interests", 503)
             - requests_total(before, "clients_interests", 503), 1)
 
-    def test_an_idle_process_shows_only_the_scrape_in_flight(self):
-        self.assertEqual(
-            value(self.scrape(), "scoring_api_requests_in_flight"), 1)
-
     @gen_test(timeout=5)
     async def test_in_flight_counts_calls_being_served(self):
         release = self.hold_store_reads()

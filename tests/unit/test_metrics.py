@@ -163,6 +163,26 @@ class InMemoryTest(unittest.TestCase):
                          (0.125, 0.375))
 
 
+class FreshProcessTest(unittest.TestCase):
+    """What a process that has served nothing yet shows: in a process of
+    its own, as this one has counted the requests of other tests."""
+
+    def test_an_idle_process_shows_only_the_scrape_in_flight(self):
+        environ = dict(os.environ)
+        environ.pop(metrics.MULTIPROC_ENV, None)
+        scrape = subprocess.run(
+            [sys.executable, "-c",
+             "import sys\n"
+             "from scoring_api import metrics\n"
+             "metrics.request_started()  # the scrape itself\n"
+             "sys.stdout.write(metrics.render()[0].decode())"],
+            cwd=ROOT, env=environ, capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(scrape.returncode, 0, scrape.stderr)
+        self.assertEqual(value(samples(scrape.stdout),
+                               "scoring_api_requests_in_flight"), 1)
+
+
 class PrepareTest(unittest.TestCase):
     """What PROMETHEUS_MULTIPROC_DIR, when the operator sets it, does."""
 
