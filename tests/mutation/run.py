@@ -30,6 +30,12 @@ FAST_LAYERS = ["tests.unit", "tests.functional"]
 # that most mutants die in a second. Only a mutant they miss costs more.
 OWN_TEST_DIRS = ["tests/unit", "tests/functional"]
 INTEGRATION_DIR = "tests/integration"
+# Tests of a module's own that its name does not find: the HTTP contract
+# is handlers' (test_handlers.py holds only declared_length), so without
+# these most of its mutants wait for the whole fast layers.
+OWN_SUITES = {
+    "handlers": ["tests/functional/test_http.py"],
+}
 # Never in a test command: the runner's own tests read the source of
 # scoring_api/ (equivalent.txt's lines), so a mutant would fail them.
 RUNNER_TESTS = ["tests.unit.test_mutation"]
@@ -104,9 +110,11 @@ def tests_by_name(module, directory, root=ROOT):
 
 
 def own_tests(module, root=ROOT):
-    """The unit and functional test files of `module`, found by name."""
+    """The unit and functional test files of `module`, found by name,
+    then those OWN_SUITES gives it."""
     return [path for directory in OWN_TEST_DIRS
-            for path in tests_by_name(module, directory, root)]
+            for path in tests_by_name(module, directory, root)
+            ] + OWN_SUITES.get(module, [])
 
 
 def extra_suites(module, root=ROOT):

@@ -88,6 +88,12 @@ class TestCommandsTest(unittest.TestCase):
     def test_every_extra_suite_names_a_module_or_a_package(self):
         known = set(run.MODULES) | set(run.packages(run.MODULES))
         self.assertEqual(set(run.EXTRA_SUITES) - known, set())
+        self.assertEqual(set(run.OWN_SUITES) - set(run.MODULES), set())
+
+    def test_handlers_mutants_meet_the_http_contract_first(self):
+        self.assertEqual(run.test_commands("handlers")[0],
+                         ["tests.unit.test_handlers",
+                          "tests.functional.test_http"])
 
     def test_the_fast_layers_are_packages_of_tests(self):
         for layer in run.FAST_LAYERS:
