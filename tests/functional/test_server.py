@@ -66,6 +66,18 @@ class ServeTest(unittest.TestCase):
             body=json.dumps(body), raise_error=False)
         return answer.code, json.loads(answer.body)
 
+    async def stop_while_a_call_waits(self, hole):
+        """Send a call whose store is `hole` (a BlackHole), and SIGTERM once
+        its store connection is made: the call's future, still waiting."""
+        call = asyncio.ensure_future(self.post(api_request(
+            "clients_interests", {"client_ids": [1]})))
+        loop = asyncio.get_running_loop()
+        hole.socket.setblocking(False)
+        connection, _ = await loop.sock_accept(hole.socket)
+        self.addCleanup(connection.close)
+        os.kill(os.getpid(), signal.SIGTERM)  # the call waits on Redis
+        return call
+
     def test_it_serves_until_sigterm_then_stops(self):
         async def scenario():
             answer = await self.post(SCORE_REQUEST)
@@ -100,14 +112,7 @@ class ServeTest(unittest.TestCase):
         settings = self.settings(hole.url, timeout=0.5, retries=0)
 
         async def scenario():
-            call = asyncio.ensure_future(self.post(api_request(
-                "clients_interests", {"client_ids": [1]})))
-            loop = asyncio.get_running_loop()
-            hole.socket.setblocking(False)
-            connection, _ = await loop.sock_accept(hole.socket)
-            self.addCleanup(connection.close)
-            os.kill(os.getpid(), signal.SIGTERM)  # the call waits on Redis
-            return await call
+            return await (await self.stop_while_a_call_waits(hole))
 
         with self.assertLogs("scoring_api.server", "INFO") as logs:
             answer = self.serve(settings, scenario)
@@ -125,13 +130,7 @@ class ServeTest(unittest.TestCase):
             server={"port": self.port, "shutdown_timeout": 1.5})
 
         async def scenario():
-            call = asyncio.ensure_future(self.post(api_request(
-                "clients_interests", {"client_ids": [1]})))
-            loop = asyncio.get_running_loop()
-            hole.socket.setblocking(False)
-            connection, _ = await loop.sock_accept(hole.socket)
-            self.addCleanup(connection.close)
-            os.kill(os.getpid(), signal.SIGTERM)
+            call = await self.stop_while_a_call_waits(hole)
             with self.assertRaises(HTTPClientError) as raised:
                 await asyncio.wait_for(call, STOP_SECONDS)
             return raised.exception.code

@@ -51,12 +51,14 @@ class StartUpTest(ProcessTestCase):
 
 
 class StopTest(ProcessTestCase):
-    def test_sigterm_lets_a_request_in_flight_finish_then_exits(self):
+    def stop_while_a_call_waits(self, **environ):
+        """Start the service with a store that never answers, send a call,
+        and SIGTERM once the call's store connection is made (the call in
+        flight): (process, answers, the client's thread)."""
         hole = BlackHole()
         self.addCleanup(hole.close)
         process = self.start(SCORING_STORE_URL=hole.url,
-                             SCORING_STORE_TIMEOUT="0.5",
-                             SCORING_STORE_RETRIES="0", **NEVER_STARVED)
+                             SCORING_STORE_RETRIES="0", **environ)
         self.wait_until_serving(process)
         close_queued(hole)
         answers = []
@@ -64,11 +66,15 @@ class StopTest(ProcessTestCase):
             self.port, api_request("clients_interests",
                                    {"client_ids": [1]}))))
         waiting.start()
-        # The store connecting to the black hole: the request is in flight.
         hole.socket.settimeout(START_SECONDS)
         connection, _ = hole.socket.accept()
         self.addCleanup(connection.close)
         process.send_signal(signal.SIGTERM)
+        return process, answers, waiting
+
+    def test_sigterm_lets_a_request_in_flight_finish_then_exits(self):
+        process, answers, waiting = self.stop_while_a_call_waits(
+            SCORING_STORE_TIMEOUT="0.5", **NEVER_STARVED)
         waiting.join(STOP_SECONDS)
         self.assertEqual(answers, [(503, {"code": 503,
                                           "error": "store is unavailable"})])
@@ -77,22 +83,8 @@ class StopTest(ProcessTestCase):
     def test_waiting_for_a_request_in_flight_at_the_stop_spins_no_cpu(self):
         # The store hangs for 3 s: the stopping service waits that long for
         # the request's answer, and polling for it must not busy-loop.
-        hole = BlackHole()
-        self.addCleanup(hole.close)
-        process = self.start(SCORING_STORE_URL=hole.url,
-                             SCORING_STORE_TIMEOUT="3",
-                             SCORING_STORE_RETRIES="0")
-        self.wait_until_serving(process)
-        close_queued(hole)
-        answers = []
-        waiting = threading.Thread(target=lambda: answers.append(post(
-            self.port, api_request("clients_interests",
-                                   {"client_ids": [1]}))))
-        waiting.start()
-        hole.socket.settimeout(START_SECONDS)
-        connection, _ = hole.socket.accept()
-        self.addCleanup(connection.close)
-        process.send_signal(signal.SIGTERM)
+        process, answers, waiting = self.stop_while_a_call_waits(
+            SCORING_STORE_TIMEOUT="3")
         before = cpu_seconds(process.pid)
         waiting.join(STOP_SECONDS)
         used = cpu_seconds(process.pid) - before

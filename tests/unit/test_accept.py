@@ -123,11 +123,9 @@ class AcceptorTest(AsyncTestCase):
         self.assertLess(listener.attempts[1] - listener.attempts[0],
                         PAUSE_SECONDS)
 
-    @gen_test
-    async def test_a_turn_takes_a_bounded_number_the_next_the_rest(self):
-        listener = self.listener()
-        for _ in range(5):  # all queued before the acceptor looks
-            self.client(listener.address)
+    async def accepted_by_turn(self, listener, count):
+        """Accept `count` queued clients of `listener`: the distinct counts
+        accepted by the end of each turn of the loop, in order."""
         accepted = []
         at_turn_ends = []
 
@@ -138,10 +136,18 @@ class AcceptorTest(AsyncTestCase):
             IOLoop.current().add_callback(
                 lambda: at_turn_ends.append(len(accepted)))
 
+        self.acceptor(listener, accepted, on_accept=on_accept)
+        await until(lambda: len(at_turn_ends) == count)
+        return sorted(set(at_turn_ends))
+
+    @gen_test
+    async def test_a_turn_takes_a_bounded_number_the_next_the_rest(self):
+        listener = self.listener()
+        for _ in range(5):  # all queued before the acceptor looks
+            self.client(listener.address)
         with mock.patch.object(accept, "ACCEPTS_PER_TURN", 2):
-            self.acceptor(listener, accepted, on_accept=on_accept)
-            await until(lambda: len(at_turn_ends) == 5)
-        self.assertEqual(sorted(set(at_turn_ends)), [2, 4, 5])
+            at_turn_ends = await self.accepted_by_turn(listener, 5)
+        self.assertEqual(at_turn_ends, [2, 4, 5])
 
     @gen_test
     async def test_a_turn_takes_128_connections_as_tornado_does(self):
@@ -149,17 +155,8 @@ class AcceptorTest(AsyncTestCase):
         listener.socket.listen(512)  # room for every client below
         for _ in range(130):
             self.client(listener.address)
-        accepted = []
-        at_turn_ends = []
-
-        def on_accept(connection, address):
-            accepted.append(connection)
-            IOLoop.current().add_callback(
-                lambda: at_turn_ends.append(len(accepted)))
-
-        self.acceptor(listener, accepted, on_accept=on_accept)
-        await until(lambda: len(at_turn_ends) == 130)
-        self.assertEqual(sorted(set(at_turn_ends)), [128, 130])
+        self.assertEqual(await self.accepted_by_turn(listener, 130),
+                         [128, 130])
 
     @gen_test
     async def test_unable_to_admit_clients_wait_until_resumed(self):

@@ -144,6 +144,14 @@ class ServerTestCase(AsyncTestCase):
         self.clients.append(client)
         return client
 
+    def queued_client(self):
+        """A client the kernel connects at once, without a turn of the
+        server's loop: in its queue until the loop accepts it."""
+        client = IOStream(socket.create_connection(
+            ("127.0.0.1", self.port), DEADLINE_SECONDS))
+        self.clients.append(client)
+        return client
+
     async def accepted(self, count):
         """Once the server holds `count` connections."""
         await until(lambda: self.server.open_connections == count)
@@ -269,9 +277,7 @@ class MaxConnectionsTest(ServerTestCase):
         await self.accepted(3)
         # For one turn of the server's loop: a new client in the kernel's
         # queue, then the eager one's request, not read yet.
-        newcomer = IOStream(socket.create_connection(
-            ("127.0.0.1", self.port), DEADLINE_SECONDS))
-        self.clients.append(newcomer)
+        newcomer = self.queued_client()
         eager.write(request_bytes("/"))
         with self.assertLogs(LOGGER, "WARNING"):
             await self.assert_closed_by_server(idle)  # not the eager one
@@ -287,9 +293,7 @@ class MaxConnectionsTest(ServerTestCase):
         # For one turn of the server's loop: a new client, then the
         # requests of all three, not read yet: none makes room for it, so
         # the server is one over its cap.
-        first = IOStream(socket.create_connection(
-            ("127.0.0.1", self.port), DEADLINE_SECONDS))
-        self.clients.append(first)
+        first = self.queued_client()
         for client in eager:
             client.write(request_bytes("/"))
         for client in eager:
@@ -307,9 +311,7 @@ class MaxConnectionsTest(ServerTestCase):
         eager = [await self.connect() for _ in range(3)]
         await self.accepted(3)
         # Over the cap, as above, and then every connection busy.
-        first = IOStream(socket.create_connection(
-            ("127.0.0.1", self.port), DEADLINE_SECONDS))
-        self.clients.append(first)
+        first = self.queued_client()
         for client in eager:
             client.write(request_bytes("/held"))
         await self.accepted(4)
