@@ -40,6 +40,14 @@ def field_of(section, key):
                 if field.name == key)
 
 
+def assert_refused_in_one_line(test, message, load, *args):
+    """`load(*args)` raises a ConfigError of one line holding `message`."""
+    with test.assertRaises(config.ConfigError) as raised:
+        load(*args)
+    test.assertIn(message, str(raised.exception))
+    test.assertNotIn("\n", str(raised.exception))
+
+
 class LoadSettingsTest(unittest.TestCase):
     def load(self, text, environ=None, overrides=()):
         path = write_config(text)
@@ -184,10 +192,7 @@ class LoadSettingsTest(unittest.TestCase):
     ])
     def test_a_bad_value_is_one_line_naming_key_and_value(self, case):
         text, message = case
-        with self.assertRaises(config.ConfigError) as raised:
-            self.load(text)
-        self.assertIn(message, str(raised.exception))
-        self.assertNotIn("\n", str(raised.exception))
+        assert_refused_in_one_line(self, message, self.load, text)
 
     @cases([
         ("redis://:s3cret@h:6379/x", "redis://:***@h:6379/x"),
@@ -824,10 +829,7 @@ class AccountLimitsTest(unittest.TestCase):
     ])
     def test_a_bad_line_is_one_line_naming_key_and_value(self, case):
         text, message = case
-        with self.assertRaises(config.ConfigError) as raised:
-            self.load(text)
-        self.assertIn(message, str(raised.exception))
-        self.assertNotIn("\n", str(raised.exception))
+        assert_refused_in_one_line(self, message, self.load, text)
 
     @cases([
         ("acme=fast", "SCORING_LIMITS_ACCOUNTS: [limits] accounts ="
@@ -839,7 +841,5 @@ class AccountLimitsTest(unittest.TestCase):
     ])
     def test_a_bad_list_in_the_environment_names_it(self, case):
         text, message = case
-        with self.assertRaises(config.ConfigError) as raised:
-            self.load("", {"SCORING_LIMITS_ACCOUNTS": text})
-        self.assertIn(message, str(raised.exception))
-        self.assertNotIn("\n", str(raised.exception))
+        assert_refused_in_one_line(self, message, self.load, "",
+                                   {"SCORING_LIMITS_ACCOUNTS": text})
