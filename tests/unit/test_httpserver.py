@@ -152,6 +152,18 @@ class ServerTestCase(AsyncTestCase):
         self.clients.append(client)
         return client
 
+    async def one_over_the_cap(self, path):
+        """Three connections (the cap), then, for one turn of the server's
+        loop, a new client and a request to `path` on each of the three,
+        not read yet: none makes room for it, so the server holds one over
+        its cap. (the three, the new one)"""
+        eager = [await self.connect() for _ in range(3)]
+        await self.accepted(3)
+        first = self.queued_client()
+        for client in eager:
+            client.write(request_bytes(path))
+        return eager, first
+
     async def accepted(self, count):
         """Once the server holds `count` connections."""
         await until(lambda: self.server.open_connections == count)
@@ -288,14 +300,7 @@ class MaxConnectionsTest(ServerTestCase):
 
     @gen_test
     async def test_over_the_cap_each_new_client_still_makes_room(self):
-        eager = [await self.connect() for _ in range(3)]
-        await self.accepted(3)
-        # For one turn of the server's loop: a new client, then the
-        # requests of all three, not read yet: none makes room for it, so
-        # the server is one over its cap.
-        first = self.queued_client()
-        for client in eager:
-            client.write(request_bytes("/"))
+        eager, first = await self.one_over_the_cap("/")
         for client in eager:
             self.assertEqual((await read_answer(client))[2], b"hello")
         await self.accepted(4)
@@ -308,12 +313,7 @@ class MaxConnectionsTest(ServerTestCase):
 
     @gen_test
     async def test_over_the_cap_a_new_client_waits_while_all_are_busy(self):
-        eager = [await self.connect() for _ in range(3)]
-        await self.accepted(3)
-        # Over the cap, as above, and then every connection busy.
-        first = self.queued_client()
-        for client in eager:
-            client.write(request_bytes("/held"))
+        eager, first = await self.one_over_the_cap("/held")  # all busy
         await self.accepted(4)
         await first.write(request_bytes("/held"))
         await until(lambda: self.traffic.in_flight == 4)
