@@ -443,6 +443,16 @@ class SharedQuotaTest(TwoWorkersTestCase):
                                delta=0.05)
 
     @gen_test
+    async def test_a_worker_asked_rarely_keeps_two_percent(self):
+        # Its part of the demand is 0.5 %: with no floor, a call that
+        # comes to it would wait for a refill the others do not need.
+        first, second = self.workers(100.0, 99)
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            await self.send([1000.0, 5.0], 5.0)
+        self.assertAlmostEqual(second.buckets["acme"].share, 0.02)
+        self.assertGreater(first.buckets["acme"].share, 0.9)
+
+    @gen_test
     async def test_partners_are_counted_apart(self):
         self.workers(10.0, 0)
         with self.assertLogs("scoring_api.quotas", "WARNING"):
