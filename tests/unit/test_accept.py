@@ -83,11 +83,14 @@ class AcceptorTest(AsyncTestCase):
         return client
 
     def acceptor(self, listener, accepted, can_admit=lambda: True,
-                 on_accept=None):
+                 on_accept=None, pause_seconds=PAUSE_SECONDS):
+        """An Acceptor of `listener`, listening; `pause_seconds` None
+        leaves its default."""
         acceptor = Acceptor(
             [listener], on_accept or (lambda connection, address:
                                       accepted.append(connection)),
-            can_admit, pause_seconds=PAUSE_SECONDS)
+            can_admit, **({} if pause_seconds is None
+                          else dict(pause_seconds=pause_seconds)))
         self.addCleanup(acceptor.stop)
         self.addCleanup(lambda: [c.close() for c in accepted])
         acceptor.resume()
@@ -110,6 +113,18 @@ class AcceptorTest(AsyncTestCase):
         self.assertIn("cannot accept connections, pausing 0.05s at a time:"
                       " [Errno 24] Too many open files (1 since the last"
                       " such line)", logs.output[0])
+
+    @gen_test
+    async def test_by_default_accepting_pauses_half_a_second(self):
+        listener = self.listener(failures=1)
+        accepted = []
+        with self.assertLogs(LOGGER, "WARNING") as logs:
+            self.acceptor(listener, accepted, pause_seconds=None)
+            self.client(listener.address)
+            await until(lambda: accepted)
+        self.assertIn("pausing 0.5s at a time", logs.output[0])
+        self.assertGreaterEqual(
+            listener.attempts[1] - listener.attempts[0], 0.45)
 
     @gen_test
     async def test_a_client_gone_before_its_accept_is_skipped_at_once(self):
