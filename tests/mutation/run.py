@@ -31,10 +31,12 @@ FAST_LAYERS = ["tests.unit", "tests.functional"]
 OWN_TEST_DIRS = ["tests/unit", "tests/functional"]
 INTEGRATION_DIR = "tests/integration"
 # Tests of a module's own that its name does not find: the HTTP contract
-# is handlers' (test_handlers.py holds only declared_length), so without
-# these most of its mutants wait for the whole fast layers.
+# is handlers' (test_handlers.py holds only declared_length), and most of
+# the loader's tests need a real Redis; without these most of their mutants
+# wait for the whole fast layers (35 s) first.
 OWN_SUITES = {
     "handlers": ["tests/functional/test_http.py"],
+    "loader": ["tests/integration/test_loader.py"],
 }
 # Never in a test command: the runner's own tests read the source of
 # scoring_api/ (equivalent.txt's lines), so a mutant would fail them.
@@ -133,9 +135,10 @@ def test_commands(module, root=ROOT):
     tests, the fast layers (skipped for a module of a package, whose
     other tests hardly touch it: a lower bound of the score, at a third of
     the time), its integration suites."""
-    own, extra = (
-        [path[:-len(".py")].replace("/", ".") for path in paths]
-        for paths in (own_tests(module, root), extra_suites(module, root)))
+    own = own_tests(module, root)
+    extra = [path for path in extra_suites(module, root) if path not in own]
+    own, extra = ([path[:-len(".py")].replace("/", ".") for path in paths]
+                  for paths in (own, extra))
     return [suite for suite in (own, [] if "." in module else FAST_LAYERS,
                                 extra) if suite]
 

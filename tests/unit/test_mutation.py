@@ -95,6 +95,11 @@ class TestCommandsTest(unittest.TestCase):
                          ["tests.unit.test_handlers",
                           "tests.functional.test_http"])
 
+    def test_a_suite_of_a_modules_own_is_never_run_twice(self):
+        self.assertEqual(run.test_commands("loader"), [
+            ["tests.unit.test_loader", "tests.integration.test_loader"],
+            run.FAST_LAYERS])
+
     def test_the_fast_layers_are_packages_of_tests(self):
         for layer in run.FAST_LAYERS:
             with self.subTest(layer=layer):
