@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 import unittest
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -131,12 +132,17 @@ class ServeTest(unittest.TestCase):
 
         async def scenario():
             call = await self.stop_while_a_call_waits(hole)
+            stopped = time.monotonic()
             with self.assertRaises(HTTPClientError) as raised:
                 await asyncio.wait_for(call, STOP_SECONDS)
-            return raised.exception.code
+            return raised.exception.code, time.monotonic() - stopped
 
         with self.assertLogs("scoring_api.server", "INFO"):
-            self.assertEqual(self.serve(settings, scenario), 599)
+            code, cut_after = self.serve(settings, scenario)
+        self.assertEqual(code, 599)
+        # A supervisor (or an orchestrator) kills what overstays its time.
+        self.assertGreaterEqual(cut_after, 1.5)
+        self.assertLess(cut_after, 2.0)
 
     def test_a_worker_stops_when_its_supervisor_is_gone(self):
         async def scenario():
