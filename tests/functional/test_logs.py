@@ -87,7 +87,35 @@ class JsonLogTest(LogFileMixin, HttpTestCase):
         self.assertNotIn("request_id", line)  # outside any request
 
 
+class BufferedLinesTest(LogFileMixin, unittest.TestCase):
+    """docs/operations.md, "Logs": lines wait in a buffer for the next
+    flush (every second), but ERROR and worse are written at once."""
+
+    def lines_in_the_file(self):
+        with open(self.log_path, encoding="utf-8") as log:
+            return log.read().splitlines()
+
+    @cases([(logging.INFO, 0), (logging.WARNING, 0), (logging.ERROR, 1),
+            (logging.CRITICAL, 1)])
+    def test_error_and_worse_are_in_the_file_at_once(self, case):
+        level, at_once = case
+        logging.getLogger("scoring_api").log(level, "written when?")
+        self.assertEqual(len(self.lines_in_the_file()), at_once)
+        logs.flush_logs()
+        self.assertEqual(len(self.lines_in_the_file()), 1)
+
+
 class TextLogTest(LogFileMixin, HttpTestCase):
+    def test_a_traceback_follows_its_line(self):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("scoring_api").exception("it failed")
+        lines = self.log_text().splitlines()
+        self.assertTrue(lines[0].endswith(" E - it failed"), lines[0])
+        self.assertEqual(lines[1], "Traceback (most recent call last):")
+        self.assertEqual(lines[-1], "ValueError: boom")
+
     def test_an_access_line_names_the_client(self):
         self.post(api_request("online_score", SCORE_ARGUMENTS),
                   headers={"X-Request-Id": "req-text"})
@@ -565,7 +593,7 @@ class JsonLineShapeTest(LineShapeTest):
         ("a\u202eb", "a\\u202eb"), ("a\nb", "a\\x0ab"),
         ("a\U000e0001", "a\\U000e0001"),
         ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
-        ("\U0001f600", "\U0001f600"),
+        ("\U0001f600", "\U0001f600"), ("\U00010000", "\U00010000"),
     ])
     def test_what_is_not_printable_is_escaped(self, case):
         message, written = case

@@ -161,6 +161,14 @@ class BigObjectTest(unittest.TestCase):
                                         " JSON lines"):
                 loader.check(io.BytesIO(text.encode()), report)
 
+    def test_the_limit_is_the_8_mib_its_refusal_names(self):
+        head = '{"1": ["cars"], "2": []}'
+        at_limit = head + " " * (8 * 2 ** 20 - len(head))
+        self.assertEqual(parse(at_limit), ({1: ["cars"], 2: []}, []))
+        with self.assertRaisesRegex(loader.TooBigObject,
+                                    "one JSON object of more than 8 MiB"):
+            parse(at_limit + " ")
+
 
 class FailingStore:
     """A store whose `set_many` fails from its `fail_at`-th call."""
