@@ -350,14 +350,15 @@ class TooLargeTest(HttpTestCase):
         self.assertEqual(json.loads(body), {
             "code": 413, "error": "request body is over 1024 bytes"})
 
+    @cases([3000, 16 * 2 ** 20])  # up to 16 MiB is worth reading
     @gen_test(timeout=5)
-    async def test_the_body_is_read_to_its_end_before_the_413(self):
+    async def test_the_body_is_read_to_its_end_before_the_413(self, length):
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
-        await stream.write(self.HEAD % (3000, b"") + b"x" * 1500)
+        await stream.write(self.HEAD % (length, b"") + b"x" * 1500)
         early = stream.read_until_close()
         await asyncio.sleep(0.2)
         self.assertFalse(early.done())  # not answered: the body goes on
-        await stream.write(b"x" * 1500)  # not reset: still read
+        await stream.write(b"x" * (length - 1500))  # not reset: still read
         self.assert_413_closing(await early)  # and closed after it
         await self.assert_no_request_left()
 

@@ -9,9 +9,11 @@ import re
 import tempfile
 import unittest
 import urllib.parse
+from unittest import mock
 
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from tornado.httputil import HTTPServerRequest
 from tornado.tcpclient import TCPClient
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
@@ -67,6 +69,15 @@ class JsonLogTest(LogFileMixin, HttpTestCase):
             "client": "127.0.0.1"})
         self.assertRegex(line["message"],
                          r"^127\.0\.0\.1 POST /method/ online_score 200 ")
+
+    def test_the_duration_is_in_milliseconds_to_a_hundredth(self):
+        with mock.patch.object(HTTPServerRequest, "request_time",
+                               return_value=0.0123456):
+            self.post(api_request("online_score", SCORE_ARGUMENTS))
+        (line,) = [line for line in self.json_lines() if "code" in line]
+        self.assertEqual(line["duration_ms"], 12.35)
+        self.assertTrue(line["message"].endswith(" 200 12.35ms"),
+                        line["message"])
 
     def test_a_failed_call_is_a_warning_with_its_reason(self):
         self.post(api_request("online_score", {"phone": "1"}))
