@@ -70,6 +70,13 @@ class JsonLogTest(LogFileMixin, HttpTestCase):
         self.assertRegex(line["message"],
                          r"^127\.0\.0\.1 POST /method/ online_score 200 ")
 
+    def test_a_request_id_is_kept_whatever_character_it_starts_with(self):
+        for request_id in ("+1", ".a", "9", "z"):
+            self.post(api_request("online_score", SCORE_ARGUMENTS),
+                      headers={"X-Request-Id": request_id})
+        self.assertEqual([line["request_id"] for line in self.json_lines()
+                          if "code" in line], ["+1", ".a", "9", "z"])
+
     def test_the_duration_is_in_milliseconds_to_a_hundredth(self):
         with mock.patch.object(HTTPServerRequest, "request_time",
                                return_value=0.0123456):
