@@ -38,6 +38,10 @@ OWN_SUITES = {
     "handlers": ["tests/functional/test_http.py"],
     "loader": ["tests/integration/test_loader.py"],
 }
+# Modules nothing else in scoring_api/ imports, whose only test of the
+# fast layers is their own: the layers cannot kill what their own tests
+# miss, so they are skipped (35 s a survivor; test_mutation keeps it true).
+ALONE = {"loader"}
 # Never in a test command: the runner's own tests read the source of
 # scoring_api/ (equivalent.txt's lines), so a mutant would fail them.
 RUNNER_TESTS = ["tests.unit.test_mutation"]
@@ -132,15 +136,15 @@ def extra_suites(module, root=ROOT):
 
 def test_commands(module, root=ROOT):
     """The nose2 runs of the test command of `module`, in order: its own
-    tests, the fast layers (skipped for a module of a package, whose
-    other tests hardly touch it: a lower bound of the score, at a third of
-    the time), its integration suites."""
+    tests, the fast layers (skipped for a module ALONE, and for a module
+    of a package, whose other tests hardly touch it: a lower bound of the
+    score, at a third of the time), its integration suites."""
     own = own_tests(module, root)
     extra = [path for path in extra_suites(module, root) if path not in own]
     own, extra = ([path[:-len(".py")].replace("/", ".") for path in paths]
                   for paths in (own, extra))
-    return [suite for suite in (own, [] if "." in module else FAST_LAYERS,
-                                extra) if suite]
+    fast = [] if "." in module or module in ALONE else FAST_LAYERS
+    return [suite for suite in (own, fast, extra) if suite]
 
 
 MODULES = discover()

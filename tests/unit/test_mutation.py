@@ -4,6 +4,7 @@ import ast
 import io
 import pathlib
 import pkgutil
+import re
 import tempfile
 import unittest
 import unittest.mock
@@ -97,8 +98,21 @@ class TestCommandsTest(unittest.TestCase):
 
     def test_a_suite_of_a_modules_own_is_never_run_twice(self):
         self.assertEqual(run.test_commands("loader"), [
-            ["tests.unit.test_loader", "tests.integration.test_loader"],
-            run.FAST_LAYERS])
+            ["tests.unit.test_loader", "tests.integration.test_loader"]])
+
+    def test_a_module_alone_is_imported_only_by_its_own_tests(self):
+        for module in run.ALONE:
+            own = {ROOT / path for path in run.own_tests(module)} | {
+                run.module_path(ROOT, module)}
+            importers = [
+                path.relative_to(ROOT).as_posix()
+                for directory in ("scoring_api", *run.OWN_TEST_DIRS)
+                for path in (ROOT / directory).rglob("*.py")
+                if path not in own and re.search(
+                    r"\bscoring_api(\.%s\b| import .*\b%s\b)"
+                    % (module, module), path.read_text())]
+            with self.subTest(module=module):
+                self.assertEqual(importers, [])
 
     def test_the_fast_layers_are_packages_of_tests(self):
         for layer in run.FAST_LAYERS:
