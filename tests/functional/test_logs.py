@@ -1,6 +1,7 @@
 """Log lines: text and JSON, the client behind a proxy, reopening the file,
 and nothing personal in any line."""
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -9,6 +10,7 @@ import re
 import tempfile
 import unittest
 import urllib.parse
+import warnings
 from unittest import mock
 
 from hypothesis import assume, example, given
@@ -86,12 +88,15 @@ class JsonLogTest(LogFileMixin, HttpTestCase):
         self.assertTrue(line["message"].endswith(" 200 12.35ms"),
                         line["message"])
 
-    def test_a_failed_call_is_a_warning_with_its_reason(self):
-        self.post(api_request("online_score", {"phone": "1"}))
+    @cases([(api_request("online_score", {"phone": "1"}), 422,
+             ": phone: must be 11 digits starting with 7"),
+            ("{", 400, ": body is not valid JSON")])
+    def test_a_failed_call_is_a_warning_with_its_reason(self, case):
+        body, code, reason = case
+        self.post(body)
         (line,) = [line for line in self.json_lines() if "code" in line]
-        self.assertEqual((line["level"], line["code"]), ("WARNING", 422))
-        self.assertTrue(line["message"].endswith(
-            ": phone: must be 11 digits starting with 7"), line["message"])
+        self.assertEqual((line["level"], line["code"]), ("WARNING", code))
+        self.assertTrue(line["message"].endswith(reason), line["message"])
 
     def test_a_traceback_stays_in_its_line(self):
         try:
@@ -133,6 +138,12 @@ class TextLogTest(LogFileMixin, HttpTestCase):
         self.assertTrue(lines[0].endswith(" E - it failed"), lines[0])
         self.assertEqual(lines[1], "Traceback (most recent call last):")
         self.assertEqual(lines[-1], "ValueError: boom")
+
+    def test_a_stack_follows_its_line(self):
+        logging.getLogger("scoring_api").warning("here", stack_info=True)
+        lines = self.log_text().splitlines()
+        self.assertTrue(lines[0].endswith(" W - here"), lines[0])
+        self.assertEqual(lines[1], "Stack (most recent call last):")
 
     def test_an_access_line_names_the_client(self):
         self.post(api_request("online_score", SCORE_ARGUMENTS),
@@ -177,7 +188,12 @@ class ReopenTest(LogFileMixin, HttpTestCase):
         logger.warning("before the rotation")
         os.rename(self.log_path, self.log_path + ".1")
         logger.warning("still to the moved file")
-        self.handler.reopen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.handler.reopen()
+            gc.collect()
+        # The moved file is closed, not left to the garbage collector.
+        self.assertEqual([str(w.message) for w in caught], [])
         logger.warning("after the rotation")
         self.assertEqual(
             [line.split("- ", 1)[1] for line in
@@ -622,6 +638,14 @@ class JsonLineShapeTest(LineShapeTest):
         self.log("\u202e" * 60000)
         self.assertEqual(self.message(), "\\u202e" * logs.MAX_VALUE_CHARS
                          + logs.CUT_MARKER)
+
+    def test_each_value_is_cut_and_escaped_once(self):
+        logs.log_access(logging.getLogger("scoring_api"), logging.WARNING,
+                        "\u202e" * 60000, "req-1", {"path": "a\u202eb"})
+        (line,) = self.json_lines()
+        self.assertEqual(line["message"], "\\u202e" * logs.MAX_VALUE_CHARS
+                         + logs.CUT_MARKER)
+        self.assertEqual(line["path"], "a\\u202eb")
 
 
 class FailedReopenTest(LogFileMixin, HttpTestCase):
