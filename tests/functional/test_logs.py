@@ -267,6 +267,19 @@ class NothingPersonalInJsonTest(NothingPersonalTest):
     log_format = "json"
 
 
+class MalformedHttpFilterTest(unittest.TestCase):
+    @cases([("Malformed HTTP message from %s: %s %s", ("a", "b", "c")),
+            ("Malformed HTTP message from %s", ("a",)),
+            ("Malformed HTTP message", ())])
+    def test_a_record_of_another_shape_passes_untouched(self, case):
+        # A later Tornado may log it otherwise: never raise over it.
+        message, args = case
+        record = logging.LogRecord("tornado.general", logging.INFO, "", 0,
+                                   message, args, None)
+        self.assertTrue(logs.MalformedHttpFilter().filter(record))
+        self.assertEqual(record.args, args)
+
+
 class CaughtLines(logging.Handler):
     """Every record of every logger, as the service's text lines."""
 
@@ -594,7 +607,7 @@ class LineShapeTest(LogFileMixin, unittest.TestCase):
         ("a\u202eb", "a\\u202eb"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),
         ("a\nb", "a\\x0ab"), ("a\u2028b", "a\\u2028b"), ("a\x85b", "a\\x85b"),
         ("a\tb", "a\\x09b"), ("a\x1bb", "a\\x1bb"),
-        ("a\U000e0001", "a\\U000e0001"),
+        ("a\U000e0001", "a\\U000e0001"), ("a\uffff", "a\\uffff"),
         ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
     ])
     def test_what_is_not_printable_is_escaped(self, case):
