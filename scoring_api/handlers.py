@@ -138,16 +138,13 @@ class JsonHandler(web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         if status_code == HTTPStatus.METHOD_NOT_ALLOWED:
             self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        self.send_json(status_code, error=_reason(status_code, error))
+        # The standard phrase only: an exception's own text (a `reason`
+        # attribute, say) may hold anything, a host name or a secret.
+        self.send_json(status_code, error=_phrase(status_code))
 
 
-def _reason(status_code, error):
-    """The reason phrase of an error answer: an HTTPError's own, else the
-    standard one."""
-    reason = getattr(error, "reason", None)
-    if reason:
-        return reason
+def _phrase(status_code):
+    """The standard reason phrase of `status_code`."""
     try:
         return HTTPStatus(status_code).phrase
     except ValueError:

@@ -3,6 +3,7 @@ import asyncio
 import json
 import logging
 import re
+import urllib.error
 
 import mock
 from hypothesis import example, given
@@ -209,6 +210,16 @@ class OtherPathsTest(HttpTestCase):
         self.store.down = True
         self.assertEqual(self.assert_answer(self.fetch("/ready"), 503),
                          "store is unavailable")
+
+    def test_an_unexpected_error_is_a_500_that_shows_none_of_its_text(self):
+        # URLError keeps its text in `reason`, as an HTTPError would.
+        failure = urllib.error.URLError("redis.internal:6380 refused")
+        with mock.patch.object(self.store, "health", side_effect=failure), \
+                self.assertLogs("scoring_api.handlers", "ERROR") as logs:
+            response = self.fetch("/ready")
+        self.assertEqual(self.assert_answer(response, 500),
+                         "Internal Server Error")
+        self.assertIn("unexpected error in GET /ready", logs.output[0])
 
     @cases(["/health", "/ready"])
     def test_a_post_to_health_or_ready_is_405(self, path):
