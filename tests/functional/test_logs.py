@@ -597,6 +597,12 @@ class LineShapeTest(LogFileMixin, unittest.TestCase):
     def log(self, message):
         logging.getLogger("scoring_api").warning("%s", message)
 
+    def test_a_message_of_the_most_characters_is_whole(self):
+        self.log("x" * logs.MAX_VALUE_CHARS)
+        (line,) = self.log_text().splitlines()
+        self.assertTrue(line.endswith(" " + "x" * logs.MAX_VALUE_CHARS),
+                        line[-80:])
+
     def test_a_long_message_is_cut_with_the_marker(self):
         self.log("x" * 60000)
         (line,) = self.log_text().splitlines()
@@ -630,6 +636,10 @@ class JsonLineShapeTest(LineShapeTest):
         (line,) = self.json_lines()
         self.assertTrue(self.log_text().isascii())
         return line["message"]
+
+    def test_a_message_of_the_most_characters_is_whole(self):
+        self.log("x" * logs.MAX_VALUE_CHARS)
+        self.assertEqual(self.message(), "x" * logs.MAX_VALUE_CHARS)
 
     def test_a_long_message_is_cut_with_the_marker(self):
         self.log("x" * 60000)
