@@ -100,13 +100,13 @@ class JsonLogTest(LogFileMixin, HttpTestCase):
 
     def test_a_traceback_stays_in_its_line(self):
         try:
-            raise ValueError("boom")
+            raise ValueError("boom \uffff\U0001f600")
         except ValueError:
             logging.getLogger("scoring_api").exception("it failed")
         (line,) = self.json_lines()
         self.assertEqual((line["level"], line["message"]),
                          ("ERROR", "it failed"))
-        self.assertIn("ValueError: boom", line["traceback"])
+        self.assertIn("ValueError: boom \uffff\U0001f600", line["traceback"])
         self.assertNotIn("request_id", line)  # outside any request
 
 
