@@ -4,6 +4,7 @@ Every answer is the JSON envelope of docs/api.md with the request id, and
 is logged once, in `log_request`. Each handler takes its dependencies in
 `initialize`, from its route's dict (`app.make_app` builds them).
 """
+import http.client
 import logging
 from http import HTTPStatus
 
@@ -140,15 +141,8 @@ class JsonHandler(web.RequestHandler):
             self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
         # The standard phrase only: an exception's own text (a `reason`
         # attribute, say) may hold anything, a host name or a secret.
-        self.send_json(status_code, error=_phrase(status_code))
-
-
-def _phrase(status_code):
-    """The standard reason phrase of `status_code`."""
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return "Unknown"
+        self.send_json(status_code,
+                       error=http.client.responses.get(status_code, "Unknown"))
 
 
 class MethodHandler(JsonHandler):

@@ -3,9 +3,11 @@
 Retry-After, shadow mode, the order of the checks, and the metrics. The
 quotas run on a FakeClock and the loop's lag is what the test sets: no
 answer depends on how busy the machine is."""
+import asyncio
 import json
 import logging
 
+from tornado.tcpclient import TCPClient
 from tornado.testing import gen_test
 
 from scoring_api.admission import Admission
@@ -18,7 +20,7 @@ from tests.support.clock import NOW, FakeClock, admin_request, \
     stop_auth_clock
 from tests.support.helpers import api_request
 from tests.support.openapi import DOCUMENT, answer_validator, resolve
-from tests.support.http import SCORE_ARGUMENTS, HttpTestCase
+from tests.support.http import SCORE_ARGUMENTS, HttpTestCase, head_of
 from tests.support.metrics_text import samples, value
 
 REFUSED = {"code": 429, "error": "rate limit exceeded"}
@@ -278,26 +280,45 @@ class SheddingTest(QuotaTestCase):
 class HeldRefusalTest(QuotaTestCase):
     rate, burst, max_held = 0.5, 0, 1
 
+    async def call(self):
+        """(status, headers) of one call on a new kept-alive connection."""
+        body = json.dumps(SCORE).encode()
+        stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
+        try:
+            await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: %d\r\n\r\n%s"
+                               % (len(body), body))
+            status, headers, _ = head_of(
+                await stream.read_until(b"\r\n\r\n"))
+            await stream.read_bytes(int(headers["content-length"]))
+            return status, headers
+        finally:
+            stream.close()
+
     @gen_test
     async def test_a_partner_calling_again_while_refused_waits_for_it(self):
-        url = self.get_url("/method/")
-        body = json.dumps(SCORE)
-
-        async def call():
-            response = await self.http_client.fetch(
-                url, method="POST", body=body, raise_error=False)
-            return response.code, response.headers
-
-        self.assertEqual((await call())[0], 200)
-        self.assertEqual((await call())[0], 429)  # not held: the first
+        self.assertEqual((await self.call())[0], 200)
+        self.assertEqual((await self.call())[0], 429)  # not held: the first
         self.clock.now += 0.5
         # Refused again within the second: held for its wait (1.5 s of
         # the FakeClock, at least a second of the loop's).
         started = self.io_loop.time()
-        code, headers = await call()
+        code, headers = await self.call()
         self.assertEqual(code, 429)
         self.assertGreaterEqual(self.io_loop.time() - started, 1.0)
-        self.assertEqual(headers["Retry-After"], "1")
+        self.assertEqual(headers["retry-after"], "1")
+
+    @gen_test
+    async def test_a_refusal_past_max_held_is_answered_and_closed(self):
+        self.assertEqual((await self.call())[0], 200)
+        self.assertEqual((await self.call())[0], 429)
+        self.clock.now += 0.5
+        # Two refusals to hold, room for one: the other closes its
+        # connection (so the partner cannot hold a connection open a call).
+        answers = await asyncio.gather(self.call(), self.call())
+        self.assertEqual([code for code, _ in answers], [429, 429])
+        self.assertEqual(sorted(headers.get("connection") == "close"
+                                for _, headers in answers), [False, True])
 
 
 class PartnerLabelTest(QuotaTestCase):
