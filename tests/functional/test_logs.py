@@ -118,6 +118,18 @@ class BufferedLinesTest(LogFileMixin, unittest.TestCase):
         with open(self.log_path, encoding="utf-8") as log:
             return log.read().splitlines()
 
+    def test_a_line_that_cannot_be_written_is_reported_not_raised(self):
+        class FullDisk(io.StringIO):
+            def write(self, text):
+                raise OSError(28, "No space left on device")
+
+        self.addCleanup(self.handler.setStream,
+                        self.handler.setStream(FullDisk()))
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            logging.getLogger("scoring_api").error("lost")
+        self.assertIn("--- Logging error ---", stderr.getvalue())
+
     @cases([(logging.INFO, 0), (logging.WARNING, 0), (logging.ERROR, 1),
             (logging.CRITICAL, 1)])
     def test_error_and_worse_are_in_the_file_at_once(self, case):
@@ -203,6 +215,20 @@ class ReopenTest(LogFileMixin, HttpTestCase):
             [line.split("- ", 1)[1] for line in
              self.log_text().splitlines()], ["after the rotation"])
 
+    def test_reopen_logs_passes_over_a_handler_without_a_file(self):
+        root = logging.getLogger()
+        saved = root.handlers[:]
+        self.addCleanup(root.handlers.__setitem__, slice(None), saved)
+        root.handlers[:] = [logging.StreamHandler(io.StringIO()),
+                            self.handler]
+        os.rename(self.log_path, self.log_path + ".1")
+        self.assertTrue(logs.reopen_logs())
+        logging.getLogger("scoring_api").warning("after the rotation")
+        self.assertEqual(
+            [line.split("- ", 1)[1] for line in
+             self.log_text().splitlines()],
+            ["log file reopened", "after the rotation"])
+
 
 PERSONAL = {"phone": "79175002040", "email": "stupnikov@otus.ru",
             "first_name": "Stanislav", "last_name": "Stupnikov",
@@ -269,6 +295,7 @@ class NothingPersonalInJsonTest(NothingPersonalTest):
 
 class MalformedHttpFilterTest(unittest.TestCase):
     @cases([("Malformed HTTP message from %s: %s %s", ("a", "b", "c")),
+            ("Bad thing from %s: %s", ("a", ValueError("b"))),
             ("Malformed HTTP message from %s", ("a",)),
             ("Malformed HTTP message", ())])
     def test_a_record_of_another_shape_passes_untouched(self, case):
@@ -650,7 +677,8 @@ class JsonLineShapeTest(LineShapeTest):
         ("a\u202eb", "a\\u202eb"), ("a\nb", "a\\x0ab"),
         ("a\U000e0001", "a\\U000e0001"),
         ("\u043f\u0443\u0442\u044c", "\u043f\u0443\u0442\u044c"),
-        ("\U0001f600", "\U0001f600"), ("\U00010000", "\U00010000"),
+        ("\U0001f600", "\U0001f600"), ("\U0001f601", "\U0001f601"),
+        ("\U00010000", "\U00010000"),
     ])
     def test_what_is_not_printable_is_escaped(self, case):
         message, written = case
