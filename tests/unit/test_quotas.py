@@ -776,6 +776,32 @@ class BackgroundTest(AsyncTestCase):
         await quota.stop()  # stopping twice is harmless
 
     @gen_test
+    async def test_by_default_the_demands_are_exchanged_every_0_2_s(self):
+        # docs/architecture.md: "every 0.2 s". Load only makes the gaps
+        # longer; the loop may run a timer up to a tick early.
+        now = self.io_loop.asyncio_loop.time
+        counters = FakeCounters(now)
+        exchange, times = counters.exchange, []
+
+        async def timed(demands, process):
+            times.append(now())
+            return await exchange(demands, process)
+
+        counters.exchange = timed
+        quota = Quotas(100.0, 0, workers=2, counters=counters, process="w0")
+        times.append(now())
+        quota.start()
+        for _ in range(60):
+            quota.admit("acme")  # a demand to exchange
+            await asyncio.sleep(0.05)
+            if len(times) >= 3:
+                break
+        await quota.stop()
+        self.assertGreaterEqual(len(times), 3)
+        for earlier, later in zip(times, times[1:]):
+            self.assertGreaterEqual(later - earlier, 0.19)
+
+    @gen_test
     async def test_a_sync_that_raises_does_not_end_the_syncing(self):
         quota = Quotas(10.0, 0, sync_interval=0.01)
         calls = []
