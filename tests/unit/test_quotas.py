@@ -526,6 +526,26 @@ class FallbackTest(TwoWorkersTestCase):
         self.assertGreaterEqual(self.counters.exchanges, 10 / 1.2 - 1)
 
     @gen_test
+    async def test_failing_counters_are_tried_again_a_probe_interval_later(
+            self):
+        # Exactly one interval after the failure, not a sync later.
+        first, _ = self.workers(40.0, 0)
+        self.counters.down = True
+        with self.assertLogs("scoring_api.quotas", "WARNING") as logs:
+            for step, down in ((0.25, True), (0.75, False), (0.25, False)):
+                first.admit("acme")  # a demand to exchange
+                self.clock.now += step
+                self.counters.down = down
+                await first.sync()
+        said = [line.split(":", 2)[2] for line in logs.output]
+        self.assertEqual(said, [
+            "quotas: the shared counters failed (cache is unavailable):"
+            " each process holds 1/2 of every quota until they answer",
+            "quotas: the shared counters answer again: the processes"
+            " share every quota by demand again"])
+        self.assertEqual(self.counters.exchanges, 2)
+
+    @gen_test
     async def test_any_error_of_the_counters_falls_back_with_its_trace(
             self):
         first, _ = self.workers(40.0, 0)
@@ -719,6 +739,21 @@ class IdleTest(TwoWorkersTestCase):
         self.assertIn("p0", quota.buckets)
         self.assertIn("new", quota.buckets)
 
+    def test_by_default_ten_thousand_accounts_are_kept_then_a_tenth_go(
+            self):
+        # docs/architecture.md: at most MAX_ACCOUNTS. A forgotten
+        # account starts again with a full bucket: its call passes.
+        quota = Quotas(0.001, 0, clock=self.clock)
+        with self.assertLogs("scoring_api.quotas", "WARNING"):
+            for n in range(10000):
+                quota.admit("p%d" % n)  # spends its one call
+                self.clock.now += 0.001
+            self.assertFalse(quota.admit("p0").admitted)  # all kept
+            self.assertTrue(quota.admit("new").admitted)
+            self.assertEqual([quota.admit("p%d" % n).admitted
+                              for n in (0, 1, 1000, 1001, 9999)],
+                             [False, True, True, False, False])
+
 
 class BackgroundTest(AsyncTestCase):
     @gen_test
@@ -739,6 +774,32 @@ class BackgroundTest(AsyncTestCase):
         await asyncio.sleep(0.05)
         self.assertEqual(counters.exchanges, exchanges)
         await quota.stop()  # stopping twice is harmless
+
+    @gen_test
+    async def test_by_default_the_demands_are_exchanged_every_0_2_s(self):
+        # docs/architecture.md: "every 0.2 s". Load only makes the gaps
+        # longer; the loop may run a timer up to a tick early.
+        now = self.io_loop.asyncio_loop.time
+        counters = FakeCounters(now)
+        exchange, times = counters.exchange, []
+
+        async def timed(demands, process):
+            times.append(now())
+            return await exchange(demands, process)
+
+        counters.exchange = timed
+        quota = Quotas(100.0, 0, workers=2, counters=counters, process="w0")
+        times.append(now())
+        quota.start()
+        for _ in range(60):
+            quota.admit("acme")  # a demand to exchange
+            await asyncio.sleep(0.05)
+            if len(times) >= 3:
+                break
+        await quota.stop()
+        self.assertGreaterEqual(len(times), 3)
+        for earlier, later in zip(times, times[1:]):
+            self.assertGreaterEqual(later - earlier, 0.19)
 
     @gen_test
     async def test_a_sync_that_raises_does_not_end_the_syncing(self):
