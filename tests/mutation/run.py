@@ -270,10 +270,11 @@ def product_changed(module):
 
 
 def retest_survivors(module, timeout, excluded=()):
-    """Run the survivors (and the mutants killed by a timeout, which a busy
-    machine may cause) of the last session of `module` again against the
-    tests of the work tree. New tests can only kill more mutants, so the
-    killed ones stay killed; the mutated file must not have changed."""
+    """Run the survivors not listed as equivalent (and the mutants killed
+    by a timeout, which a busy machine may cause) of the last session of
+    `module` again against the tests of the work tree. New tests can only
+    kill more mutants, so the killed ones stay killed; the mutated file
+    must not have changed."""
     from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
     from cosmic_ray.work_item import TestOutcome
 
@@ -283,10 +284,15 @@ def retest_survivors(module, timeout, excluded=()):
         raise SystemExit("mutate: --survivors needs a session of %s on the"
                          " same code (%s): run it whole" % (
                              module, "changed" if changed else "none"))
+    equivalent = load_equivalent()
+    lines = module_path(ROOT, module).read_text().splitlines()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        survivors = [item.job_id for item, result in db.completed_work_items
-                     if result.test_outcome == TestOutcome.SURVIVED
-                     or result.output == "timeout"]
+        survivors = [
+            item.job_id for item, result in db.completed_work_items
+            if result.output == "timeout"
+            or (result.test_outcome == TestOutcome.SURVIVED and not listed(
+                equivalent, mutant_key(module, item.mutations[0], lines),
+                mutated_line(result.diff)))]
         with db._session_maker.begin() as transaction:
             transaction.query(WorkResultStorage).where(
                 WorkResultStorage.job_id.in_(survivors)).delete()
@@ -406,8 +412,9 @@ def main(argv=None):
                         help="go on with the sessions an interrupted run"
                              " left")
     parser.add_argument("--survivors", action="store_true",
-                        help="run only the last sessions' survivors again,"
-                             " with the current tests")
+                        help="run only the last sessions' survivors not"
+                             " listed as equivalent again, with the current"
+                             " tests")
     parser.add_argument("--report", action="store_true",
                         help="only print the table of the last sessions")
     parser.add_argument("--exclude", action="append", default=[],
