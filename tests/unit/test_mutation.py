@@ -133,6 +133,25 @@ class TestCommandsTest(unittest.TestCase):
                                  else run.DEFAULT_TIMEOUT_SECONDS)
 
 
+class OwnTestsHangTest(unittest.TestCase):
+    def test_own_tests_that_hang_are_a_timeout_kill(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        pathlib.Path(directory.name, "test_hang.py").write_text(
+            "import time, unittest\n\n\nclass T(unittest.TestCase):\n"
+            "    def test(self):\n        time.sleep(60)\n")
+        output = io.StringIO()
+        with unittest.mock.patch.object(
+                run, "test_commands", lambda module, root: [["test_hang"]]), \
+                unittest.mock.patch.object(
+                    run, "OWN_TESTS_TIMEOUT_SECONDS", 0.5), \
+                unittest.mock.patch("sys.stdout", output), \
+                unittest.mock.patch("pathlib.Path.cwd",
+                                    return_value=pathlib.Path(directory.name)):
+            status = run.run_tests("accept")
+        self.assertEqual((status, output.getvalue()), (1, "timeout"))
+
+
 class TestsByNameTest(unittest.TestCase):
     FILES = ["test_config.py", "test_request_ids.py", "test_requests.py",
              "test_main.py", "test_local_cache.py", "test_store_modes.py",
