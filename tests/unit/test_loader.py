@@ -69,6 +69,10 @@ class ParseInterestsTest(unittest.TestCase):
          'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"client_id": 3, "interests": [], "interests": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "interests": [], "tags": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"id": 3, "tags": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         # Python's own limits: recursion, and digits an int() may take.
         ("[" * 100000, "line 2: not valid JSON"),
         ('{"client_id": %s, "interests": []}' % ("9" * 5000),
@@ -103,6 +107,18 @@ class ParseInterestsTest(unittest.TestCase):
     def test_two_keys_of_one_client_in_an_object_are_an_error(self):
         self.assertEqual(parse('{"1": ["a"], "01": ["b"]}'), (
             {1: ["a"]}, ['key "01": client 1 is already given at key "1"']))
+
+    @cases([(2 ** 20, []), (2 ** 20 + 1,
+                            ["line 2: longer than 1048576 bytes"])])
+    def test_a_line_of_up_to_1_mib_is_an_entry(self, case):
+        size, bad = case
+        head = '{"client_id": 2, "interests": ["'
+        line = head + "x" * (size - len(head) - 3) + '"]}'
+        self.assertEqual(len(line), size)
+        interests, said = parse('{"client_id": 1, "interests": []}\n'
+                                + line + "\n")
+        self.assertEqual((sorted(interests), said),
+                         ([1] if bad else [1, 2], bad))
 
     def test_the_largest_client_id_the_api_can_ask_for_loads(self):
         self.assertEqual(
