@@ -13,9 +13,9 @@ from scoring_api.errors import StoreUnavailable
 from tests.support.cases import cases
 
 
-def parse(text, **limits):
-    """(interests by client id that would be written, bad entries said)
-    of the file `text`."""
+def written(text):
+    """({key: value} that would be written, bad entries said) of the file
+    `text`."""
     said = []
     report = loader.Report("f", say=said.append)
     source = io.BytesIO(text.encode("utf-8"))
@@ -23,10 +23,16 @@ def parse(text, **limits):
     if values is None:
         source.seek(0)
         values = dict(loader.good_lines(source, report))
-    interests = {int(key[2:]): json.loads(value)
-                 for key, value in values.items()}
-    return interests, [line[len("f: "):] for line in said
-                       if line.startswith("f: ")]
+    return values, [line[len("f: "):] for line in said
+                    if line.startswith("f: ")]
+
+
+def parse(text, **limits):
+    """(interests by client id that would be written, bad entries said)
+    of the file `text`."""
+    values, said = written(text)
+    return {int(key[2:]): json.loads(value)
+            for key, value in values.items()}, said
 
 
 class ParseInterestsTest(unittest.TestCase):
@@ -124,6 +130,16 @@ class ParseInterestsTest(unittest.TestCase):
         self.assertEqual(
             parse('{"client_id": 18446744073709551615, "interests": ["a"]}'),
             ({2 ** 64 - 1: ["a"]}, []))
+
+
+class StoredValueTest(unittest.TestCase):
+    @cases(['{"client_id": 1, "interests": ["кино", "café", "🎸"]}\n',
+            '{"1": ["кино", "café", "🎸"]}'])
+    def test_interests_are_stored_as_utf8_json_unescaped(self, text):
+        # Escaped, a Cyrillic letter would take 6 bytes of Redis memory
+        # instead of 2.
+        self.assertEqual(written(text),
+                         ({"i:1": '["кино", "café", "🎸"]'}, []))
 
 
 class DuplicateTest(unittest.TestCase):
