@@ -167,6 +167,21 @@ class DuplicateTest(unittest.TestCase):
         self.assertEqual(written["i:3"], '["n3"]')  # the first of two
         self.assertEqual((report.good, report.bad), (25, 5))
 
+    def test_a_repeat_is_found_past_the_first_100000_entries(self):
+        # They are a run on disk by then, read back a chunk at a time: ids
+        # in the first chunk, in a later one, in the last run.
+        count, repeated = 120000, [5, 1500, 99999, 110000]
+        lines = ['{"client_id": %d, "interests": []}' % i
+                 for i in range(count)]
+        lines += ['{"client_id": %d, "interests": ["again"]}' % i
+                  for i in repeated]
+        values, said = written("\n".join(lines))
+        self.assertEqual(said, [
+            "line %d: client %d is already given at line %d" % (
+                count + n + 1, client_id, client_id + 1)
+            for n, client_id in enumerate(repeated)])
+        self.assertEqual((len(values), values["i:1500"]), (count, "[]"))
+
 
 BIG_OBJECT = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
 
