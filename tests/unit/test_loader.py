@@ -305,6 +305,10 @@ class RegularFileTest(unittest.TestCase):
             " object" % kind))
 
 
+NOT_UTF8_AT_LINE_3 = (b'{"client_id": 1, "interests": []}\n\n'
+                      b'{"client_id": 2, "interests": ["caf\xe9"]}\n')
+
+
 class MainTest(unittest.TestCase):
     """The loader's exit codes and its one line, with nothing to write
     (no Redis is asked: the configured one does not exist)."""
@@ -318,11 +322,12 @@ class MainTest(unittest.TestCase):
             code = loader.main(list(argv), self.ENVIRON)
         return code, out.getvalue(), err.getvalue()
 
-    def file_of(self, text):
-        handle = tempfile.NamedTemporaryFile(
-            "w", suffix=".jsonl", delete=False, encoding="utf-8")
+    def file_of(self, content):
+        """The path of a new file of `content`, text (UTF-8) or bytes."""
+        handle = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
         with handle:
-            handle.write(text)
+            handle.write(content if isinstance(content, bytes)
+                         else content.encode("utf-8"))
         self.addCleanup(os.unlink, handle.name)
         return handle.name
 
@@ -353,6 +358,35 @@ class MainTest(unittest.TestCase):
             self.assertEqual(self.run_loader(path), (
                 loader.EXIT_USAGE, "",
                 "loader: interrupted; nothing loaded\n"))
+
+    @cases([
+        (b'{"client_id": 1, "interests": ["caf\xe9"]}\n', 1),
+        (NOT_UTF8_AT_LINE_3, 3),
+        # Over 8 MiB it is read a line at a time, not decoded whole.
+        (NOT_UTF8_AT_LINE_3 + b"\n" * (9 * 2 ** 20), 3),
+    ])
+    def test_a_file_that_is_not_utf8_is_refused_naming_the_line(self, case):
+        content, line = case
+        path = self.file_of(content)
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_USAGE, "",
+            "loader: %s: line %d is not UTF-8 text\n" % (path, line)))
+
+    def test_a_file_changed_between_the_two_passes_is_refused(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        check = loader.check
+
+        def check_then_change(source, report):
+            values = check(source, report)
+            with open(path, "wb") as changed:  # by another program
+                changed.write(NOT_UTF8_AT_LINE_3)
+            return values
+
+        with mock.patch.object(loader, "check",
+                               side_effect=check_then_change):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "",
+                "loader: %s: line 3 is not UTF-8 text\n" % path))
 
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():
