@@ -79,6 +79,11 @@ class ParseInterestsTest(unittest.TestCase):
          'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"id": 3, "tags": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
+        # The names of the two keys, but as values.
+        ('{"id": 3, "interests": ["client_id"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "tags": ["interests"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         # Python's own limits: recursion, and digits an int() may take.
         ("[" * 100000, "line 2: not valid JSON"),
         ('{"client_id": %s, "interests": []}' % ("9" * 5000),
@@ -87,6 +92,8 @@ class ParseInterestsTest(unittest.TestCase):
          "line 2: interests of client 3 must be a list of strings"),
         ("x" * (loader.MAX_LINE_BYTES + 1),
          "line 2: longer than %d bytes" % loader.MAX_LINE_BYTES),
+        # Skipped to its end, though that takes more than one read.
+        ("x" * (5 * 2 ** 19), "line 2: longer than 1048576 bytes"),
     ])
     def test_a_bad_line_is_reported_with_its_number(self, case):
         bad_line, message = case
