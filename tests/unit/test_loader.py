@@ -133,10 +133,12 @@ class ParseInterestsTest(unittest.TestCase):
         self.assertEqual((sorted(interests), said),
                          ([1] if bad else [1, 2], bad))
 
-    def test_the_largest_client_id_the_api_can_ask_for_loads(self):
-        self.assertEqual(
-            parse('{"client_id": 18446744073709551615, "interests": ["a"]}'),
-            ({2 ** 64 - 1: ["a"]}, []))
+    @cases(['{"client_id": 18446744073709551615, "interests": ["a"]}',
+            # An escape: read by the full parser, not the fast one.
+            '{"client_id": 18446744073709551615, "interests": ["\\u0061"]}',
+            '{"18446744073709551615": ["a"]}'])
+    def test_the_largest_client_id_the_api_can_ask_for_loads(self, text):
+        self.assertEqual(parse(text), ({2 ** 64 - 1: ["a"]}, []))
 
 
 class StoredValueTest(unittest.TestCase):
