@@ -354,6 +354,21 @@ class MainTest(unittest.TestCase):
         self.assertEqual(out, "loaded interests of 0 clients into"
                               " standalone redis://127.0.0.1:1/0\n")
 
+    def test_a_missing_file_is_refused_in_one_line(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, directory)
+        path = os.path.join(directory, "interests.jsonl")
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_USAGE, "", "loader: [Errno 2] No such file or"
+            " directory: %r\n" % path))
+
+    def test_bad_entries_load_nothing_and_say_how_many(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\nnope\n')
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_BAD_INPUT, "", "%s: line 2: not valid JSON\n"
+            "loader: 1 bad entries; nothing loaded (--partial loads the 1"
+            " good ones)\n" % path))
+
     def test_dev_zero_is_refused_in_one_line(self):
         self.assertEqual(self.run_loader("/dev/zero"), (
             loader.EXIT_USAGE, "", "loader: /dev/zero: not a regular file (a"
@@ -370,6 +385,7 @@ class MainTest(unittest.TestCase):
 
     @cases([
         (b'{"client_id": 1, "interests": ["caf\xe9"]}\n', 1),
+        (b'\n{"client_id": 1, "interests": ["caf\xe9"]}\n', 2),
         (NOT_UTF8_AT_LINE_3, 3),
         # Over 8 MiB it is read a line at a time, not decoded whole.
         (NOT_UTF8_AT_LINE_3 + b"\n" * (9 * 2 ** 20), 3),
