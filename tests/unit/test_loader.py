@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import tracemalloc
 import unittest
 from unittest import mock
 
@@ -205,6 +206,18 @@ class ClientIndexTest(unittest.TestCase):
         index.close()
         self.assertEqual([run.closed for run in runs], [True, True])
         self.assertEqual(index.runs, [])
+
+    def test_the_runs_are_merged_reading_a_chunk_of_each_at_a_time(self):
+        # Bounded memory however large the file: 400000 ids, 6.4 MB in
+        # runs on disk, are not read back whole.
+        index = loader.ClientIndex()
+        self.addCleanup(index.close)
+        for client_id in range(400000):
+            index.add(client_id, client_id + 1)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        self.assertEqual(list(index.duplicates()), [])
+        self.assertLess(tracemalloc.get_traced_memory()[1], 6.4e6 / 2)
 
 
 class BigObjectTest(unittest.TestCase):
