@@ -382,6 +382,14 @@ class MainTest(unittest.TestCase):
             "loader: 1 bad entries; nothing loaded (--partial loads the 1"
             " good ones)\n" % path))
 
+    def test_a_store_that_is_down_exits_3_saying_what_may_be_written(self):
+        code, out, err = self.run_loader(self.file_of(
+            '{"client_id": 1, "interests": []}\n'))
+        self.assertEqual((code, out), (loader.EXIT_STORE, ""))
+        self.assertEqual(err.splitlines()[-1], (
+            "loader: store is unavailable at standalone redis://127.0.0.1:1/0;"
+            " client 1 may be written; loading again replaces them"), err)
+
     def test_dev_zero_is_refused_in_one_line(self):
         self.assertEqual(self.run_loader("/dev/zero"), (
             loader.EXIT_USAGE, "", "loader: /dev/zero: not a regular file (a"
