@@ -332,8 +332,8 @@ NOT_UTF8_AT_LINE_3 = (b'{"client_id": 1, "interests": []}\n\n'
 
 
 class MainTest(unittest.TestCase):
-    """The loader's exit codes and its one line, with nothing to write
-    (no Redis is asked: the configured one does not exist)."""
+    """The loader's exit codes and its one line, nothing ever written: the
+    configured Redis does not exist (port 1, refused at once)."""
 
     ENVIRON = {"SCORING_STORE_URL": "redis://127.0.0.1:1/0"}
 
