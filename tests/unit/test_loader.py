@@ -81,6 +81,8 @@ class ParseInterestsTest(unittest.TestCase):
         ('{"id": 3, "tags": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
         # The names of the two keys, but as values.
+        ('["client_id", "interests"]',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"id": 3, "interests": ["client_id"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"client_id": 3, "tags": ["interests"]}',
