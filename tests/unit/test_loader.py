@@ -105,8 +105,9 @@ class ParseInterestsTest(unittest.TestCase):
                   + '\n{"client_id": 4, "interests": []}\n'),
             ({1: ["cars"], 4: []}, [message]))
 
-    def test_a_bad_key_of_an_object_is_reported_by_name(self):
-        self.assertEqual(parse('{"1": ["a"], "x": ["b"]}'), ({1: ["a"]}, [
+    @cases(['{"1": ["a"], "x": ["b"]}', '{"x": ["b"], "1": ["a"]}'])
+    def test_a_bad_key_of_an_object_is_reported_by_name(self, text):
+        self.assertEqual(parse(text), ({1: ["a"]}, [
             'key "x": client_id must be a non-negative integer below'
             ' 2**64']))
 
@@ -124,15 +125,15 @@ class ParseInterestsTest(unittest.TestCase):
         self.assertEqual(parse('{"1": ["a"], "01": ["b"]}'), (
             {1: ["a"]}, ['key "01": client 1 is already given at key "1"']))
 
-    @cases([(2 ** 20, []), (2 ** 20 + 1,
-                            ["line 2: longer than 1048576 bytes"])])
+    @cases([(2 ** 20, "\n", []), (2 ** 20, "", []),  # the last line
+            (2 ** 20 + 1, "\n", ["line 2: longer than 1048576 bytes"])])
     def test_a_line_of_up_to_1_mib_is_an_entry(self, case):
-        size, bad = case
+        size, end, bad = case
         head = '{"client_id": 2, "interests": ["'
         line = head + "x" * (size - len(head) - 3) + '"]}'
         self.assertEqual(len(line), size)
         interests, said = parse('{"client_id": 1, "interests": []}\n'
-                                + line + "\n")
+                                + line + end)
         self.assertEqual((sorted(interests), said),
                          ([1] if bad else [1, 2], bad))
 
@@ -239,6 +240,15 @@ class BigObjectTest(unittest.TestCase):
         with self.assertRaisesRegex(loader.TooBigObject,
                                     "one JSON object of more than 8 MiB"):
             parse(at_limit + " ")
+
+    @cases([("", []), ("nope", ["line 1: not valid JSON"])])
+    def test_json_lines_above_the_limit_are_read_whatever_the_first(
+            self, case):
+        first, bad = case
+        lines = ['{"client_id": %d, "interests": ["%s"]}' % (
+            client_id, "x" * 10 ** 6) for client_id in range(9)]
+        interests, said = parse(first + "\n" + "\n".join(lines))
+        self.assertEqual((sorted(interests), said), (list(range(9)), bad))
 
 
 class FailingStore:
