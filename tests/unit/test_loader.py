@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import tracemalloc
 import unittest
 from unittest import mock
 
@@ -13,9 +14,9 @@ from scoring_api.errors import StoreUnavailable
 from tests.support.cases import cases
 
 
-def parse(text, **limits):
-    """(interests by client id that would be written, bad entries said)
-    of the file `text`."""
+def written(text):
+    """({key: value} that would be written, bad entries said) of the file
+    `text`."""
     said = []
     report = loader.Report("f", say=said.append)
     source = io.BytesIO(text.encode("utf-8"))
@@ -23,10 +24,16 @@ def parse(text, **limits):
     if values is None:
         source.seek(0)
         values = dict(loader.good_lines(source, report))
-    interests = {int(key[2:]): json.loads(value)
-                 for key, value in values.items()}
-    return interests, [line[len("f: "):] for line in said
-                       if line.startswith("f: ")]
+    return values, [line[len("f: "):] for line in said
+                    if line.startswith("f: ")]
+
+
+def parse(text, **limits):
+    """(interests by client id that would be written, bad entries said)
+    of the file `text`."""
+    values, said = written(text)
+    return {int(key[2:]): json.loads(value)
+            for key, value in values.items()}, said
 
 
 class ParseInterestsTest(unittest.TestCase):
@@ -69,6 +76,17 @@ class ParseInterestsTest(unittest.TestCase):
          'line 2: expected {"client_id": N, "interests": [...]}'),
         ('{"client_id": 3, "interests": [], "interests": ["x"]}',
          'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "interests": [], "tags": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"id": 3, "tags": ["x"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        # The names of the two keys, but as values.
+        ('["client_id", "interests"]',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"id": 3, "interests": ["client_id"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
+        ('{"client_id": 3, "tags": ["interests"]}',
+         'line 2: expected {"client_id": N, "interests": [...]}'),
         # Python's own limits: recursion, and digits an int() may take.
         ("[" * 100000, "line 2: not valid JSON"),
         ('{"client_id": %s, "interests": []}' % ("9" * 5000),
@@ -77,6 +95,8 @@ class ParseInterestsTest(unittest.TestCase):
          "line 2: interests of client 3 must be a list of strings"),
         ("x" * (loader.MAX_LINE_BYTES + 1),
          "line 2: longer than %d bytes" % loader.MAX_LINE_BYTES),
+        # Skipped to its end, though that takes more than one read.
+        ("x" * (5 * 2 ** 19), "line 2: longer than 1048576 bytes"),
     ])
     def test_a_bad_line_is_reported_with_its_number(self, case):
         bad_line, message = case
@@ -85,8 +105,9 @@ class ParseInterestsTest(unittest.TestCase):
                   + '\n{"client_id": 4, "interests": []}\n'),
             ({1: ["cars"], 4: []}, [message]))
 
-    def test_a_bad_key_of_an_object_is_reported_by_name(self):
-        self.assertEqual(parse('{"1": ["a"], "x": ["b"]}'), ({1: ["a"]}, [
+    @cases(['{"1": ["a"], "x": ["b"]}', '{"x": ["b"], "1": ["a"]}'])
+    def test_a_bad_key_of_an_object_is_reported_by_name(self, text):
+        self.assertEqual(parse(text), ({1: ["a"]}, [
             'key "x": client_id must be a non-negative integer below'
             ' 2**64']))
 
@@ -104,10 +125,34 @@ class ParseInterestsTest(unittest.TestCase):
         self.assertEqual(parse('{"1": ["a"], "01": ["b"]}'), (
             {1: ["a"]}, ['key "01": client 1 is already given at key "1"']))
 
-    def test_the_largest_client_id_the_api_can_ask_for_loads(self):
-        self.assertEqual(
-            parse('{"client_id": 18446744073709551615, "interests": ["a"]}'),
-            ({2 ** 64 - 1: ["a"]}, []))
+    @cases([(2 ** 20, "\n", []), (2 ** 20, "", []),  # the last line
+            (2 ** 20 + 1, "\n", ["line 2: longer than 1048576 bytes"])])
+    def test_a_line_of_up_to_1_mib_is_an_entry(self, case):
+        size, end, bad = case
+        head = '{"client_id": 2, "interests": ["'
+        line = head + "x" * (size - len(head) - 3) + '"]}'
+        self.assertEqual(len(line), size)
+        interests, said = parse('{"client_id": 1, "interests": []}\n'
+                                + line + end)
+        self.assertEqual((sorted(interests), said),
+                         ([1] if bad else [1, 2], bad))
+
+    @cases(['{"client_id": 18446744073709551615, "interests": ["a"]}',
+            # An escape: read by the full parser, not the fast one.
+            '{"client_id": 18446744073709551615, "interests": ["\\u0061"]}',
+            '{"18446744073709551615": ["a"]}'])
+    def test_the_largest_client_id_the_api_can_ask_for_loads(self, text):
+        self.assertEqual(parse(text), ({2 ** 64 - 1: ["a"]}, []))
+
+
+class StoredValueTest(unittest.TestCase):
+    @cases(['{"client_id": 1, "interests": ["кино", "café", "🎸"]}\n',
+            '{"1": ["кино", "café", "🎸"]}'])
+    def test_interests_are_stored_as_utf8_json_unescaped(self, text):
+        # Escaped, a Cyrillic letter would take 6 bytes of Redis memory
+        # instead of 2.
+        self.assertEqual(written(text),
+                         ({"i:1": '["кино", "café", "🎸"]'}, []))
 
 
 class DuplicateTest(unittest.TestCase):
@@ -135,6 +180,21 @@ class DuplicateTest(unittest.TestCase):
         self.assertEqual(written["i:3"], '["n3"]')  # the first of two
         self.assertEqual((report.good, report.bad), (25, 5))
 
+    def test_a_repeat_is_found_past_the_first_100000_entries(self):
+        # They are a run on disk by then, read back a chunk at a time: ids
+        # in the first chunk, in a later one, in the last run.
+        count, repeated = 120000, [5, 1500, 99999, 110000]
+        lines = ['{"client_id": %d, "interests": []}' % i
+                 for i in range(count)]
+        lines += ['{"client_id": %d, "interests": ["again"]}' % i
+                  for i in repeated]
+        values, said = written("\n".join(lines))
+        self.assertEqual(said, [
+            "line %d: client %d is already given at line %d" % (
+                count + n + 1, client_id, client_id + 1)
+            for n, client_id in enumerate(repeated)])
+        self.assertEqual((len(values), values["i:1500"]), (count, "[]"))
+
 
 BIG_OBJECT = "{\n" + ",\n".join('"%d": ["a"]' % i for i in range(10)) + "}"
 
@@ -149,6 +209,18 @@ class ClientIndexTest(unittest.TestCase):
         index.close()
         self.assertEqual([run.closed for run in runs], [True, True])
         self.assertEqual(index.runs, [])
+
+    def test_the_runs_are_merged_reading_a_chunk_of_each_at_a_time(self):
+        # Bounded memory however large the file: 400000 ids, 6.4 MB in
+        # runs on disk, are not read back whole.
+        index = loader.ClientIndex()
+        self.addCleanup(index.close)
+        for client_id in range(400000):
+            index.add(client_id, client_id + 1)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        self.assertEqual(list(index.duplicates()), [])
+        self.assertLess(tracemalloc.get_traced_memory()[1], 6.4e6 / 2)
 
 
 class BigObjectTest(unittest.TestCase):
@@ -168,6 +240,15 @@ class BigObjectTest(unittest.TestCase):
         with self.assertRaisesRegex(loader.TooBigObject,
                                     "one JSON object of more than 8 MiB"):
             parse(at_limit + " ")
+
+    @cases([("", []), ("nope", ["line 1: not valid JSON"])])
+    def test_json_lines_above_the_limit_are_read_whatever_the_first(
+            self, case):
+        first, bad = case
+        lines = ['{"client_id": %d, "interests": ["%s"]}' % (
+            client_id, "x" * 10 ** 6) for client_id in range(9)]
+        interests, said = parse(first + "\n" + "\n".join(lines))
+        self.assertEqual((sorted(interests), said), (list(range(9)), bad))
 
 
 class FailingStore:
@@ -258,9 +339,13 @@ class RegularFileTest(unittest.TestCase):
             " object" % kind))
 
 
+NOT_UTF8_AT_LINE_3 = (b'{"client_id": 1, "interests": []}\n\n'
+                      b'{"client_id": 2, "interests": ["caf\xe9"]}\n')
+
+
 class MainTest(unittest.TestCase):
-    """The loader's exit codes and its one line, with nothing to write
-    (no Redis is asked: the configured one does not exist)."""
+    """The loader's exit codes and its one line, nothing ever written: the
+    configured Redis does not exist (port 1, refused at once)."""
 
     ENVIRON = {"SCORING_STORE_URL": "redis://127.0.0.1:1/0"}
 
@@ -271,11 +356,12 @@ class MainTest(unittest.TestCase):
             code = loader.main(list(argv), self.ENVIRON)
         return code, out.getvalue(), err.getvalue()
 
-    def file_of(self, text):
-        handle = tempfile.NamedTemporaryFile(
-            "w", suffix=".jsonl", delete=False, encoding="utf-8")
+    def file_of(self, content):
+        """The path of a new file of `content`, text (UTF-8) or bytes."""
+        handle = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
         with handle:
-            handle.write(text)
+            handle.write(content if isinstance(content, bytes)
+                         else content.encode("utf-8"))
         self.addCleanup(os.unlink, handle.name)
         return handle.name
 
@@ -293,6 +379,29 @@ class MainTest(unittest.TestCase):
         self.assertEqual(out, "loaded interests of 0 clients into"
                               " standalone redis://127.0.0.1:1/0\n")
 
+    def test_a_missing_file_is_refused_in_one_line(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, directory)
+        path = os.path.join(directory, "interests.jsonl")
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_USAGE, "", "loader: [Errno 2] No such file or"
+            " directory: %r\n" % path))
+
+    def test_bad_entries_load_nothing_and_say_how_many(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\nnope\n')
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_BAD_INPUT, "", "%s: line 2: not valid JSON\n"
+            "loader: 1 bad entries; nothing loaded (--partial loads the 1"
+            " good ones)\n" % path))
+
+    def test_a_store_that_is_down_exits_3_saying_what_may_be_written(self):
+        code, out, err = self.run_loader(self.file_of(
+            '{"client_id": 1, "interests": []}\n'))
+        self.assertEqual((code, out), (loader.EXIT_STORE, ""))
+        self.assertEqual(err.splitlines()[-1], (
+            "loader: store is unavailable at standalone redis://127.0.0.1:1/0;"
+            " client 1 may be written; loading again replaces them"), err)
+
     def test_dev_zero_is_refused_in_one_line(self):
         self.assertEqual(self.run_loader("/dev/zero"), (
             loader.EXIT_USAGE, "", "loader: /dev/zero: not a regular file (a"
@@ -306,6 +415,36 @@ class MainTest(unittest.TestCase):
             self.assertEqual(self.run_loader(path), (
                 loader.EXIT_USAGE, "",
                 "loader: interrupted; nothing loaded\n"))
+
+    @cases([
+        (b'{"client_id": 1, "interests": ["caf\xe9"]}\n', 1),
+        (b'\n{"client_id": 1, "interests": ["caf\xe9"]}\n', 2),
+        (NOT_UTF8_AT_LINE_3, 3),
+        # Over 8 MiB it is read a line at a time, not decoded whole.
+        (NOT_UTF8_AT_LINE_3 + b"\n" * (9 * 2 ** 20), 3),
+    ])
+    def test_a_file_that_is_not_utf8_is_refused_naming_the_line(self, case):
+        content, line = case
+        path = self.file_of(content)
+        self.assertEqual(self.run_loader(path), (
+            loader.EXIT_USAGE, "",
+            "loader: %s: line %d is not UTF-8 text\n" % (path, line)))
+
+    def test_a_file_changed_between_the_two_passes_is_refused(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        check = loader.check
+
+        def check_then_change(source, report):
+            values = check(source, report)
+            with open(path, "wb") as changed:  # by another program
+                changed.write(NOT_UTF8_AT_LINE_3)
+            return values
+
+        with mock.patch.object(loader, "check",
+                               side_effect=check_then_change):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "",
+                "loader: %s: line 3 is not UTF-8 text\n" % path))
 
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():
