@@ -62,6 +62,9 @@ def supervise(work, workers, restarts, stop_seconds):
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
+    # A launcher may leave SIGCHLD ignored: the kernel would then reap the
+    # workers itself, and a dead one would never be seen nor replaced.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The loop below does the work: a handler that logged could interrupt
     # a write to the same file.
     signal.signal(signal.SIGHUP, lambda *_: reopen.append(True))
@@ -77,10 +80,7 @@ def supervise(work, workers, restarts, stop_seconds):
             if reopen_logs():
                 _signal_all(children, signal.SIGHUP)
         flush_logs()  # the supervisor's lines reach the file too
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
+        pid, status = os.waitpid(-1, os.WNOHANG)
         if not pid:
             time.sleep(POLL_SECONDS)
             continue

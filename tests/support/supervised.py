@@ -62,12 +62,14 @@ class Supervised:
     """The supervisor process and what it and its workers said so far."""
 
     def __init__(self, kind, workers=2, limit=3, window=60.0,
-                 stop_seconds=5.0):
+                 stop_seconds=5.0, sigchld=signal.SIG_DFL):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.supervised", kind,
              str(workers), str(limit), str(window), str(stop_seconds)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)  # its workers too, for `kill`
+            start_new_session=True,  # its workers too, for `kill`
+            # What its launcher leaves it: ignored, the kernel reaps.
+            preexec_fn=lambda: signal.signal(signal.SIGCHLD, sigchld))
         self.said = []
         self.buffer = b""
 

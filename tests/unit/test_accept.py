@@ -236,6 +236,24 @@ class StopHandshakesTest(unittest.TestCase):
         _, writable, _ = select.select([], [client], [], seconds)
         return bool(writable)
 
+    def test_a_socket_refusing_the_filter_is_said_once_and_false(self):
+        sock = mock.create_autospec(socket.socket, instance=True)
+        sock.setsockopt.side_effect = OSError(errno.ENOPROTOOPT,
+                                              "Protocol not available")
+        sock.getsockname.return_value = ("127.0.0.1", 8080)
+        with self.assertLogs(LOGGER, "WARNING") as logs:
+            self.assertFalse(stop_handshakes(sock))
+        self.assertEqual(logs.output, [
+            "WARNING:scoring_api.accept:cannot stop new connections on"
+            " ('127.0.0.1', 8080) before closing it: [Errno 92] Protocol"
+            " not available"])
+
+    def test_elsewhere_than_linux_there_is_no_filter(self):
+        sock = mock.create_autospec(socket.socket, instance=True)
+        with mock.patch("sys.platform", "darwin"):
+            self.assertFalse(stop_handshakes(sock))
+        sock.setsockopt.assert_not_called()
+
     def test_no_new_connection_completes_queued_ones_are_accepted(self):
         listener = self.listener()
         address = listener.getsockname()

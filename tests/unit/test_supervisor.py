@@ -110,6 +110,19 @@ class SuperviseTest(unittest.TestCase):
                          sorted("stop %d" % pid
                                 for pid in (other, replacement)))
 
+    def test_a_worker_that_dies_is_replaced_with_sigchld_ignored(self):
+        # A launcher may leave SIGCHLD ignored; dead workers are then
+        # reaped by the kernel, where the supervisor would not see them.
+        supervised = self.supervise("serve", sigchld=signal.SIG_IGN)
+        victim, _ = supervised.started(2)
+        os.kill(victim, signal.SIGKILL)
+        supervised.started(3)
+        supervised.process.send_signal(signal.SIGTERM)
+        code, log, _ = supervised.finish()
+        self.assertEqual(code, 0)
+        self.assertIn("worker %d exited with -9; starting another" % victim,
+                      log)
+
     def test_a_crash_loop_stops_the_service_with_1(self):
         supervised = self.supervise("crash", workers=2, limit=3)
         code, log, said = supervised.finish()
