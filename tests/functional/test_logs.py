@@ -624,17 +624,16 @@ class LineShapeTest(LogFileMixin, unittest.TestCase):
     def log(self, message):
         logging.getLogger("scoring_api").warning("%s", message)
 
-    def test_a_message_of_the_most_characters_is_whole(self):
-        self.log("x" * logs.MAX_VALUE_CHARS)
+    def test_a_message_of_1000_characters_is_whole(self):
+        self.log("x" * 1000)
         (line,) = self.log_text().splitlines()
-        self.assertTrue(line.endswith(" " + "x" * logs.MAX_VALUE_CHARS),
-                        line[-80:])
+        self.assertTrue(line.endswith(" " + "x" * 1000), line[-80:])
 
     def test_a_long_message_is_cut_with_the_marker(self):
         self.log("x" * 60000)
         (line,) = self.log_text().splitlines()
-        self.assertTrue(line.endswith(" " + "x" * logs.MAX_VALUE_CHARS
-                                      + logs.CUT_MARKER), line[-80:])
+        self.assertTrue(line.endswith(" " + "x" * 1000 + logs.CUT_MARKER),
+                        line[-80:])
 
     @cases([
         ("a\u202eb", "a\\u202eb"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),
@@ -664,14 +663,13 @@ class JsonLineShapeTest(LineShapeTest):
         self.assertTrue(self.log_text().isascii())
         return line["message"]
 
-    def test_a_message_of_the_most_characters_is_whole(self):
-        self.log("x" * logs.MAX_VALUE_CHARS)
-        self.assertEqual(self.message(), "x" * logs.MAX_VALUE_CHARS)
+    def test_a_message_of_1000_characters_is_whole(self):
+        self.log("x" * 1000)
+        self.assertEqual(self.message(), "x" * 1000)
 
     def test_a_long_message_is_cut_with_the_marker(self):
         self.log("x" * 60000)
-        self.assertEqual(self.message(),
-                         "x" * logs.MAX_VALUE_CHARS + logs.CUT_MARKER)
+        self.assertEqual(self.message(), "x" * 1000 + logs.CUT_MARKER)
 
     @cases([
         ("a\u202eb", "a\\u202eb"), ("a\nb", "a\\x0ab"),
@@ -700,19 +698,29 @@ class JsonLineShapeTest(LineShapeTest):
 
 
 class FailedReopenTest(LogFileMixin, HttpTestCase):
-    def test_a_file_that_cannot_be_reopened_is_kept_and_said_once(self):
+    def setUp(self):
+        """The service's only handler, its file moved to `old_path` and
+        its directory gone: it cannot be reopened."""
+        super().setUp()
         moved = tempfile.TemporaryDirectory()
         self.addCleanup(moved.cleanup)
-        logger = logging.getLogger("scoring_api")
         root = logging.getLogger()
-        root.removeHandler(self.handler)  # the service's only handler
-        self.addCleanup(root.addHandler, self.handler)
         saved = root.handlers[:]
         root.handlers[:] = [self.handler]
         self.addCleanup(root.handlers.__setitem__, slice(None), saved)
-        old_path = os.path.join(moved.name, "service.log")
-        os.rename(self.log_path, old_path)
+        self.old_path = os.path.join(moved.name, "service.log")
+        os.rename(self.log_path, self.old_path)
         os.rmdir(os.path.dirname(self.log_path))
+
+    def test_without_a_standard_error_it_is_still_no_error(self):
+        closed = io.StringIO()
+        closed.close()
+        with mock.patch("sys.stderr", closed):
+            self.assertFalse(logs.reopen_logs())
+
+    def test_a_file_that_cannot_be_reopened_is_kept_and_said_once(self):
+        logger = logging.getLogger("scoring_api")
+        old_path = self.old_path
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
             self.assertFalse(logs.reopen_logs())
