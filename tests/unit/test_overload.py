@@ -247,6 +247,17 @@ class SheddingTest(unittest.TestCase):
         clock.now = read
         self.assertEqual(overload.throughput(), 10.0)
 
+    def test_a_call_ending_after_a_quiet_spell_counts_a_whole_second(self):
+        clock = FakeClock(0.05)
+        overload = Overload(FixedLag(), clock=clock)
+        overload.admit()
+        clock.now = 5.0  # a slow call: nothing else answered meanwhile
+        overload.finished()
+        clock.now = 5.99
+        self.assertEqual(overload.throughput(), 1.0)
+        clock.now = 6.0
+        self.assertEqual(overload.throughput(), 0.0)
+
     def test_by_default_a_lag_of_a_tenth_sheds_and_the_budget_is_1_s(self):
         lag = FixedLag(0.099)
         overload = Overload(lag, clock=self.clock)
