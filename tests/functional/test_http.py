@@ -221,6 +221,11 @@ class OtherPathsTest(HttpTestCase):
                          "Internal Server Error")
         self.assertIn("unexpected error in GET /ready", logs.output[0])
 
+    def test_an_unknown_path_is_a_404_without_allow(self):
+        response = self.fetch("/no/such/path")
+        self.assertEqual(self.assert_answer(response, 404), "Not Found")
+        self.assertNotIn("Allow", response.headers)
+
     @cases(["/health", "/ready"])
     def test_a_post_to_health_or_ready_is_405(self, path):
         response = self.post({}, path=path)

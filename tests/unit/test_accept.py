@@ -127,6 +127,39 @@ class AcceptorTest(AsyncTestCase):
             listener.attempts[1] - listener.attempts[0], 0.45)
 
     @gen_test
+    async def test_a_resume_during_a_pause_waits_for_its_end(self):
+        # The server resumes when a connection closes: not before the
+        # pause is over, or accept() would fail at once again.
+        listener = self.listener(failures=1)
+        accepted = []
+        with self.assertLogs(LOGGER, "WARNING"):
+            acceptor = self.acceptor(listener, accepted, pause_seconds=0.5)
+            self.client(listener.address)
+            await until(lambda: listener.attempts)
+            acceptor.resume()
+            await until(lambda: accepted)
+        self.assertGreaterEqual(
+            listener.attempts[1] - listener.attempts[0], 0.45)
+
+    @gen_test
+    async def test_clients_gone_before_their_accept_take_no_loop_turns(self):
+        listener = self.listener(failures=100, error=errno.ECONNABORTED)
+        accepted = []
+        turns = []
+
+        def count_turn():
+            turns.append(None)
+            if not accepted:
+                IOLoop.current().add_callback(count_turn)
+
+        with self.assertNoLogs(LOGGER):
+            self.acceptor(listener, accepted)
+            self.client(listener.address)
+            count_turn()
+            await until(lambda: accepted)
+        self.assertLess(len(turns), 50)  # not one a gone client
+
+    @gen_test
     async def test_a_client_gone_before_its_accept_is_skipped_at_once(self):
         listener = self.listener(failures=1, error=errno.ECONNABORTED)
         accepted = []
