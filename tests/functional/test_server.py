@@ -16,6 +16,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from scoring_api import server
 from scoring_api.config import Settings
+from tests.support.cases import cases
 from tests.support.helpers import SCORE_REQUEST, api_request
 from tests.support.layers import BlackHole, free_port
 
@@ -144,11 +145,13 @@ class ServeTest(unittest.TestCase):
         self.assertGreaterEqual(cut_after, 1.5)
         self.assertLess(cut_after, 2.0)
 
-    def test_a_worker_stops_when_its_supervisor_is_gone(self):
+    # Its new parent (init, a subreaper) may have a lower pid or a higher.
+    @cases([1, -1])
+    def test_a_worker_stops_when_its_supervisor_is_gone(self, offset):
         async def scenario():
             return await self.post(SCORE_REQUEST)
 
-        gone = os.getppid() + 1  # not this process's parent
+        gone = os.getppid() + offset  # not this process's parent
         with self.assertLogs("scoring_api.server", "INFO") as logs:
             self.assertEqual(self.serve(self.settings(), scenario, gone)[0],
                              200)

@@ -2,6 +2,8 @@
 import asyncio
 import signal
 import socket
+import subprocess
+import sys
 import unittest
 
 import mock
@@ -12,6 +14,7 @@ from scoring_api.traffic import Traffic
 from tornado.testing import AsyncTestCase, gen_test
 from tornado.web import Application
 from tests.support.cases import cases
+from tests.support.helpers import ROOT
 from tests.support.layers import free_port
 
 
@@ -77,10 +80,18 @@ class RunLoopTest(unittest.TestCase):
         self.assertIs(server.run_loop(self.loop_type()), uvloop.Loop)
 
     def test_asyncio_s_own_loop_without_it(self):
-        with mock.patch.object(server, "uvloop", None):
-            loop_type = server.run_loop(self.loop_type())
-        self.assertTrue(issubclass(loop_type, asyncio.BaseEventLoop))
-        self.assertNotEqual(loop_type.__module__.split(".")[0], "uvloop")
+        # A Python where `import uvloop` fails (None in sys.modules).
+        script = (
+            "import asyncio, sys\n"
+            "sys.modules['uvloop'] = None\n"
+            "from scoring_api import server\n"
+            "async def loop_type():\n"
+            "    return type(asyncio.get_running_loop())\n"
+            "print(server.run_loop(loop_type()).__module__)\n")
+        module = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, check=True,
+            capture_output=True, text=True).stdout.strip()
+        self.assertEqual(module.split(".")[0], "asyncio")
 
 
 class RunTest(unittest.TestCase):

@@ -28,6 +28,11 @@ class RestartLimitTest(unittest.TestCase):
         self.clock = FakeClock()
         return supervisor.RestartLimit(limit, window, clock=self.clock)
 
+    def test_a_limit_past_256_holds_too(self):
+        restarts = self.limit(limit=1000)
+        allowed = [restarts.allow() for _ in range(1001)]
+        self.assertEqual(allowed, [True] * 1000 + [False])
+
     def test_a_burst_past_the_limit_is_refused(self):
         restarts = self.limit()
         self.assertEqual([restarts.allow() for _ in range(4)],
