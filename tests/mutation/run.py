@@ -76,6 +76,9 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 # A module's own tests take seconds: past this a mutant made them hang (a
 # loop that never ends burns a core until the session's whole timeout).
 OWN_TESTS_TIMEOUT_SECONDS = 120.0
+# What such a mutant's output says: a timeout, but one no busy machine
+# causes, so that --survivors does not run it again.
+OWN_TESTS_HANG = "timeout: its own tests hang"
 # A survivor's integration suites take about a minute on an idle machine:
 # a timeout must mean a hang, not a busy CPU.
 INTEGRATION_TIMEOUT_SECONDS = 300.0
@@ -203,8 +206,8 @@ def without(suite, excluded, root=ROOT):
 def run_tests(module, excluded=()):
     """Exit status of the test command for one mutant of `module` (run in
     the scratch copy): the first suite that fails decides. Its own tests
-    running over OWN_TESTS_TIMEOUT_SECONDS are a hang: killed, and said as
-    cosmic-ray says its own timeouts (the report counts both)."""
+    running over OWN_TESTS_TIMEOUT_SECONDS are a hang: killed, and said
+    as OWN_TESTS_HANG (the report counts it with cosmic-ray's timeouts)."""
     root = pathlib.Path.cwd()
     for stage, suite in enumerate(test_commands(module, root)):
         nose2 = subprocess.Popen(
@@ -218,7 +221,7 @@ def run_tests(module, excluded=()):
         except subprocess.TimeoutExpired:
             os.killpg(nose2.pid, signal.SIGKILL)
             nose2.wait()
-            print("timeout", end="")
+            print(OWN_TESTS_HANG, end="")
             return 1
         if status:
             return status
@@ -382,7 +385,7 @@ def tally(module, session, equivalent):
                                       key + (mutated,)))
             else:
                 counts["killed"] += 1
-                counts["timeout"] += result.output == "timeout"
+                counts["timeout"] += result.output.startswith("timeout")
                 if listed(equivalent, key, mutated):
                     stale.append(key + (mutated,))
     for counts in rows.values():

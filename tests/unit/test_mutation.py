@@ -149,7 +149,8 @@ class OwnTestsHangTest(unittest.TestCase):
                 unittest.mock.patch("pathlib.Path.cwd",
                                     return_value=pathlib.Path(directory.name)):
             status = run.run_tests("accept")
-        self.assertEqual((status, output.getvalue()), (1, "timeout"))
+        self.assertEqual((status, output.getvalue()),
+                         (1, "timeout: its own tests hang"))
 
 
 class TestsByNameTest(unittest.TestCase):
