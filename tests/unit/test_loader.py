@@ -264,6 +264,16 @@ class FailingStore:
         self.batches.append(dict(mapping))
 
 
+class ProgressTest(unittest.TestCase):
+    def test_checking_says_every_100000_entries_and_no_sooner(self):
+        said = []
+        report = loader.Report("f", say=said.append)
+        loader.check(io.BytesIO(b"".join(
+            b'{"client_id": %d, "interests": []}\n' % client_id
+            for client_id in range(199999))), report)
+        self.assertEqual(said, ["loader: 100000 entries checked"])
+
+
 class WriteBatchesTest(unittest.TestCase):
     def pairs(self, count):
         return (("i:%d" % i, "[]") for i in range(count))
@@ -300,6 +310,8 @@ class OutcomeTest(unittest.TestCase):
         (0, 6, "clients 1 to 6 may be written; loading again replaces"
                " them"),
         (0, 1, "client 1 may be written; loading again replaces them"),
+        (0, 2, "clients 1 to 2 may be written; loading again replaces"
+               " them"),
         (2000, 3000, "the first 2000 clients are written; clients 2001 to"
                      " 3000 may be written too; loading again replaces"
                      " them"),
