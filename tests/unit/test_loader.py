@@ -458,6 +458,14 @@ class MainTest(unittest.TestCase):
                 loader.EXIT_USAGE, "",
                 "loader: %s: line 3 is not UTF-8 text\n" % path))
 
+    def test_ctrl_c_while_writing_is_one_line_saying_what_stays(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        with mock.patch.object(loader, "write_batches",
+                               side_effect=KeyboardInterrupt):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "", "loader: interrupted; the batches"
+                " written stay (loading again replaces them)\n"))
+
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():
             if name.startswith("EXIT_"):
