@@ -142,6 +142,16 @@ class LoaderTest(LoaderCase):
             2, "loader: /dev/zero: not a regular file (a character device);"
                " give a file of JSON lines or one JSON object\n"))
 
+    def test_a_run_with_nothing_compiled_yet_says_only_its_line(self):
+        # As under PYTHONDONTWRITEBYTECODE or a read-only install, where
+        # a warning the compiler gives would be said on every run.
+        cache = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, cache)
+        result = self.load("/dev/zero", PYTHONPYCACHEPREFIX=cache)
+        self.assertEqual((result.returncode, result.stderr), (
+            2, "loader: /dev/zero: not a regular file (a character device);"
+               " give a file of JSON lines or one JSON object\n"))
+
     def test_pythons_own_limits_are_bad_lines_not_tracebacks(self):
         result = self.load_text(
             '{"client_id": 1, "interests": ["cars"]}\n' + "[" * 100000

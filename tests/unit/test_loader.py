@@ -264,6 +264,16 @@ class FailingStore:
         self.batches.append(dict(mapping))
 
 
+class ProgressTest(unittest.TestCase):
+    def test_checking_says_every_100000_entries_and_no_sooner(self):
+        said = []
+        report = loader.Report("f", say=said.append)
+        loader.check(io.BytesIO(b"".join(
+            b'{"client_id": %d, "interests": []}\n' % client_id
+            for client_id in range(199999))), report)
+        self.assertEqual(said, ["loader: 100000 entries checked"])
+
+
 class WriteBatchesTest(unittest.TestCase):
     def pairs(self, count):
         return (("i:%d" % i, "[]") for i in range(count))
@@ -300,6 +310,8 @@ class OutcomeTest(unittest.TestCase):
         (0, 6, "clients 1 to 6 may be written; loading again replaces"
                " them"),
         (0, 1, "client 1 may be written; loading again replaces them"),
+        (0, 2, "clients 1 to 2 may be written; loading again replaces"
+               " them"),
         (2000, 3000, "the first 2000 clients are written; clients 2001 to"
                      " 3000 may be written too; loading again replaces"
                      " them"),
@@ -445,6 +457,14 @@ class MainTest(unittest.TestCase):
             self.assertEqual(self.run_loader(path), (
                 loader.EXIT_USAGE, "",
                 "loader: %s: line 3 is not UTF-8 text\n" % path))
+
+    def test_ctrl_c_while_writing_is_one_line_saying_what_stays(self):
+        path = self.file_of('{"client_id": 1, "interests": []}\n')
+        with mock.patch.object(loader, "write_batches",
+                               side_effect=KeyboardInterrupt):
+            self.assertEqual(self.run_loader(path), (
+                loader.EXIT_USAGE, "", "loader: interrupted; the batches"
+                " written stay (loading again replaces them)\n"))
 
     def test_the_docstring_names_every_exit_code(self):
         for name, code in vars(loader).items():
