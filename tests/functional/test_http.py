@@ -220,6 +220,7 @@ class OtherPathsTest(HttpTestCase):
         self.assertEqual(self.assert_answer(response, 500),
                          "Internal Server Error")
         self.assertIn("unexpected error in GET /ready", logs.output[0])
+        self.assertRegex(logs.output[1], r"^ERROR:.* GET /ready - 500 ")
 
     def test_an_unknown_path_is_a_404_without_allow(self):
         response = self.fetch("/no/such/path")

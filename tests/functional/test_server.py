@@ -12,6 +12,8 @@ import socket
 import time
 import unittest
 
+import mock
+
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from scoring_api import server
@@ -168,8 +170,14 @@ class ServeTest(unittest.TestCase):
             os.kill(os.getpid(), signal.SIGTERM)
             return answer
 
-        with self.assertLogs("scoring_api.server", "INFO") as logs:
+        timers = mock.patch.object(server, "PeriodicCallback",
+                                   wraps=server.PeriodicCallback)
+        with self.assertLogs("scoring_api.server", "INFO") as logs, \
+                timers as made:
             self.assertEqual(
                 self.serve(self.settings(), scenario, os.getppid())[0], 200)
         self.assertNotIn("gone", "".join(
             record.getMessage() for record in logs.records))
+        # Lines flushed, and the parent checked, once a second.
+        self.assertEqual([call.args[1] for call in made.call_args_list],
+                         [1000, 1000])

@@ -128,6 +128,27 @@ class SuperviseTest(unittest.TestCase):
         self.assertIn("worker %d exited with -9; starting another" % victim,
                       log)
 
+    def test_a_stop_takes_no_longer_than_the_workers_take(self):
+        supervised = self.supervise("serve")
+        supervised.started(2)
+        stopping = time.monotonic()
+        supervised.process.send_signal(signal.SIGTERM)
+        code, _, _ = supervised.finish()
+        self.assertEqual(code, 0)
+        self.assertLess(time.monotonic() - stopping, 1.0)  # not polled
+
+    def test_a_worker_interrupted_alone_dies_as_signals_do(self):
+        # Forked, a worker must not keep the supervisor's handlers: one
+        # would send its siblings SIGTERM.
+        supervised = self.supervise("serve")
+        first, second = supervised.started(2)
+        os.kill(second, signal.SIGINT)
+        supervised.started(3)
+        supervised.process.send_signal(signal.SIGTERM)
+        _, log, said = supervised.finish()
+        self.assertIn("worker %d exited with -2; starting another" % second,
+                      log)
+
     def test_a_crash_loop_stops_the_service_with_1(self):
         supervised = self.supervise("crash", workers=2, limit=3)
         code, log, said = supervised.finish()
