@@ -221,6 +221,7 @@ class OtherPathsTest(HttpTestCase):
                          "Internal Server Error")
         self.assertIn("unexpected error in GET /ready", logs.output[0])
         self.assertRegex(logs.output[1], r"^ERROR:.* GET /ready - 500 ")
+        self.assertNotIn("Allow", response.headers)  # a 405's only
 
     def test_an_unknown_path_is_a_404_without_allow(self):
         response = self.fetch("/no/such/path")

@@ -28,6 +28,15 @@ class RestartLimitTest(unittest.TestCase):
         self.clock = FakeClock()
         return supervisor.RestartLimit(limit, window, clock=self.clock)
 
+    def test_only_the_restarts_of_the_last_window_count(self):
+        restarts = self.limit(limit=2)
+        allowed = []
+        for when in (0.0, 50.0, 61.0, 62.0):
+            self.clock.now = when
+            allowed.append(restarts.allow())
+        # At 61 the first is over a window old: only the one at 50 counts.
+        self.assertEqual(allowed, [True, True, True, False])
+
     def test_a_limit_past_256_holds_too(self):
         restarts = self.limit(limit=1000)
         allowed = [restarts.allow() for _ in range(1001)]
