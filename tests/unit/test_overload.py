@@ -247,6 +247,26 @@ class SheddingTest(unittest.TestCase):
         clock.now = read
         self.assertEqual(overload.throughput(), 10.0)
 
+    def test_the_first_answers_count_a_whole_second(self):
+        clock = FakeClock(0.05)  # whatever the clock's start
+        overload = Overload(FixedLag(), clock=clock)
+        for _ in range(10):
+            overload.admit()
+            overload.finished()
+        clock.now = 1.04
+        self.assertEqual(overload.throughput(), 10.0)
+
+    def test_answers_on_a_slot_boundary_count_in_the_slot_it_starts(self):
+        clock = FakeClock(0.5)
+        overload = Overload(FixedLag(), clock=clock)
+        for when, count in ((0.5, 1), (0.6, 10)):  # 0.6: the next slot
+            clock.now = when
+            for _ in range(count):
+                overload.admit()
+                overload.finished()
+        clock.now = 1.55  # the ten are 0.95 s old, the one 1.05 s
+        self.assertEqual(overload.throughput(), 10.0)
+
     def test_a_call_ending_after_a_quiet_spell_counts_a_whole_second(self):
         clock = FakeClock(0.05)
         overload = Overload(FixedLag(), clock=clock)
