@@ -164,6 +164,11 @@ class ServerTestCase(AsyncTestCase):
             client.write(request_bytes(path))
         return eager, first
 
+    def assert_port_closed(self):
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port),
+                                     DEADLINE_SECONDS).close()
+
     async def accepted(self, count):
         """Once the server holds `count` connections."""
         await until(lambda: self.server.open_connections == count)
@@ -464,9 +469,7 @@ class DrainTest(ServerTestCase):
             self.assertEqual((await read_answer(client))[2], b"hello")
         self.release.set()
         self.assertEqual((await read_answer(busy))[2], b"held")
-        with self.assertRaises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", self.port),
-                                     DEADLINE_SECONDS).close()
+        self.assert_port_closed()
 
     @gen_test
     async def test_the_port_closes_before_a_dropped_handshake_is_retried(
@@ -480,9 +483,7 @@ class DrainTest(ServerTestCase):
         # have settled (tens of milliseconds).
         self.assertGreaterEqual(self.io_loop.time() - started, 0.04)
         self.assertLess(self.io_loop.time() - started, 1.0)
-        with self.assertRaises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", self.port),
-                                     DEADLINE_SECONDS).close()
+        self.assert_port_closed()
 
     @gen_test
     async def test_without_the_handshake_filter_the_port_closes_at_once(
@@ -495,9 +496,7 @@ class DrainTest(ServerTestCase):
             for _ in range(5):
                 await asyncio.sleep(0)  # loop turns, no time passing
         self.assertTrue(drained.done())
-        with self.assertRaises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", self.port),
-                                     DEADLINE_SECONDS).close()
+        self.assert_port_closed()
 
     @gen_test
     async def test_an_idle_connection_is_closed_after_the_grace(self):
