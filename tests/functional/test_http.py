@@ -21,7 +21,7 @@ from tests.support.helpers import api_request
 from tests.support import strategies  # noqa: F401 (the settings profiles)
 from tests.support.http import (SCORE_ARGUMENTS, CaughtRecords,
                                 HttpTestCase, exchange, head_of,
-                                raw_exchange)
+                                keep_alive_call, raw_exchange)
 
 
 class MethodEndpointTest(HttpTestCase):
@@ -409,14 +409,8 @@ class DrainTest(HttpTestCase):
     "Signals")."""
 
     async def keep_alive_exchange(self, stream):
-        body = json.dumps(api_request("online_score", SCORE_ARGUMENTS))
-        await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
-                           b"Content-Length: %d\r\n\r\n%s"
-                           % (len(body), body.encode()))
-        head = await stream.read_until(b"\r\n\r\n")
-        status, headers, _ = head_of(head)
-        await stream.read_bytes(int(headers["content-length"]))
-        return status, headers
+        return await keep_alive_call(
+            stream, api_request("online_score", SCORE_ARGUMENTS))
 
     @gen_test(timeout=5)
     async def test_an_answer_while_draining_says_close_and_closes(self):

@@ -20,7 +20,8 @@ from tests.support.clock import NOW, FakeClock, admin_request, \
     stop_auth_clock
 from tests.support.helpers import api_request
 from tests.support.openapi import DOCUMENT, answer_validator, resolve
-from tests.support.http import SCORE_ARGUMENTS, HttpTestCase, head_of
+from tests.support.http import (SCORE_ARGUMENTS, HttpTestCase,
+                                keep_alive_call)
 from tests.support.metrics_text import samples, value
 
 REFUSED = {"code": 429, "error": "rate limit exceeded"}
@@ -282,16 +283,9 @@ class HeldRefusalTest(QuotaTestCase):
 
     async def call(self):
         """(status, headers) of one call on a new kept-alive connection."""
-        body = json.dumps(SCORE).encode()
         stream = await TCPClient().connect("127.0.0.1", self.get_http_port())
         try:
-            await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
-                               b"Content-Length: %d\r\n\r\n%s"
-                               % (len(body), body))
-            status, headers, _ = head_of(
-                await stream.read_until(b"\r\n\r\n"))
-            await stream.read_bytes(int(headers["content-length"]))
-            return status, headers
+            return await keep_alive_call(stream, SCORE)
         finally:
             stream.close()
 

@@ -112,6 +112,18 @@ def head_of(answer):
     return int(lines[0].split()[1]), headers, body
 
 
+async def keep_alive_call(stream, body):
+    """(status, {lower-case header name: value}) of one POST /method/ of
+    `body` (a dict) on `stream`, a kept-alive connection, its answer read
+    whole."""
+    data = json.dumps(body).encode()
+    await stream.write(b"POST /method/ HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    status, headers, _ = head_of(await stream.read_until(b"\r\n\r\n"))
+    await stream.read_bytes(int(headers["content-length"]))
+    return status, headers
+
+
 async def exchange(port, data):
     """Everything the service sent, until it closed the connection, for
     `data` sent on a new one."""
