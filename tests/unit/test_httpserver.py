@@ -164,6 +164,15 @@ class ServerTestCase(AsyncTestCase):
             client.write(request_bytes(path))
         return eager, first
 
+    async def client_left_waiting(self, holding):
+        """A new client with a request sent, which the kernel connects but
+        the server, holding `holding` connections, leaves waiting."""
+        client = await self.connect()
+        await client.write(request_bytes("/"))
+        await asyncio.sleep(0.1)  # time enough to be accepted, wrongly
+        self.assertEqual(self.server.open_connections, holding)
+        return client
+
     def assert_port_closed(self):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", self.port),
@@ -322,10 +331,7 @@ class MaxConnectionsTest(ServerTestCase):
         await self.accepted(4)
         await first.write(request_bytes("/held"))
         await until(lambda: self.traffic.in_flight == 4)
-        late = await self.connect()  # the kernel completes it
-        await late.write(request_bytes("/"))
-        await asyncio.sleep(0.1)  # time enough to be accepted, wrongly
-        self.assertEqual(self.server.open_connections, 4)
+        late = await self.client_left_waiting(holding=4)
         with self.assertLogs(LOGGER, "WARNING"):  # room made for it
             self.release.set()
             for client in eager + [first]:
@@ -338,10 +344,7 @@ class MaxConnectionsTest(ServerTestCase):
         for client in busy:
             await client.write(request_bytes("/held"))
         await until(lambda: self.traffic.in_flight == 3)
-        waiting = await self.connect()  # the kernel completes it
-        await waiting.write(request_bytes("/"))
-        await asyncio.sleep(0.1)  # time enough to be served, wrongly
-        self.assertEqual(self.server.open_connections, 3)
+        waiting = await self.client_left_waiting(holding=3)
         self.release.set()
         for client in busy:
             self.assertEqual((await read_answer(client))[2], b"held")
