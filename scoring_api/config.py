@@ -357,7 +357,8 @@ class CacheSettings(StoreSettings):
     local_size: int = _key(
         10000, _integer(0), "scores kept in process; 0: no local tier")
     local_ttl: float = _key(
-        10.0, _seconds, "seconds a score stays in the local tier")
+        600.0, _seconds, "seconds a score stays in the local tier, at most"
+        " ttl")
 
 
 @dataclasses.dataclass(frozen=True)

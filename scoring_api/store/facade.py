@@ -35,8 +35,11 @@ class Store:
         self.breaker = CircuitBreaker(
             "cache", functools.partial(cache.ping, retry_broken=False),
             cache_settings.failure_threshold, cache_settings.reset_timeout)
-        self.local = LocalCache(cache_settings.local_size,
-                                cache_settings.local_ttl)
+        # A score read back from Redis is kept locally no longer than
+        # one just computed: never past the cache's ttl.
+        self.local = LocalCache(
+            cache_settings.local_size,
+            min(cache_settings.local_ttl, cache_settings.ttl), clock)
         # A cache that refuses writes (out of memory, read-only, MISCONF)
         # still serves reads; writes pause for this long after a refusal.
         self.write_pause = cache_settings.reset_timeout

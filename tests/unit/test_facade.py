@@ -212,6 +212,25 @@ class LocalTierTest(ClosingTestCase):
         self.assertEqual(cache.execute_command.await_count, 3)
 
     @gen_test
+    async def test_a_score_read_from_redis_is_kept_no_longer_than_ttl(self):
+        # local_ttl over ttl: a score read back from Redis is still kept
+        # only as long as one just computed would be.
+        clock = FakeClock()
+        settings = FAST.replace(cache={"ttl": 30, "local_ttl": 600.0})
+        cache = mock_redis(b"4.5", b"4.5")
+        store = self.closing(Store(
+            RedisEndpoint("store", mock_redis(), settings.store),
+            RedisEndpoint("cache", cache, settings.cache), settings.cache,
+            clock=clock))
+        self.assertEqual(await store.cache_get("score:x"), b"4.5")
+        clock.now += 29.9
+        self.assertEqual(await store.cache_get("score:x"), b"4.5")
+        self.assertEqual(cache.execute_command.await_count, 1)
+        clock.now += 0.1
+        self.assertEqual(await store.cache_get("score:x"), b"4.5")
+        self.assertEqual(cache.execute_command.await_count, 2)
+
+    @gen_test
     async def test_with_the_cache_dead_the_local_tier_still_answers(self):
         cache = mock_redis(forever=RedisConnectionError("refused"))
         store = self.closing(store_over(mock_redis(), cache))
