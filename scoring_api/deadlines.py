@@ -16,8 +16,9 @@ class Deadlines:
     of `timeout`, scheduled only while a key waits, finds the late ones:
     `late(key)` runs between `timeout` and 1.25 x `timeout` after
     `wait(key)`. `timeout` None means no deadline at all. `loop` has
-    `time()` and `call_later(delay, callback)` (the running asyncio loop
-    when not given).
+    `time()` and `call_later(delay, callback)` (when not given, the
+    asyncio loop running at the first `wait`: asking for it each time
+    costs a getpid() system call).
     """
 
     SWEEPS_PER_TIMEOUT = 4
@@ -38,7 +39,9 @@ class Deadlines:
     def wait(self, key):
         if self.timeout is None:
             return
-        loop = self.loop or asyncio.get_running_loop()
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
         self.waiting[key] = loop.time() + self.timeout
         if self.sweep is None:
             self._schedule(loop)
@@ -51,7 +54,7 @@ class Deadlines:
                                      self._sweep)
 
     def _sweep(self):
-        loop = self.loop or asyncio.get_running_loop()
+        loop = self.loop
         now = loop.time()
         late = [key for key, deadline in self.waiting.items()
                 if deadline <= now]

@@ -42,19 +42,33 @@ def kept(given):
             and _PERSONAL.search(given) is None)
 
 
+# How many forks made this process: a child counts one more than its
+# parent, so an id maker knows it was forked without a getpid() system
+# call a request.
+_forks = 0
+
+
+def _forked():
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class RequestIds:
     """New ids of 32 hex digits: a random prefix per process and a counter,
     unique without uuid4's cost on every request. A process forked after
     the first id makes a prefix of its own."""
 
     def __init__(self):
-        self.pid = None
+        self.forks = None
         self.prefix = None
         self.counter = None
 
     def new(self):
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
+        if self.forks != _forks:
+            self.forks = _forks
             self.prefix = secrets.token_hex(10)
             self.counter = itertools.count()
         return "%s%012x" % (self.prefix, next(self.counter))

@@ -27,18 +27,34 @@ class NewIdTest(unittest.TestCase):
     def test_a_forked_worker_makes_ids_of_its_own(self):
         ids = RequestIds()
         parent_id = ids.new()
-        reader, writer = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report its next id and leave at once
-            os.write(writer, ids.new().encode())
-            os._exit(0)
-        os.close(writer)
-        child_id = os.read(reader, 64).decode()
-        os.close(reader)
-        os.waitpid(pid, 0)
+        child_id, = in_a_child(lambda: [ids.new()])
         self.assertRegex(child_id, NEW_ID)
         self.assertNotEqual(child_id[:20], parent_id[:20])
         self.assertEqual(ids.new()[:20], parent_id[:20])
+
+    def test_a_fork_of_a_forked_worker_makes_ids_of_its_own(self):
+        ids = RequestIds()
+        ids.new()
+        child_id, grandchild_id = in_a_child(
+            lambda: [ids.new(), *in_a_child(lambda: [ids.new()])])
+        self.assertRegex(grandchild_id, NEW_ID)
+        self.assertNotEqual(grandchild_id[:20], child_id[:20])
+
+
+def in_a_child(make_ids):
+    """The ids `make_ids()` returns in a forked child process."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its ids and leave at once
+        try:
+            os.write(writer, " ".join(make_ids()).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    made = os.read(reader, 1024).decode().split()
+    os.close(reader)
+    os.waitpid(pid, 0)
+    return made
 
 
 class CallersIdTest(unittest.TestCase):
