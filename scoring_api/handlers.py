@@ -164,17 +164,14 @@ class MethodHandler(JsonHandler):
     def body(self):
         return self.request.body
 
-    async def admitted_or_not(self, ctx, code):
-        """The quota header fields of a counted call; Retry-After (after
-        the hold of a partner that keeps calling) of one refused over
-        quota or shed (docs/api.md, "Quotas")."""
-        for name, value in header_fields(ctx["quota"]):
-            self.set_header(name, value)
-        if code == HTTPStatus.TOO_MANY_REQUESTS or "shed" in ctx:
-            self.refused = True
-            retry_after, close = await self.admission.delay(ctx)
-            self.set_header("Retry-After", str(retry_after))
-            self.close_after_answer = self.close_after_answer or close
+    async def refused_after_delay(self, ctx):
+        """Retry-After of a call refused over quota or shed, once the
+        hold of a partner that keeps calling is over (docs/api.md,
+        "Quotas")."""
+        self.refused = True
+        retry_after, close = await self.admission.delay(ctx)
+        self.set_header("Retry-After", str(retry_after))
+        self.close_after_answer = self.close_after_answer or close
 
     async def post(self):
         try:
@@ -187,8 +184,11 @@ class MethodHandler(JsonHandler):
             body, ctx, self.store, self.service_settings, self.authenticator,
             self.admission)
         self.api_method = ctx.get("method")
-        if "quota" in ctx:
-            await self.admitted_or_not(ctx, code)
+        if "quota" in ctx:  # counted: the quota header fields
+            for name, value in header_fields(ctx["quota"]):
+                self.set_header(name, value)
+            if code == HTTPStatus.TOO_MANY_REQUESTS or "shed" in ctx:
+                await self.refused_after_delay(ctx)
         if code == HTTPStatus.OK:
             self.send_json(code, response)
         else:

@@ -57,14 +57,14 @@ def authenticate(request, authenticator):
     request.is_admin = authenticator.is_admin(request.login)
 
 
-async def call(method, envelope, ctx, store, settings):
-    """(response, 200) of `method` (None: unknown, 422)."""
+def call(method, envelope, ctx, store, settings):
+    """The awaitable response of `method` (None: unknown, 422)."""
     if method is None:
         # Not echoed: the access log writes the message, and a caller's
         # value may be anything, personal data included.
         raise ValidationError({"method": "unknown method (known: %s)"
                                % ", ".join(METHODS)})
-    return await method(envelope, ctx, store, settings), HTTPStatus.OK
+    return method(envelope, ctx, store, settings)
 
 
 async def method_handler(request, ctx, store, settings=None,
@@ -90,17 +90,20 @@ async def method_handler(request, ctx, store, settings=None,
         authenticate(envelope, authenticator
                      or Authenticator.from_settings(settings.auth))
         if admission is None:
-            return await call(method, envelope, ctx, store, settings)
-        # After authentication (a wrong token spends no one's quota),
-        # before the arguments (a 422 spends it too).
-        admission.admit(envelope.account or "", ctx)
-        try:
-            return await call(method, envelope, ctx, store, settings)
-        except Overloaded:
-            admission.store_overloaded(ctx)
-            raise
-        finally:
-            admission.finished(ctx)
+            response = await call(method, envelope, ctx, store, settings)
+        else:
+            # After authentication (a wrong token spends no one's quota),
+            # before the arguments (a 422 spends it too).
+            admission.admit(envelope.account or "", ctx)
+            try:
+                response = await call(method, envelope, ctx, store,
+                                      settings)
+            except Overloaded:
+                admission.store_overloaded(ctx)
+                raise
+            finally:
+                admission.finished(ctx)
+        return response, HTTPStatus.OK
     except ApiError as error:
         return str(error), error.code
     except Exception:
