@@ -1,4 +1,5 @@
-"""CPU time of a server process (its workers included), read from /proc."""
+"""CPU time of a server process (its workers included), read from /proc,
+and the CPUs it runs on."""
 import collections
 import glob
 import os
@@ -40,6 +41,18 @@ def children(pid):
         except OSError:  # the thread ended meanwhile
             continue
     return found
+
+
+def move_to(pid, cpus):
+    """Run `pid`, every thread of it and its descendants (a service's
+    workers) on the CPUs `cpus` only; what ends meanwhile is passed."""
+    for task in glob.glob("/proc/%d/task/*" % pid):
+        try:
+            os.sched_setaffinity(int(os.path.basename(task)), cpus)
+        except OSError:  # the thread ended
+            continue
+    for child in children(pid):
+        move_to(child, cpus)
 
 
 def cpu_times(pid):

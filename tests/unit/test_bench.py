@@ -119,6 +119,28 @@ class ProcStatTest(unittest.TestCase):
             child.stdin.close()
             child.wait()
 
+    @unittest.skipUnless(hasattr(os, "sched_setaffinity"), "needs Linux")
+    def test_a_process_and_its_workers_are_moved_to_the_cpus_given(self):
+        # A service with workers: the process, and a child it started.
+        parent = subprocess.Popen(
+            [sys.executable, "-c", "import subprocess, sys\n"
+             "child = subprocess.Popen([sys.executable, '-c', 'import sys;"
+             " sys.stdin.read()'], stdin=subprocess.PIPE)\n"
+             "print(child.pid, flush=True)\nsys.stdin.read()\n"
+             "child.stdin.close()\nchild.wait()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            child = int(parent.stdout.readline())
+            every = os.sched_getaffinity(0)
+            for cpus in ({min(every)}, {max(every)}, every):
+                procstat.move_to(parent.pid, cpus)
+                self.assertEqual((os.sched_getaffinity(parent.pid),
+                                  os.sched_getaffinity(child)),
+                                 (cpus, cpus))
+        finally:
+            parent.stdin.close()
+            parent.wait()
+
     def test_a_process_that_is_gone_has_no_cpu_time(self):
         child = subprocess.Popen([sys.executable, "-c", "pass"])
         child.wait()
@@ -541,6 +563,17 @@ class RowsTest(unittest.TestCase):
         self.assertEqual(run.split_cpus({0, 1, 2, 3}), ([3], [0, 1, 2]))
         self.assertEqual(run.split_cpus({0}), ([], []))
         self.assertEqual(run.split_cpus({0, 1}, [0], [1]), ([0], [1]))
+
+    def test_a_server_is_measured_alone_on_the_server_core(self):
+        bench = run.Bench(run.selected_rows(["service hit"]), None, None,
+                          None, None, ([1], [0]))
+        measured, idle = mock.Mock(pid=10), mock.Mock(pid=20)
+        bench.running = {("this", "service"): measured,
+                         ("this", "bare Tornado"): idle}
+        with mock.patch.object(procstat, "move_to") as move_to:
+            bench.alone_on_server_cpus(measured)
+        self.assertEqual(sorted(move_to.call_args_list),
+                         [mock.call(10, [1]), mock.call(20, [0])])
 
     def test_the_table_names_each_targets_verdict(self):
         rows = run.selected_rows(["interests 10 ids"])
