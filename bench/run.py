@@ -231,8 +231,8 @@ class Bench:
         server on the load CPUs while it is measured: an idle server's
         timers (the service's loop-lag probe wakes 20 times a second)
         would take the measured one's CPU caches, which no server has to
-        share in production. Measured: nine idle services beside it cost
-        the hit row 3 %."""
+        share in production. Measured on the full table: FastAPI's hit
+        223 -> 211 us a call, the service's 238 -> 231 us."""
         if not (self.server_cpus and self.load_cpus):
             return
         for running in self.running.values():
