@@ -48,7 +48,7 @@ import time
 
 from bench import (conformity, figures, instructions, loads, procstat,
                    servers, wrk)
-from bench.servers import (BEFORE, NO_LOCAL_TIER, SERVICE, THIS,
+from bench.servers import (BEFORE, MISSES, NO_LOCAL_TIER, SERVICE, THIS,
                            TWO_WORKERS, Row, Server)
 from bench.support import (ROOT, RedisServer, free_port, load_average,
                            machine, progress)
@@ -77,7 +77,7 @@ ROWS = [
     *(Row("%s hit" % peer, Server(peer, "peer"), "hit") for peer in PEERS),
     Row("bare Tornado", BARE, "hit"),
     Row("service Redis hit", NO_LOCAL_TIER, "hit"),
-    Row("service miss", SERVICE, "miss"),
+    Row("service miss", MISSES, "miss"),
     Row("interests 10 ids", SERVICE, "10 ids"),
     Row("interests 100 ids", SERVICE, "100 ids"),
     Row("422", SERVICE, "invalid"),

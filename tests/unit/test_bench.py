@@ -558,6 +558,17 @@ class RowsTest(unittest.TestCase):
                          [("bare Tornado", "this"), ("service miss", "this"),
                           ("service miss", "before")])
 
+    def test_the_hit_rows_process_caches_no_miss_rows_scores(self):
+        # A miss row's new scores would evict the hit bodies from the
+        # local tier: the hit row would measure their refill from Redis.
+        rows = run.selected_rows(peers=True)
+        hit_servers = {row.server.name for row in rows
+                       if row.script == "hit"}
+        miss_servers = {row.server.name for row in rows
+                        if row.script == "miss"}
+        self.assertTrue(miss_servers)
+        self.assertFalse(hit_servers & miss_servers)
+
     def test_the_server_gets_a_core_of_its_own(self):
         self.assertEqual(run.split_cpus({0, 1}), ([1], [0]))
         self.assertEqual(run.split_cpus({0, 1, 2, 3}), ([3], [0, 1, 2]))
