@@ -5,7 +5,9 @@ one of its own messages; collecting the errors of a whole request is the job
 of `scoring_api.requests`.
 """
 import datetime
+import functools
 import re
+import time
 
 MAX_AGE_YEARS = 70
 
@@ -154,7 +156,9 @@ def today():
 
     A function of its own so that tests can stop the clock.
     """
-    return datetime.date.today()
+    # What date.today() does, without its lookup of fromtimestamp by
+    # name: a quarter of its cost.
+    return datetime.date.fromtimestamp(time.time())
 
 
 def years_before(day, years):
@@ -163,6 +167,12 @@ def years_before(day, years):
         return day.replace(year=day.year - years)
     except ValueError:
         return day.replace(year=day.year - years, day=28)
+
+
+@functools.lru_cache(maxsize=1)
+def oldest_birthday(today):
+    """The earliest birthday accepted on the day `today`."""
+    return years_before(today, MAX_AGE_YEARS)
 
 
 class BirthDayField(DateField):
@@ -179,7 +189,7 @@ class BirthDayField(DateField):
         now = today()
         if birthday > now:
             raise self.error("future")
-        if birthday < years_before(now, MAX_AGE_YEARS):
+        if birthday < oldest_birthday(now):
             raise self.error("too_old")
         return birthday
 

@@ -179,7 +179,9 @@ class Overload:
         None."""
         if self.shed_lag and self.lag.lag >= self.shed_lag * factor:
             return SHED_BY_LAG
-        if self.budget and self.in_flight >= self.in_flight_limit() * factor:
+        # Below min_in_flight, below any limit: no throughput to measure.
+        if (self.budget and self.in_flight >= self.min_in_flight * factor
+                and self.in_flight >= self.in_flight_limit() * factor):
             return SHED_BY_IN_FLIGHT
         return None
 

@@ -21,6 +21,9 @@ class Request:
             for name, attr in vars(klass).items()
             if isinstance(attr, fields.Field)
         }
+        # What __init__ reads of each field, looked up once per class.
+        cls._checks = tuple((name, field, field.clean)
+                            for name, field in cls.declared_fields.items())
 
     def __init__(self, data):
         if not isinstance(data, dict):
@@ -31,18 +34,17 @@ class Request:
         # Every declared field's clean value, None where absent; the fields
         # read it from the instance's __dict__ (no descriptor call here).
         self.values = values = dict.fromkeys(self.declared_fields)
-        for name, field in self.declared_fields.items():
-            if name not in data:
+        for name, field, clean in self._checks:
+            if name in data:
+                try:
+                    values[name] = clean(data[name])
+                except fields.FieldError as error:
+                    errors[name] = str(error)
+            elif field.required:
                 # An absent optional key is fine even when the field is not
                 # nullable: `required` is about presence (docs/api.md,
                 # "The request envelope").
-                if field.required:
-                    errors[name] = field.messages["required"]
-                continue
-            try:
-                values[name] = field.clean(data[name])
-            except fields.FieldError as error:
-                errors[name] = str(error)
+                errors[name] = field.messages["required"]
         self.__dict__.update(values)
         if not errors:
             errors = self.validate()
