@@ -1,7 +1,8 @@
 """scoring_api.httpserver.ScoringHTTPServer over real sockets, serving a
-bare Tornado application, with its head deadlines on a fake clock: the
-header timeout, room made at max_connections, the requests in flight, the
-drain; and the canaries for the Tornado methods it overrides."""
+bare Tornado application, with its head and idle deadlines on a fake
+clock: the header and idle timeouts, room made at max_connections, the
+requests in flight, the drain; and the canaries for the Tornado methods
+it overrides."""
 import asyncio
 import hashlib
 import inspect
@@ -23,6 +24,7 @@ from tests.support.cases import cases
 from tests.support.timers import FakeLoop
 
 HEADER_TIMEOUT = 10.0  # on the fake clock
+IDLE_TIMEOUT = 100.0  # on the fake clock
 DEADLINE_SECONDS = 5.0  # real time: a guard against a hang
 LOGGER = "scoring_api.httpserver"
 BIG_ANSWER = b"x" * 20_000_000
@@ -106,7 +108,7 @@ async def until(condition):
 
 
 class ServerTestCase(AsyncTestCase):
-    """A ScoringHTTPServer on a free port, its head deadlines on
+    """A ScoringHTTPServer on a free port, its head and idle deadlines on
     `self.clock` (a FakeLoop)."""
 
     options = {}
@@ -123,10 +125,13 @@ class ServerTestCase(AsyncTestCase):
                                   "bodies": self.bodies}),
             (r"/big", Big, {"calls": self.big_calls})])
         options = dict({"max_connections": 100, "write_timeout": 5.0,
-                        "header_timeout": HEADER_TIMEOUT}, **self.options)
+                        "header_timeout": HEADER_TIMEOUT,
+                        "idle_connection_timeout": IDLE_TIMEOUT},
+                       **self.options)
         self.server = ScoringHTTPServer(app, traffic=self.traffic, **options)
         self.clock = FakeLoop()
         self.server.heads.loop = self.clock
+        self.server.idle.loop = self.clock
         sock, self.port = bind_unused_port(reuse_port=True)
         self.server.add_sockets([sock])
         self.clients = []
@@ -185,6 +190,13 @@ class ServerTestCase(AsyncTestCase):
     async def ask(self, client, path="/"):
         await client.write(request_bytes(path))
         return await read_answer(client)
+
+    async def kept_alive(self):
+        """A client served once, its connection kept alive, waiting."""
+        client = await self.connect()
+        self.assertEqual((await self.ask(client))[0], 200)
+        await until(lambda: self.server.waiting)
+        return client
 
     async def assert_closed_by_server(self, client):
         self.assertEqual(await client.read_until_close(), b"")
@@ -263,14 +275,60 @@ class HeaderTimeoutTest(ServerTestCase):
         self.assertEqual(len(self.server.heads), 0)
 
 
+class IdleTimeoutTest(ServerTestCase):
+    @gen_test
+    async def test_an_idle_connection_is_closed_after_idle_timeout(self):
+        client = await self.kept_alive()
+        self.clock.advance(IDLE_TIMEOUT - 0.01)
+        self.assertEqual(self.server.open_connections, 1)
+        with self.assertNoLogs(LOGGER):  # nothing wrong: as Tornado's
+            self.clock.advance(IDLE_TIMEOUT * 0.25 + 0.01)
+            await self.assert_closed_by_server(client)
+        self.assertEqual(self.server.open_connections, 0)
+
+    @gen_test
+    async def test_each_request_starts_the_idle_time_anew(self):
+        client = await self.connect()
+        for _ in range(3):
+            self.assertEqual((await self.ask(client))[0], 200)
+            await until(lambda: self.server.waiting)
+            self.clock.advance(IDLE_TIMEOUT - 0.01)
+        self.assertEqual((await self.ask(client))[0], 200)
+        self.assertEqual(self.server.open_connections, 1)
+
+    @gen_test
+    async def test_a_request_on_its_way_is_not_closed_as_idle(self):
+        client = await self.kept_alive()
+        client.write(request_bytes("/"))  # in the kernel, not read yet
+        self.clock.advance(IDLE_TIMEOUT * 1.25 + 0.01)
+        self.assertEqual((await read_answer(client))[2], b"hello")
+
+    @gen_test
+    async def test_a_connection_busy_with_a_request_is_not_idle(self):
+        client = await self.connect()
+        await client.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 1)
+        self.clock.advance(IDLE_TIMEOUT * 2)
+        self.release.set()
+        self.assertEqual((await read_answer(client))[2], b"held")
+        self.assertEqual(len(self.server.idle), 1)  # idle from the answer
+
+
+class NoTimerPerHeadTest(ServerTestCase):
+    """The idle bound is the server's sweep, on the fake clock here, not
+    Tornado's timer around each head read, which runs on the real one."""
+
+    options = {"idle_connection_timeout": 0.05}
+
+    @gen_test
+    async def test_no_real_time_timer_closes_an_idle_connection(self):
+        client = await self.kept_alive()
+        await asyncio.sleep(0.3)  # six times the idle timeout, for real
+        self.assertEqual((await self.ask(client))[2], b"hello")
+
+
 class MaxConnectionsTest(ServerTestCase):
     options = {"max_connections": 3}
-
-    async def kept_alive(self):
-        client = await self.connect()
-        self.assertEqual((await self.ask(client))[0], 200)
-        await until(lambda: self.server.waiting)
-        return client
 
     @gen_test
     async def test_waiting_connections_make_room_longest_waiting_first(self):
