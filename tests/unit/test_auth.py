@@ -2,6 +2,8 @@ import datetime
 import json
 import unittest
 
+import mock
+
 from scoring_api import auth
 from scoring_api.auth import Authenticator
 from tests.support import helpers
@@ -42,6 +44,26 @@ class UserTokenTest(unittest.TestCase):
         self.assertFalse(auth.check("a", "b", helpers.user_token("a", "b")))
         self.assertTrue(auth.is_admin("root"))
         self.assertFalse(auth.is_admin("admin"))
+
+
+class KeptUserTokenTest(unittest.TestCase):
+    def setUp(self):
+        auth._user_token.cache_clear()
+
+    def sha512_calls(self, account, login, checks=2):
+        with mock.patch.object(auth, "_sha512", wraps=auth._sha512) as sha:
+            for _ in range(checks):
+                self.assertTrue(AUTH.check(account, login, helpers.user_token(
+                    account, login)))
+        return sha.call_count
+
+    def test_a_login_s_token_is_computed_once(self):
+        self.assertEqual(self.sha512_calls("kept", "once"), 1)
+
+    def test_a_long_account_and_login_are_checked_but_not_kept(self):
+        login = "l" * (auth.KEPT_MAX_CHARS - 1)
+        self.assertEqual(self.sha512_calls("a", login), 1)
+        self.assertEqual(self.sha512_calls("ab", login), 2)
 
 
 class AdminTokenTest(unittest.TestCase):
