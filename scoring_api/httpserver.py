@@ -44,8 +44,9 @@ def stream_of(request_conn):
     """The ClientStream under `request_conn` (an HTTP1Connection).
 
     Tornado 6.6.1 documents no accessor: HTTP1Connection keeps the stream
-    it was given as `.stream` (None once detached); the one place that
-    reads it (HTTP1ConnectionCanaryTest fails when it changes).
+    it was given as `.stream` (None once detached), a name its API
+    snapshot (tornado/test/api.txt) lists; the one place that reads it
+    (HTTP1ConnectionCanaryTest fails when it changes).
     """
     return request_conn.stream
 
@@ -84,9 +85,9 @@ class ScoringHTTPServer(HTTPServer):
                            **kwargs)
         # Tornado bounds the wait for each head with a future and a timer
         # (gen.with_timeout, header_timeout = idle_connection_timeout or
-        # 3600): measured, 5 % of a cached score's CPU time. `idle` keeps
-        # that bound instead. `conn_params` is public in Tornado 6.6 (its
-        # API snapshot, tornado/test/api.txt); HTTPServerCanaryTest.
+        # 3600): measured, 5.1-5.6 % of a cached score's CPU time. `idle`
+        # keeps that bound instead. `conn_params` is in Tornado 6.6's API
+        # snapshot (tornado/test/api.txt); HTTPServerCanaryTest.
         self.conn_params.header_timeout = None
         # What TCPServer would give its own IOStreams, kept here rather
         # than read back from its undocumented attributes.

@@ -646,6 +646,8 @@ class HTTPServerCanaryTest(unittest.TestCase):
         "TCPServer.add_sockets": (tcpserver.TCPServer.add_sockets,
                                   "4cc159003c60dd83"),
         "TCPServer.stop": (tcpserver.TCPServer.stop, "8179afcd78d24900"),
+        # initialize makes conn_params (its header_timeout set to None
+        # after it), which handle_stream gives each connection.
         "HTTPServer.initialize": (httpserver.HTTPServer.initialize,
                                   "96e880b7decae55c"),
         "HTTPServer.handle_stream": (httpserver.HTTPServer.handle_stream,
