@@ -185,6 +185,7 @@ class ScoringHTTPServer(HTTPServer):
             # first byte (the first request's head counts from accept).
             if self.closing_idle:
                 _close_if_idle(stream)
+                self.heads.wait(stream)  # still open: a head on its way
             else:
                 self.waiting[stream] = None
                 stream.watch_for_first_byte()

@@ -11,6 +11,7 @@ class Request:
     """
 
     declared_fields = {}
+    _checks = ()
     _present = None
 
     def __init_subclass__(cls, **kwargs):

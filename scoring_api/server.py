@@ -64,8 +64,8 @@ def make_server(settings, app, traffic=None):
         app,
         traffic=Traffic() if traffic is None else traffic,
         max_body_size=settings.server.max_body_bytes,
-        # Tornado's header timeout: how long a connection may wait for
-        # the head of its next request, idle time included.
+        # How long a kept-alive connection may wait for the first byte of
+        # its next request (kept by the server, not Tornado's timer).
         idle_connection_timeout=settings.server.idle_timeout,
         header_timeout=settings.server.header_timeout,  # the head alone
         body_timeout=settings.server.body_timeout,  # kept by the server

@@ -60,6 +60,15 @@ class KeptUserTokenTest(unittest.TestCase):
     def test_a_login_s_token_is_computed_once(self):
         self.assertEqual(self.sha512_calls("kept", "once"), 1)
 
+    def test_a_kept_token_is_its_salt_s_own(self):
+        pepper = Authenticator(salt="pepper", admin_login="admin",
+                               admin_salt="42")
+        token = helpers.user_token("a", "b")
+        self.assertTrue(AUTH.check("a", "b", token))  # kept
+        self.assertFalse(pepper.check("a", "b", token))
+        self.assertTrue(pepper.check("a", "b", helpers.user_token(
+            "a", "b", salt="pepper")))
+
     def test_a_long_account_and_login_are_checked_but_not_kept(self):
         login = "l" * (auth.KEPT_MAX_CHARS - 1)
         self.assertEqual(self.sha512_calls("a", login), 1)

@@ -294,7 +294,11 @@ class IdleTimeoutTest(ServerTestCase):
             await until(lambda: self.server.waiting)
             self.clock.advance(IDLE_TIMEOUT - 0.01)
         self.assertEqual((await self.ask(client))[0], 200)
-        self.assertEqual(self.server.open_connections, 1)
+        await until(lambda: self.server.waiting)
+        self.clock.advance(IDLE_TIMEOUT * 1.25 + 0.01)  # from the last
+        await self.assert_closed_by_server(client)
+        await self.accepted(0)
+        self.assertEqual(len(self.server.idle), 0)
 
     @gen_test
     async def test_a_request_on_its_way_is_not_closed_as_idle(self):
@@ -302,6 +306,9 @@ class IdleTimeoutTest(ServerTestCase):
         client.write(request_bytes("/"))  # in the kernel, not read yet
         self.clock.advance(IDLE_TIMEOUT * 1.25 + 0.01)
         self.assertEqual((await read_answer(client))[2], b"hello")
+        await until(lambda: self.server.waiting)  # idle again: closed
+        self.clock.advance(IDLE_TIMEOUT * 1.25 + 0.01)
+        await self.assert_closed_by_server(client)
 
     @gen_test
     async def test_a_connection_busy_with_a_request_is_not_idle(self):
@@ -600,6 +607,22 @@ class DrainTest(ServerTestCase):
         self.assertEqual((await read_answer(client))[2], b"held")
         await self.assert_closed_by_server(client)  # no next request
         await self.accepted(0)
+
+    @gen_test
+    async def test_a_head_begun_after_the_grace_has_its_header_timeout(
+            self):
+        client = await self.connect()
+        await client.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 1)
+        await self.server.drain(grace_seconds=0.01)
+        await asyncio.sleep(0.05)  # the grace is over
+        await client.write(b"GET / HT")  # a next head, never finished
+        self.release.set()
+        self.assertEqual((await read_answer(client))[2], b"held")
+        await until(lambda: len(self.server.heads) == 1)
+        with self.assertLogs(LOGGER, "WARNING"):
+            self.clock.advance(HEADER_TIMEOUT * 1.25 + 0.01)
+        await self.assert_closed_by_server(client)
 
     @gen_test
     async def test_an_answer_after_the_grace_logs_no_error(self):
