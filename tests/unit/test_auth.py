@@ -69,10 +69,23 @@ class KeptUserTokenTest(unittest.TestCase):
         self.assertTrue(pepper.check("a", "b", helpers.user_token(
             "a", "b", salt="pepper")))
 
-    def test_a_long_account_and_login_are_checked_but_not_kept(self):
-        login = "l" * (auth.KEPT_MAX_CHARS - 1)
-        self.assertEqual(self.sha512_calls("a", login), 1)
-        self.assertEqual(self.sha512_calls("ab", login), 2)
+    def test_4096_tokens_are_kept_the_oldest_computed_again(self):
+        # docs/performance.md: 4,096 kept.
+        logins = ["login%d" % number for number in range(4097)]
+        for login in logins:
+            AUTH.user_token("a", login)
+        self.assertEqual(auth._user_token.cache_info().currsize, 4096)
+        self.assertEqual(self.sha512_calls("a", logins[0], checks=1), 1)
+        self.assertEqual(self.sha512_calls("a", logins[-1], checks=1), 0)
+
+    # (account, login, kept): kept up to 256 characters together
+    # (docs/performance.md), however they are split.
+    @cases([("a", "l" * 255, True), ("ab", "l" * 255, False),
+            ("", "l" * 257, False), (None, "l" * 256, True),
+            ("a" * 128, "l" * 128, True)])
+    def test_tokens_of_at_most_256_characters_are_kept(self, case):
+        account, login, kept = case
+        self.assertEqual(self.sha512_calls(account, login), 1 if kept else 2)
 
 
 class AdminTokenTest(unittest.TestCase):
