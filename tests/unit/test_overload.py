@@ -349,6 +349,24 @@ class FairnessTest(unittest.TestCase):
                          SHED_BY_IN_FLIGHT)
         self.assertIsNone(self.overload.admit(partner_over=False))
 
+    def test_over_quota_calls_are_shed_at_half_the_measured_limit(self):
+        overload = Overload(self.lag, shed_lag=0, budget=1.0,
+                            min_in_flight=4, clock=self.clock)
+        for _ in range(16):  # answered within the second: a limit of 16
+            overload.admit()
+            overload.finished()
+        for _ in range(8):
+            self.assertIsNone(overload.admit(partner_over=True))
+        self.assertEqual(overload.admit(partner_over=True),
+                         SHED_BY_IN_FLIGHT)
+
+    def test_over_quota_calls_are_shed_at_half_of_min_in_flight(self):
+        overload = Overload(self.lag, shed_lag=0, budget=1.0,
+                            min_in_flight=2, clock=self.clock)
+        self.assertIsNone(overload.admit(partner_over=True))
+        self.assertEqual(overload.admit(partner_over=True),
+                         SHED_BY_IN_FLIGHT)
+
     def test_within_quota_calls_are_not_shed_while_over_quota_ones_run(
             self):
         self.assertIsNone(self.overload.admit(partner_over=True))
