@@ -36,8 +36,6 @@ DRAIN_GRACE_SECONDS = 1.0
 # their queues hold: a handshake the kernel was completing on another CPU
 # as the filter came (microseconds) lands in the queue well before.
 HANDSHAKES_SETTLE_SECONDS = 0.05
-# Tornado's idle_connection_timeout when none is given.
-DEFAULT_IDLE_SECONDS = 3600.0
 
 
 def stream_of(request_conn):
@@ -74,7 +72,7 @@ class ScoringHTTPServer(HTTPServer):
 
     # Overrides HTTPServer.initialize (Tornado 6.6.1; HTTPServerCanaryTest).
     def initialize(self, request_callback, *, traffic, max_connections,
-                   write_timeout, header_timeout, idle_connection_timeout=None,
+                   write_timeout, header_timeout, idle_connection_timeout,
                    body_timeout=None, max_buffer_size=None, chunk_size=None,
                    ssl_options=None, **kwargs):
         if ssl_options is not None:
@@ -101,8 +99,7 @@ class ScoringHTTPServer(HTTPServer):
         self.late_heads = Throttle()
         self.heads = Deadlines(header_timeout, self._head_too_late)
         self.bodies = Deadlines(body_timeout, self._body_too_late)
-        self.idle = Deadlines(idle_connection_timeout or DEFAULT_IDLE_SECONDS,
-                              _close_if_idle)
+        self.idle = Deadlines(idle_connection_timeout, _close_if_idle)
         self.acceptors = []
         self.open_connections = 0
         # Connections waiting for a request, no byte of it come yet, the

@@ -653,7 +653,8 @@ class PlainHTTPOnlyTest(unittest.TestCase):
                 lambda request: None, traffic=Traffic(),
                 ssl_options=ssl.create_default_context(
                     ssl.Purpose.CLIENT_AUTH),
-                max_connections=1, write_timeout=1.0, header_timeout=1.0)
+                max_connections=1, write_timeout=1.0, header_timeout=1.0,
+                idle_connection_timeout=1.0)
 
 
 def digest(obj):
