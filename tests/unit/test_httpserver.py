@@ -191,6 +191,13 @@ class ServerTestCase(AsyncTestCase):
         await client.write(request_bytes(path))
         return await read_answer(client)
 
+    async def held(self):
+        """A client whose request waits for `self.release`, in flight."""
+        client = await self.connect()
+        await client.write(request_bytes("/held"))
+        await until(lambda: self.traffic.in_flight == 1)
+        return client
+
     async def kept_alive(self):
         """A client served once, its connection kept alive, waiting."""
         client = await self.connect()
@@ -312,9 +319,7 @@ class IdleTimeoutTest(ServerTestCase):
 
     @gen_test
     async def test_a_connection_busy_with_a_request_is_not_idle(self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
+        client = await self.held()
         self.clock.advance(IDLE_TIMEOUT * 2)
         self.release.set()
         self.assertEqual((await read_answer(client))[2], b"held")
@@ -438,9 +443,7 @@ class MaxConnectionsTest(ServerTestCase):
 class TrafficTest(ServerTestCase):
     @gen_test
     async def test_a_request_is_in_flight_from_its_head_to_its_answer(self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
+        client = await self.held()
         self.release.set()
         self.assertEqual((await read_answer(client))[2], b"held")
         await until(lambda: self.traffic.in_flight == 0)
@@ -458,9 +461,7 @@ class TrafficTest(ServerTestCase):
 
     @gen_test
     async def test_a_client_gone_mid_request_is_counted_out_once(self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
+        client = await self.held()
         client.close()
         await self.accepted(0)
         self.release.set()
@@ -595,14 +596,17 @@ class DrainTest(ServerTestCase):
         self.assertEqual((await self.ask(client))[2], b"hello")
         await drained
 
+    async def held_past_the_grace(self):
+        """A client with a request in flight when the drain's grace ended."""
+        client = await self.held()
+        await self.server.drain(grace_seconds=0.01)
+        await asyncio.sleep(0.05)  # the grace is over
+        return client
+
     @gen_test
     async def test_a_connection_answered_after_the_grace_is_then_closed(
             self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
-        await self.server.drain(grace_seconds=0.01)
-        await asyncio.sleep(0.05)  # the grace is over
+        client = await self.held_past_the_grace()
         self.release.set()
         self.assertEqual((await read_answer(client))[2], b"held")
         await self.assert_closed_by_server(client)  # no next request
@@ -611,11 +615,7 @@ class DrainTest(ServerTestCase):
     @gen_test
     async def test_a_head_begun_after_the_grace_has_its_header_timeout(
             self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
-        await self.server.drain(grace_seconds=0.01)
-        await asyncio.sleep(0.05)  # the grace is over
+        client = await self.held_past_the_grace()
         await client.write(b"GET / HT")  # a next head, never finished
         self.release.set()
         self.assertEqual((await read_answer(client))[2], b"held")
@@ -626,12 +626,8 @@ class DrainTest(ServerTestCase):
 
     @gen_test
     async def test_an_answer_after_the_grace_logs_no_error(self):
-        client = await self.connect()
-        await client.write(request_bytes("/held"))
-        await until(lambda: self.traffic.in_flight == 1)
         with self.assertNoLogs(level="ERROR"):
-            await self.server.drain(grace_seconds=0.01)
-            await asyncio.sleep(0.05)  # the grace is over
+            client = await self.held_past_the_grace()
             self.release.set()
             self.assertEqual((await read_answer(client))[2], b"held")
             client.close()
