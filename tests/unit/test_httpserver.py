@@ -638,8 +638,10 @@ class SignatureTest(unittest.TestCase):
     def test_the_limits_are_given_by_name_never_by_position(self):
         # Counts and seconds side by side: one taken for another by
         # position would bound the wrong phase.
-        with self.assertRaisesRegex(TypeError, "positional"):
-            ScoringHTTPServer(lambda request: None, Traffic(), 1, 1.0, 1.0)
+        with self.assertRaisesRegex(TypeError,
+                                    "takes 2 positional arguments"):
+            ScoringHTTPServer(lambda request: None, Traffic(), 1, 1.0, 1.0,
+                              1.0)
 
 
 class PlainHTTPOnlyTest(unittest.TestCase):
