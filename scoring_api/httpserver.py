@@ -139,10 +139,8 @@ class ScoringHTTPServer(HTTPServer):
                               self._first_byte, self._closed,
                               **self.stream_options)
         self.open_connections += 1
-        self.waiting[stream] = None
-        stream.watch_for_first_byte()
+        self._wait_for_request(stream)
         self.heads.wait(stream)  # the first head: from accept
-        self.idle.wait(stream)
         try:
             self.handle_stream(stream, address)
         except Exception:
@@ -184,9 +182,7 @@ class ScoringHTTPServer(HTTPServer):
                 _close_if_idle(stream)
                 self.heads.wait(stream)  # still open: a head on its way
             else:
-                self.waiting[stream] = None
-                stream.watch_for_first_byte()
-                self.idle.wait(stream)
+                self._wait_for_request(stream)
                 self._resume_accepting()
         return _RequestWatch(super().start_request(server_conn, request_conn),
                              self, server_conn, request_conn, stream)
@@ -196,15 +192,26 @@ class ScoringHTTPServer(HTTPServer):
         super().on_close(server_conn)
         self._request_over(server_conn)
 
-    def _first_byte(self, stream):
+    def _wait_for_request(self, stream):
+        """`stream` waits for a request until its first byte: closed to
+        make room at max_connections, or after idle_timeout."""
+        self.waiting[stream] = None
+        stream.watch_for_first_byte()
+        self.idle.wait(stream)
+
+    def _stop_waiting(self, stream):
+        """`stream` no longer waits for a request: a byte of one came, or
+        it closed."""
         self.waiting.pop(stream, None)
         self.idle.done(stream)
+
+    def _first_byte(self, stream):
+        self._stop_waiting(stream)
         if stream not in self.heads:  # a later request's head: from now
             self.heads.wait(stream)
 
     def _head_received(self, stream):
-        self.waiting.pop(stream, None)
-        self.idle.done(stream)  # a head read from the buffer: no first byte
+        self._stop_waiting(stream)  # read from the buffer: no first byte
         self.heads.done(stream)
         stream.awaiting_first_byte = False  # read from the buffer at once
 
@@ -219,9 +226,8 @@ class ScoringHTTPServer(HTTPServer):
 
     def _closed(self, stream):
         self.open_connections -= 1
-        self.waiting.pop(stream, None)
+        self._stop_waiting(stream)
         self.heads.done(stream)
-        self.idle.done(stream)
         self._resume_accepting()
 
     def _head_too_late(self, stream):
